@@ -1,0 +1,164 @@
+// The only place that reads the environment and the command line. Every setting has a
+// flag, an environment variable and a default; README's configuration table mirrors
+// `settings` below.
+import { parseArgs } from "node:util";
+
+export interface Config {
+  readonly host: string;
+  readonly port: number;
+  readonly tls: { readonly cert: string; readonly key: string } | undefined;
+  readonly logLevel: string;
+  readonly limits: {
+    readonly maxNameBytes: number;
+    readonly maxTags: number;
+    readonly maxRequestBytes: number;
+    readonly maxCandidates: number;
+    readonly maxElections: number;
+    readonly maxWatches: number;
+    readonly watchBuffer: number;
+  };
+}
+
+interface Setting {
+  readonly flag: string;
+  readonly env: string;
+  readonly fallback: string;
+  readonly help: string;
+}
+
+/** Every setting; `help` is what --help prints. */
+export const settings = {
+  host: { flag: "host", env: "HOST", fallback: "127.0.0.1", help: "address to listen on" },
+  port: { flag: "port", env: "PORT", fallback: "8080", help: "port for every protocol" },
+  tlsCert: {
+    flag: "tls-cert",
+    env: "TLS_CERT",
+    fallback: "",
+    help: "PEM certificate file: serve TLS (h2 and http/1.1 by ALPN)",
+  },
+  tlsKey: {
+    flag: "tls-key",
+    env: "TLS_KEY",
+    fallback: "",
+    help: "PEM private key file for --tls-cert",
+  },
+  logLevel: {
+    flag: "log-level",
+    env: "LOG_LEVEL",
+    fallback: "info",
+    help: "fatal, error, warn, info, debug, trace or silent",
+  },
+  maxNameBytes: {
+    flag: "max-name-bytes",
+    env: "MAX_NAME_BYTES",
+    fallback: "256",
+    help: "most UTF-8 bytes in an election name, candidate or tag",
+  },
+  maxTags: { flag: "max-tags", env: "MAX_TAGS", fallback: "64", help: "most tags on one election" },
+  maxRequestBytes: {
+    flag: "max-request-bytes",
+    env: "MAX_REQUEST_BYTES",
+    fallback: "65536",
+    help: "largest request message",
+  },
+  maxCandidates: {
+    flag: "max-candidates",
+    env: "MAX_CANDIDATES",
+    fallback: "1000",
+    help: "most candidates (leader + queue) in one election",
+  },
+  maxElections: {
+    flag: "max-elections",
+    env: "MAX_ELECTIONS",
+    fallback: "100000",
+    help: "most elections on this server",
+  },
+  maxWatches: {
+    flag: "max-watches",
+    env: "MAX_WATCHES",
+    fallback: "10000",
+    help: "most concurrent watches on this server",
+  },
+  watchBuffer: {
+    flag: "watch-buffer",
+    env: "WATCH_BUFFER",
+    fallback: "64",
+    help: "states queued per watcher before the newest replaces the last queued",
+  },
+} as const satisfies Record<string, Setting>;
+
+type Key = keyof typeof settings;
+
+export class ConfigError extends Error {}
+
+export function usage(): string {
+  const rows = Object.values(settings).map(
+    (s) =>
+      `  --${s.flag.padEnd(20)} ${s.env.padEnd(18)} ${s.help} (default: ${s.fallback || "unset"})`,
+  );
+  return [
+    "electd: leader elections over Connect, gRPC and gRPC-Web on one port",
+    "",
+    "usage: npm start -- [flags]",
+    "",
+    `  ${"flag".padEnd(22)} ${"environment".padEnd(18)} meaning`,
+    ...rows,
+    `  --${"help".padEnd(20)} ${"".padEnd(18)} print this and exit`,
+  ].join("\n");
+}
+
+/** Reads flags first, then the environment, then defaults. Throws ConfigError on bad values. */
+export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Config | "help" {
+  const options = Object.fromEntries(
+    Object.values(settings).map((s) => [s.flag, { type: "string" as const }]),
+  );
+  let values: Record<string, string | boolean | undefined>;
+  try {
+    ({ values } = parseArgs({
+      args: [...argv],
+      options: { ...options, help: { type: "boolean" } },
+    }));
+  } catch (error) {
+    throw new ConfigError(`${(error as Error).message}\n\n${usage()}`);
+  }
+  if (values.help) return "help";
+
+  const raw = (key: Key): string => {
+    const s = settings[key];
+    const fromFlag = values[s.flag];
+    if (typeof fromFlag === "string") return fromFlag;
+    return env[s.env] ?? s.fallback;
+  };
+  const int = (key: Key, min: number, max = Number.MAX_SAFE_INTEGER): number => {
+    const text = raw(key);
+    const value = Number(text);
+    if (!/^\d+$/.test(text) || value < min || value > max) {
+      const s = settings[key];
+      throw new ConfigError(
+        `--${s.flag} / ${s.env}: "${text}" is not a whole number from ${min} to ${max}`,
+      );
+    }
+    return value;
+  };
+
+  const cert = raw("tlsCert");
+  const key = raw("tlsKey");
+  if ((cert === "") !== (key === "")) {
+    throw new ConfigError("--tls-cert and --tls-key (TLS_CERT, TLS_KEY) must be given together");
+  }
+  return {
+    host: raw("host"),
+    port: int("port", 0, 65535),
+    tls: cert === "" ? undefined : { cert, key },
+    logLevel: raw("logLevel"),
+    limits: {
+      maxNameBytes: int("maxNameBytes", 1),
+      maxTags: int("maxTags", 0),
+      maxRequestBytes: int("maxRequestBytes", 1024),
+      maxCandidates: int("maxCandidates", 1),
+      maxElections: int("maxElections", 1),
+      maxWatches: int("maxWatches", 1),
+      watchBuffer: int("watchBuffer", 1),
+    },
+  };
+}

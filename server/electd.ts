@@ -1,0 +1,53 @@
+// Wires one electd server from a Config: store, watch hub, HTTP app. start() listens and
+// returns a handle whose stop() ends watches, drains connections and closes the store.
+import type { AddressInfo } from "node:net";
+import type { Config } from "./config.js";
+import { build } from "./http/app.js";
+import { createMemoryStore } from "./store/memory.js";
+import type { ElectionStore } from "./store/store.js";
+import { WatchHub } from "./watch/hub.js";
+
+export interface Electd {
+  /** Base URL, e.g. http://127.0.0.1:8080 */
+  readonly url: string;
+  readonly store: ElectionStore;
+  readonly hub: WatchHub;
+  /** Graceful stop: resolves when everything is closed (connections forced after `graceMs`). */
+  stop(graceMs?: number): Promise<void>;
+}
+
+export async function start(config: Config): Promise<Electd> {
+  const store = createMemoryStore({ maxElections: config.limits.maxElections });
+  const hub = new WatchHub(store, {
+    maxWatches: config.limits.maxWatches,
+    mailboxSize: config.limits.watchBuffer,
+  });
+  const { fastify, listener } = await build({
+    config,
+    store,
+    hub,
+    routes: { store, hub, limits: config.limits, sessionOf: async () => undefined },
+  });
+  await fastify.listen({ host: config.host, port: config.port });
+  const address = fastify.server.address() as AddressInfo;
+  const host = address.family === "IPv6" ? `[${address.address}]` : address.address;
+  const url = `${config.tls ? "https" : "http"}://${host}:${address.port}`;
+  let stopping: Promise<void> | undefined;
+  return {
+    url,
+    store,
+    hub,
+    stop(graceMs = 3000) {
+      stopping ??= (async () => {
+        const force = setTimeout(() => listener.destroy(), graceMs);
+        try {
+          await fastify.close();
+        } finally {
+          clearTimeout(force);
+          await store.close();
+        }
+      })();
+      return stopping;
+    },
+  };
+}

@@ -1,0 +1,64 @@
+// Request checks shared by every handler (API.md section 4). Each check throws a
+// ConnectError naming the offending field or limit before anything is changed.
+import { Code, ConnectError } from "@connectrpc/connect";
+
+export interface InputLimits {
+  /** Most UTF-8 bytes in an election name, candidate name or tag. */
+  readonly maxNameBytes: number;
+  /** Most tags on one election. */
+  readonly maxTags: number;
+}
+
+// Cc covers C0, DEL and C1 controls. U+FFFD is what a lenient UTF-8 decoder leaves where
+// a request carried invalid bytes, so it is refused as "not valid UTF-8".
+const CONTROL = /\p{Cc}/u;
+const REPLACEMENT = "\uFFFD";
+
+export function invalid(field: string, problem: string): ConnectError {
+  return new ConnectError(`${field}: ${problem}`, Code.InvalidArgument);
+}
+
+/** A name or tag: non-empty (unless allowed), valid UTF-8, no control characters, bounded. */
+export function text(
+  field: string,
+  value: string,
+  limits: InputLimits,
+  allowEmpty = false,
+): string {
+  if (value === "") {
+    if (allowEmpty) return value;
+    throw invalid(field, "must not be empty");
+  }
+  if (!value.isWellFormed() || value.includes(REPLACEMENT)) {
+    throw invalid(field, "must be valid UTF-8");
+  }
+  if (CONTROL.test(value)) throw invalid(field, "must not contain control characters");
+  const bytes = Buffer.byteLength(value, "utf8");
+  if (bytes > limits.maxNameBytes) {
+    throw invalid(
+      field,
+      `is ${bytes} bytes of UTF-8, more than the limit of ${limits.maxNameBytes} (MAX_NAME_BYTES)`,
+    );
+  }
+  return value;
+}
+
+/** The election named by `id.name`; `id` is a message field so it may be missing. */
+export function electionName(id: { name: string } | undefined, limits: InputLimits): string {
+  if (id === undefined) throw invalid("id", "is required");
+  return text("id.name", id.name, limits);
+}
+
+export function candidateName(candidate: string, limits: InputLimits): string {
+  return text("candidate", candidate, limits);
+}
+
+export function tagList(tags: readonly string[], limits: InputLimits): string[] {
+  if (tags.length > limits.maxTags) {
+    throw invalid(
+      "tags",
+      `has ${tags.length} tags, more than the limit of ${limits.maxTags} (MAX_TAGS)`,
+    );
+  }
+  return tags.map((tag, i) => text(`tags[${i}]`, tag, limits));
+}

@@ -1,0 +1,53 @@
+// The whole HTTP application as a Fastify instance: every RPC protocol on one port plus
+// health. build() does not listen; main.ts does.
+import { fastifyConnectPlugin } from "@connectrpc/connect-fastify";
+import Fastify, { type FastifyInstance, type FastifyServerFactory } from "fastify";
+import type { Config } from "../config.js";
+import { type RouteOptions, routes } from "../rpc/routes.js";
+import type { ElectionStore } from "../store/store.js";
+import type { WatchHub } from "../watch/hub.js";
+import { createListener, type Handler, type Listener } from "./listener.js";
+
+export interface AppOptions {
+  readonly config: Config;
+  readonly store: ElectionStore;
+  readonly hub: WatchHub;
+  readonly routes: RouteOptions;
+}
+
+export interface App {
+  readonly fastify: FastifyInstance;
+  readonly listener: Listener;
+}
+
+export async function build(options: AppOptions): Promise<App> {
+  const { config, store, hub } = options;
+  let listener: Listener | undefined;
+  const serverFactory: FastifyServerFactory = (handler) => {
+    listener = createListener(handler as Handler, config.tls);
+    return listener.server as ReturnType<FastifyServerFactory>;
+  };
+  const fastify = Fastify({
+    logger: { level: config.logLevel },
+    serverFactory,
+    // Connect enforces its own body limit (readMaxBytes); this only bounds non-RPC routes.
+    bodyLimit: config.limits.maxRequestBytes,
+  });
+  await fastify.register(fastifyConnectPlugin, {
+    routes: routes(options.routes),
+    readMaxBytes: config.limits.maxRequestBytes,
+  });
+  fastify.get("/healthz", async () => ({
+    status: "serving",
+    store: store.kind,
+    elections: store.size(),
+    watches: hub.size,
+  }));
+  fastify.addHook("preClose", async () => {
+    hub.close();
+    listener?.drain();
+  });
+  await fastify.ready();
+  if (!listener) throw new Error("the HTTP listener was not created");
+  return { fastify, listener };
+}

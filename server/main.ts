@@ -1,0 +1,39 @@
+// Entry point: read the configuration, start serving, stop cleanly on SIGTERM/SIGINT.
+import { ConfigError, loadConfig, usage } from "./config.js";
+import { start } from "./electd.js";
+
+async function main(): Promise<void> {
+  let config: ReturnType<typeof loadConfig>;
+  try {
+    config = loadConfig(process.argv.slice(2), process.env);
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    process.stderr.write(`electd: ${error.message}\n`);
+    process.exit(2);
+  }
+  if (config === "help") {
+    process.stdout.write(`${usage()}\n`);
+    return;
+  }
+  const electd = await start(config);
+  process.stdout.write(`electd listening on ${electd.url}\n`);
+  const shutdown = (signal: string) => {
+    process.stdout.write(`electd: ${signal} received, shutting down\n`);
+    electd.stop().then(
+      () => process.exit(0),
+      (error: unknown) => {
+        process.stderr.write(`electd: shutdown failed: ${String(error)}\n`);
+        process.exit(1);
+      },
+    );
+  };
+  process.once("SIGTERM", () => shutdown("SIGTERM"));
+  process.once("SIGINT", () => shutdown("SIGINT"));
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(
+    `electd: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`,
+  );
+  process.exit(1);
+});

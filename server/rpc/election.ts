@@ -1,0 +1,112 @@
+// LeaderElection handlers: decode -> validate -> store -> encode. The rules decide; the
+// store serialises and persists; these functions only translate.
+import { create } from "@bufbuild/protobuf";
+import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
+import {
+  type LeaderElection,
+  type Term,
+  TermSchema,
+} from "../../gen/atomix/runtime/election/v1/election_pb.js";
+import {
+  apply,
+  type CandidateOperation,
+  type ElectionState,
+  type RuleLimits,
+} from "../election/rules.js";
+import { candidateName, electionName, type InputLimits, tagList } from "../election/validate.js";
+import type { Decision, ElectionStore } from "../store/store.js";
+import type { WatchHub } from "../watch/hub.js";
+import { limitReached, notFound } from "./errors.js";
+
+/** Finds the session a request is bound to (API.md section 5); undefined for none. */
+export type SessionOf = (ctx: HandlerContext) => Promise<string | undefined>;
+
+export interface ElectionServiceOptions {
+  readonly store: ElectionStore;
+  readonly hub: WatchHub;
+  readonly limits: InputLimits & RuleLimits;
+  readonly sessionOf: SessionOf;
+}
+
+export function toTerm(state: ElectionState): Term {
+  return create(TermSchema, {
+    term: state.term,
+    leader: state.leader,
+    candidates: [...state.candidates],
+  });
+}
+
+type CandidateRequest = { id?: { name: string } | undefined; candidate: string };
+
+export function electionService(
+  options: ElectionServiceOptions,
+): ServiceImpl<typeof LeaderElection> {
+  const { store, hub, limits, sessionOf } = options;
+
+  async function update(
+    name: string,
+    decide: (e: Parameters<Parameters<ElectionStore["update"]>[1]>[0]) => Decision,
+  ) {
+    const result = await store.update(name, decide);
+    if (result === undefined) throw notFound(name);
+    if (!result.ok) throw limitReached(result);
+    return { term: toTerm(result.election.state) };
+  }
+
+  /** One handler per candidate rpc: all of them differ only in the rule they apply. */
+  function candidateCall(kind: CandidateOperation) {
+    return async (req: CandidateRequest, ctx: HandlerContext) => {
+      const name = electionName(req.id, limits);
+      const candidate = candidateName(req.candidate, limits);
+      const session = kind === "enter" ? await sessionOf(ctx) : undefined;
+      return update(name, (election) => {
+        const outcome = apply(election.state, { kind, candidate }, limits);
+        if (!outcome.ok || session === undefined || !outcome.changed) return outcome;
+        return { ...outcome, bind: { [candidate]: session } };
+      });
+    };
+  }
+
+  return {
+    async create(req) {
+      const name = electionName(req.id, limits);
+      const tags = tagList(req.tags, limits);
+      const result = await store.create(name, tags);
+      if (!result.ok) throw limitReached(result);
+      return {};
+    },
+    async close(req, ctx) {
+      const name = electionName(req.id, limits);
+      const session = await sessionOf(ctx);
+      await update(name, (election) => {
+        const owned = session === undefined ? [] : ownedBy(election.owners, session);
+        return apply(election.state, { kind: "release", candidates: owned }, limits);
+      });
+      return {};
+    },
+    enter: candidateCall("enter"),
+    withdraw: candidateCall("withdraw"),
+    anoint: candidateCall("anoint"),
+    promote: candidateCall("promote"),
+    demote: candidateCall("demote"),
+    evict: candidateCall("evict"),
+    async getTerm(req) {
+      const name = electionName(req.id, limits);
+      const election = await store.get(name);
+      if (!election) throw notFound(name);
+      return { term: toTerm(election.state) };
+    },
+    async *watch(req, ctx) {
+      const name = electionName(req.id, limits);
+      for await (const election of hub.election(name, ctx.signal)) {
+        yield { term: toTerm(election.state) };
+      }
+    },
+  };
+}
+
+function ownedBy(owners: Readonly<Record<string, string>>, session: string): string[] {
+  return Object.entries(owners)
+    .filter(([, owner]) => owner === session)
+    .map(([candidate]) => candidate);
+}

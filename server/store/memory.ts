@@ -1,0 +1,86 @@
+// In-memory store: for tests and demos (`--store memory`). Nothing survives a restart.
+// JavaScript runs one mutation to completion at a time, so each update is atomic here.
+import { emptyElection } from "../election/rules.js";
+import { selectElections } from "./list.js";
+import {
+  type ChangeListener,
+  type CreateResult,
+  commit,
+  type Decision,
+  type Election,
+  type ElectionStore,
+  type ListQuery,
+  type SessionRecord,
+  type UpdateResult,
+} from "./store.js";
+
+export interface MemoryStoreOptions {
+  readonly maxElections: number;
+}
+
+export function createMemoryStore(options: MemoryStoreOptions): ElectionStore {
+  const elections = new Map<string, Election>();
+  const listeners = new Set<ChangeListener>();
+  const sessions = new Map<string, SessionRecord>();
+  const publish = (election: Election) => {
+    for (const listener of listeners) listener(election);
+  };
+
+  return {
+    kind: "memory",
+    async create(name: string, tags: readonly string[]): Promise<CreateResult> {
+      const existing = elections.get(name);
+      if (existing) return { ok: true, election: existing, created: false };
+      if (elections.size >= options.maxElections) {
+        return { ok: false, limit: "elections", max: options.maxElections };
+      }
+      const election: Election = {
+        name,
+        tags: [...tags],
+        state: emptyElection,
+        owners: {},
+        version: 1,
+      };
+      elections.set(name, election);
+      publish(election);
+      return { ok: true, election, created: true };
+    },
+    async get(name: string) {
+      return elections.get(name);
+    },
+    async update(
+      name: string,
+      decide: (e: Election) => Decision,
+    ): Promise<UpdateResult | undefined> {
+      const current = elections.get(name);
+      if (!current) return undefined;
+      const decision = decide(current);
+      if (!decision.ok) return decision;
+      if (!decision.changed) return { ok: true, election: current, changed: false };
+      const next = commit(current, decision);
+      elections.set(name, next);
+      publish(next);
+      return { ok: true, election: next, changed: true };
+    },
+    async list(query: ListQuery) {
+      return selectElections(elections.values(), query);
+    },
+    size: () => elections.size,
+    subscribe(listener: ChangeListener) {
+      listeners.add(listener);
+      return () => listeners.delete(listener);
+    },
+    async putSession(session: SessionRecord) {
+      sessions.set(session.id, session);
+    },
+    async deleteSession(id: string) {
+      sessions.delete(id);
+    },
+    async listSessions() {
+      return [...sessions.values()];
+    },
+    async close() {
+      listeners.clear();
+    },
+  };
+}

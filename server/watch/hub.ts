@@ -1,0 +1,182 @@
+// Watch fan-out (API.md section 3). The hub hears every committed change from the store
+// once and hands it to each watcher of that election. Each watcher owns a bounded mailbox:
+// when its client reads too slowly the newest state replaces the last one queued, so
+// memory stays bounded and order is never broken.
+import { Code, ConnectError } from "@connectrpc/connect";
+import type { Election, ElectionStore } from "../store/store.js";
+
+export interface WatchLimits {
+  /** Most concurrent watches on this server. */
+  readonly maxWatches: number;
+  /** States queued per watcher before the newest starts replacing the last one queued. */
+  readonly mailboxSize: number;
+}
+
+/**
+ * A watcher's queue of states not yet sent. Election watches keep up to `size` states in
+ * order and then let the newest replace the last one queued; list watches keep only the
+ * latest state per election (`keyed`), so a slow reader never holds more than one state
+ * per election.
+ */
+class Mailbox {
+  private readonly queue: Election[] = [];
+  private readonly latest = new Map<string, Election>();
+  private wake: (() => void) | undefined;
+  private closed = false;
+
+  constructor(
+    private readonly size: number,
+    private readonly keyed: boolean,
+  ) {}
+
+  push(item: Election): void {
+    if (this.keyed) {
+      this.latest.delete(item.name);
+      this.latest.set(item.name, item);
+    } else if (this.queue.length >= this.size) {
+      this.queue[this.queue.length - 1] = item;
+    } else {
+      this.queue.push(item);
+    }
+    const wake = this.wake;
+    this.wake = undefined;
+    wake?.();
+  }
+
+  close(): void {
+    this.closed = true;
+    const wake = this.wake;
+    this.wake = undefined;
+    wake?.();
+  }
+
+  /** The next state, or undefined once closed. */
+  async take(): Promise<Election | undefined> {
+    while (!this.closed && this.queue.length === 0 && this.latest.size === 0) {
+      await new Promise<void>((resolve) => {
+        this.wake = resolve;
+      });
+    }
+    if (this.closed) return undefined;
+    if (!this.keyed) return this.queue.shift();
+    const [name, item] = this.latest.entries().next().value as [string, Election];
+    this.latest.delete(name);
+    return item;
+  }
+}
+
+export type ChangeFilter = (election: Election) => boolean;
+
+export class WatchHub {
+  private readonly byElection = new Map<string, Set<Mailbox>>();
+  private readonly everything = new Set<{ filter: ChangeFilter; box: Mailbox }>();
+  private count = 0;
+  private closed = false;
+  private readonly unsubscribe: () => void;
+
+  constructor(
+    private readonly store: ElectionStore,
+    private readonly limits: WatchLimits,
+  ) {
+    this.unsubscribe = store.subscribe((election) => this.publish(election));
+  }
+
+  /** Open watches right now. */
+  get size(): number {
+    return this.count;
+  }
+
+  /**
+   * The election's current state, then every later committed state once, in order.
+   * Ends when `signal` aborts (the client went away) or the hub closes (shutdown).
+   */
+  async *election(name: string, signal: AbortSignal): AsyncGenerator<Election> {
+    const box = this.open(signal, false);
+    let watchers = this.byElection.get(name);
+    if (!watchers) {
+      watchers = new Set();
+      this.byElection.set(name, watchers);
+    }
+    watchers.add(box);
+    try {
+      // Subscribed before reading, so no change can fall between the read and the feed.
+      const current = await this.store.get(name);
+      if (!current) throw new ConnectError(`election "${name}" not found`, Code.NotFound);
+      let last = current.version;
+      yield current;
+      for (;;) {
+        const next = await box.take();
+        if (next === undefined) return;
+        if (next.version <= last) continue;
+        last = next.version;
+        yield next;
+      }
+    } finally {
+      watchers.delete(box);
+      if (watchers.size === 0 && this.byElection.get(name) === watchers)
+        this.byElection.delete(name);
+      this.release(box);
+    }
+  }
+
+  /**
+   * Every committed creation and change of any election that passes `filter`, after the
+   * caller's own snapshot: changes at or below the version the snapshot saw are skipped.
+   */
+  async *changes(
+    filter: ChangeFilter,
+    signal: AbortSignal,
+    snapshot: () => Promise<ReadonlyMap<string, number>>,
+  ): AsyncGenerator<Election> {
+    const box = this.open(signal, true);
+    const entry = { filter, box };
+    this.everything.add(entry);
+    try {
+      const seen = new Map(await snapshot());
+      for (;;) {
+        const next = await box.take();
+        if (next === undefined) return;
+        if ((seen.get(next.name) ?? 0) >= next.version) continue;
+        seen.set(next.name, next.version);
+        yield next;
+      }
+    } finally {
+      this.everything.delete(entry);
+      this.release(box);
+    }
+  }
+
+  /** Ends every open watch cleanly (server shutdown). */
+  close(): void {
+    this.closed = true;
+    this.unsubscribe();
+    for (const watchers of this.byElection.values()) for (const box of watchers) box.close();
+    for (const { box } of this.everything) box.close();
+  }
+
+  private open(signal: AbortSignal, keyed: boolean): Mailbox {
+    if (this.closed) throw new ConnectError("server is shutting down", Code.Unavailable);
+    if (this.count >= this.limits.maxWatches) {
+      throw new ConnectError(
+        `too many watches: the limit is ${this.limits.maxWatches} (MAX_WATCHES)`,
+        Code.ResourceExhausted,
+      );
+    }
+    this.count++;
+    const box = new Mailbox(this.limits.mailboxSize, keyed);
+    if (signal.aborted) box.close();
+    else signal.addEventListener("abort", () => box.close(), { once: true });
+    return box;
+  }
+
+  private release(box: Mailbox): void {
+    box.close();
+    this.count--;
+  }
+
+  private publish(election: Election): void {
+    const watchers = this.byElection.get(election.name);
+    if (watchers) for (const box of watchers) box.push(election);
+    for (const { filter, box } of this.everything) if (filter(election)) box.push(election);
+  }
+}
