@@ -1,0 +1,18 @@
+// Starts a real electd on a free loopback port for a test and stops it afterwards.
+import { after } from "node:test";
+import { type Config, loadConfig } from "../../server/config.js";
+import { type Electd, start } from "../../server/electd.js";
+
+/** A Config as main.ts would build it from flags, on a free port, quiet logs. */
+export function testConfig(flags: readonly string[] = []): Config {
+  const config = loadConfig(["--port", "0", "--log-level", "warn", ...flags], {});
+  if (config === "help") throw new Error("unexpected --help");
+  return config;
+}
+
+/** Starts a server with these flags; it is stopped when the calling test file ends. */
+export async function startServer(flags: readonly string[] = []): Promise<Electd> {
+  const electd = await start(testConfig(flags));
+  after(() => electd.stop(500));
+  return electd;
+}
