@@ -26,7 +26,13 @@ export async function start(config: Config): Promise<Electd> {
     config,
     store,
     hub,
-    routes: { store, hub, limits: config.limits, sessionOf: async () => undefined },
+    routes: {
+      store,
+      hub,
+      limits: config.limits,
+      maxRequestBytes: config.limits.maxRequestBytes,
+      sessionOf: async () => undefined,
+    },
   });
   await fastify.listen({ host: config.host, port: config.port });
   const address = fastify.server.address() as AddressInfo;

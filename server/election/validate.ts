@@ -1,5 +1,9 @@
 // Request checks shared by every handler (API.md section 4). Each check throws a
 // ConnectError naming the offending field or limit before anything is changed.
+//
+// Messages start with the field name and avoid the characters ,:;/?@&=+$# : gRPC carries
+// messages percent-encoded, and @grpc/grpc-js decodes them with decodeURI, which leaves
+// exactly those characters encoded.
 import { Code, ConnectError } from "@connectrpc/connect";
 
 export interface InputLimits {
@@ -15,7 +19,7 @@ const CONTROL = /\p{Cc}/u;
 const REPLACEMENT = "\uFFFD";
 
 export function invalid(field: string, problem: string): ConnectError {
-  return new ConnectError(`${field}: ${problem}`, Code.InvalidArgument);
+  return new ConnectError(`${field} ${problem}`, Code.InvalidArgument);
 }
 
 /** A name or tag: non-empty (unless allowed), valid UTF-8, no control characters, bounded. */
@@ -37,7 +41,7 @@ export function text(
   if (bytes > limits.maxNameBytes) {
     throw invalid(
       field,
-      `is ${bytes} bytes of UTF-8, more than the limit of ${limits.maxNameBytes} (MAX_NAME_BYTES)`,
+      `is ${bytes} bytes of UTF-8 but the limit is ${limits.maxNameBytes} (MAX_NAME_BYTES)`,
     );
   }
   return value;
@@ -55,10 +59,7 @@ export function candidateName(candidate: string, limits: InputLimits): string {
 
 export function tagList(tags: readonly string[], limits: InputLimits): string[] {
   if (tags.length > limits.maxTags) {
-    throw invalid(
-      "tags",
-      `has ${tags.length} tags, more than the limit of ${limits.maxTags} (MAX_TAGS)`,
-    );
+    throw invalid("tags", `has ${tags.length} tags but the limit is ${limits.maxTags} (MAX_TAGS)`);
   }
   return tags.map((tag, i) => text(`tags[${i}]`, tag, limits));
 }

@@ -3,6 +3,7 @@
 import { fastifyConnectPlugin } from "@connectrpc/connect-fastify";
 import Fastify, { type FastifyInstance, type FastifyServerFactory } from "fastify";
 import type { Config } from "../config.js";
+import { malformedRequestInterceptor } from "../rpc/malformed.js";
 import { type RouteOptions, routes } from "../rpc/routes.js";
 import type { ElectionStore } from "../store/store.js";
 import type { WatchHub } from "../watch/hub.js";
@@ -36,6 +37,7 @@ export async function build(options: AppOptions): Promise<App> {
   await fastify.register(fastifyConnectPlugin, {
     routes: routes(options.routes),
     readMaxBytes: config.limits.maxRequestBytes,
+    interceptors: [malformedRequestInterceptor],
   });
   fastify.get("/healthz", async () => ({
     status: "serving",

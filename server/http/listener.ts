@@ -41,6 +41,9 @@ export function createListener(
       )
     : createPolyglot(handler as RequestListener);
   server.on("connection", (socket: Socket) => {
+    // RPCs are small request/response exchanges: without this, Nagle's algorithm and the
+    // peer's delayed ACK add ~40 ms to every HTTP/2 call (measured on loopback: 44 ms vs 1.4 ms per call).
+    socket.setNoDelay(true);
     sockets.add(socket);
     socket.once("close", () => sockets.delete(socket));
   });

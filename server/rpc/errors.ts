@@ -15,7 +15,7 @@ export function limitReached(refusal: {
   max: number;
 }): ConnectError {
   return new ConnectError(
-    `limit reached: at most ${refusal.max} ${limitNames[refusal.limit]}`,
+    `limit reached with ${refusal.max} ${limitNames[refusal.limit]}`,
     Code.ResourceExhausted,
   );
 }

@@ -158,7 +158,7 @@ export class WatchHub {
     if (this.closed) throw new ConnectError("server is shutting down", Code.Unavailable);
     if (this.count >= this.limits.maxWatches) {
       throw new ConnectError(
-        `too many watches: the limit is ${this.limits.maxWatches} (MAX_WATCHES)`,
+        `limit reached with ${this.limits.maxWatches} concurrent watches (MAX_WATCHES)`,
         Code.ResourceExhausted,
       );
     }
