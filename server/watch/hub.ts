@@ -29,6 +29,11 @@ class Mailbox {
     private readonly keyed: boolean,
   ) {}
 
+  /** States waiting to be sent. */
+  get length(): number {
+    return this.queue.length + this.latest.size;
+  }
+
   push(item: Election): void {
     if (this.keyed) {
       this.latest.delete(item.name);
@@ -84,6 +89,14 @@ export class WatchHub {
   /** Open watches right now. */
   get size(): number {
     return this.count;
+  }
+
+  /** States queued for election watchers and not yet sent: bounded by size x WATCH_BUFFER. */
+  get pending(): number {
+    let total = 0;
+    for (const watchers of this.byElection.values())
+      for (const box of watchers) total += box.length;
+    return total;
   }
 
   /**
