@@ -15,6 +15,7 @@ import {
   type Outcome,
   type RuleLimits,
 } from "../../server/election/rules.js";
+import { deepFreeze } from "../support/freeze.js";
 
 const NAMES = ["a", "b", "c", "d", "e", "f"] as const;
 const LIMITS: RuleLimits = { maxCandidates: 5 };
@@ -79,16 +80,6 @@ function modelStep(line: readonly string[], term: bigint, op: Operation, max: nu
 
 function toState(line: readonly string[], term: bigint): ElectionState {
   return { term, leader: line[0] ?? "", candidates: line.slice(1) };
-}
-
-function deepFreeze<T>(value: T): T {
-  if (typeof value === "object" && value !== null && !Object.isFrozen(value)) {
-    Object.freeze(value);
-    for (const key of Object.keys(value)) {
-      deepFreeze((value as Record<string, unknown>)[key]);
-    }
-  }
-  return value;
 }
 
 function sameState(x: ElectionState, y: ElectionState): boolean {

@@ -11,22 +11,13 @@ import {
   type Outcome,
   type RuleLimits,
 } from "../../server/election/rules.js";
+import { deepFreeze } from "../support/freeze.js";
 
 const limits: RuleLimits = { maxCandidates: 10 };
 
 /** Deeply frozen state, so any mutation by apply throws in strict-mode ESM. */
 function state(term: bigint, leader: string, candidates: string[]): ElectionState {
   return deepFreeze({ term, leader, candidates });
-}
-
-function deepFreeze<T>(value: T): T {
-  if (typeof value === "object" && value !== null && !Object.isFrozen(value)) {
-    Object.freeze(value);
-    for (const key of Object.keys(value)) {
-      deepFreeze((value as Record<string, unknown>)[key]);
-    }
-  }
-  return value;
 }
 
 function expectChanged(outcome: Outcome): ElectionState {

@@ -83,6 +83,12 @@ function connectClient(protocol: string, transport: Transport, dispose = () => {
 
 const service = "/atomix.runtime.election.v1.LeaderElection/";
 
+/** A response as plain JSON-like data (Connect JSON, or grpc-js with longs as strings). */
+function termOf(res: Record<string, unknown>): TermView {
+  const t = (res.term ?? {}) as { term?: string; leader?: string; candidates?: string[] };
+  return { term: BigInt(t.term ?? "0"), leader: t.leader ?? "", candidates: t.candidates ?? [] };
+}
+
 /** Connect JSON built by hand with fetch, as a curl user sends it. */
 function fetchClient(baseUrl: string): ElectionClient {
   async function post(method: string, body: unknown): Promise<Record<string, unknown>> {
@@ -95,10 +101,6 @@ function fetchClient(baseUrl: string): ElectionClient {
     if (!res.ok) throw connectErrorFromJson(json);
     return json;
   }
-  const termOf = (json: Record<string, unknown>): TermView => {
-    const t = (json.term ?? {}) as { term?: string; leader?: string; candidates?: string[] };
-    return { term: BigInt(t.term ?? "0"), leader: t.leader ?? "", candidates: t.candidates ?? [] };
-  };
   return {
     protocol: "fetch + Connect JSON",
     async create(name, tags = []) {
@@ -203,10 +205,6 @@ function grpcJsClient(baseUrl: string): ElectionClient {
         else resolve(response as Record<string, unknown>);
       });
     });
-  const termOf = (res: Record<string, unknown>): TermView => {
-    const t = (res.term ?? {}) as { term?: string; leader?: string; candidates?: string[] };
-    return { term: BigInt(t.term ?? "0"), leader: t.leader ?? "", candidates: t.candidates ?? [] };
-  };
   const rpc = (method: string) => method[0]?.toUpperCase() + method.slice(1);
   return {
     protocol: "@grpc/grpc-js (runtime .proto)",
