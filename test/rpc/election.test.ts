@@ -274,6 +274,22 @@ describe("LeaderElection through every protocol", () => {
   });
 });
 
+describe("GetTerm over HTTP GET", () => {
+  it("answers a Connect GET (no side effects, cacheable) like the POST", async () => {
+    const c = clients[0];
+    assert.ok(c);
+    const e = fresh("get");
+    await c.create(e);
+    await c.call("enter", e, "a");
+    const message = encodeURIComponent(JSON.stringify({ id: { name: e } }));
+    const res = await fetch(
+      `${url}/atomix.runtime.election.v1.LeaderElection/GetTerm?connect=v1&encoding=json&message=${message}`,
+    );
+    assert.equal(res.status, 200);
+    assert.deepEqual(await res.json(), { term: { term: "1", leader: "a" } });
+  });
+});
+
 describe("malformed requests", () => {
   const path = "/atomix.runtime.election.v1.LeaderElection/Enter";
   const send = (body: BodyInit, contentType: string) =>
