@@ -8,6 +8,9 @@ export interface Config {
   readonly port: number;
   readonly tls: { readonly cert: string; readonly key: string } | undefined;
   readonly logLevel: string;
+  /** Where elections live: "durable" (SQLite in dataDir) or "memory" (lost on exit). */
+  readonly store: "durable" | "memory";
+  readonly dataDir: string;
   readonly limits: {
     readonly maxNameBytes: number;
     readonly maxTags: number;
@@ -47,6 +50,18 @@ export const settings = {
     env: "LOG_LEVEL",
     fallback: "info",
     help: "fatal, error, warn, info, debug, trace or silent",
+  },
+  store: {
+    flag: "store",
+    env: "STORE",
+    fallback: "durable",
+    help: "durable (kept in --data-dir across restarts) or memory (lost on exit)",
+  },
+  dataDir: {
+    flag: "data-dir",
+    env: "DATA_DIR",
+    fallback: "./data",
+    help: "directory of the durable store, created if missing",
   },
   maxNameBytes: {
     flag: "max-name-bytes",
@@ -146,11 +161,19 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Con
   if ((cert === "") !== (key === "")) {
     throw new ConfigError("--tls-cert and --tls-key (TLS_CERT, TLS_KEY) must be given together");
   }
+  const store = raw("store");
+  if (store !== "durable" && store !== "memory") {
+    throw new ConfigError(`--store / STORE: "${store}" is not durable or memory`);
+  }
+  const dataDir = raw("dataDir");
+  if (dataDir === "") throw new ConfigError("--data-dir / DATA_DIR: must not be empty");
   return {
     host: raw("host"),
     port: int("port", 0, 65535),
     tls: cert === "" ? undefined : { cert, key },
     logLevel: raw("logLevel"),
+    store,
+    dataDir,
     limits: {
       maxNameBytes: int("maxNameBytes", 1),
       maxTags: int("maxTags", 0),

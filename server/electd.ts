@@ -3,6 +3,7 @@
 import type { AddressInfo } from "node:net";
 import type { Config } from "./config.js";
 import { build } from "./http/app.js";
+import { openDurableStore } from "./store/durable.js";
 import { createMemoryStore } from "./store/memory.js";
 import type { ElectionStore } from "./store/store.js";
 import { WatchHub } from "./watch/hub.js";
@@ -17,7 +18,11 @@ export interface Electd {
 }
 
 export async function start(config: Config): Promise<Electd> {
-  const store = createMemoryStore({ maxElections: config.limits.maxElections });
+  const { maxElections } = config.limits;
+  const store =
+    config.store === "durable"
+      ? openDurableStore({ dataDir: config.dataDir, maxElections })
+      : createMemoryStore({ maxElections });
   const hub = new WatchHub(store, {
     maxWatches: config.limits.maxWatches,
     mailboxSize: config.limits.watchBuffer,

@@ -1,6 +1,7 @@
 // Entry point: read the configuration, start serving, stop cleanly on SIGTERM/SIGINT.
 import { ConfigError, loadConfig, usage } from "./config.js";
 import { start } from "./electd.js";
+import { StoreStartError } from "./store/store.js";
 
 async function main(): Promise<void> {
   let config: ReturnType<typeof loadConfig>;
@@ -15,7 +16,14 @@ async function main(): Promise<void> {
     process.stdout.write(`${usage()}\n`);
     return;
   }
-  const electd = await start(config);
+  let electd: Awaited<ReturnType<typeof start>>;
+  try {
+    electd = await start(config);
+  } catch (error) {
+    if (!(error instanceof StoreStartError)) throw error;
+    process.stderr.write(`electd: ${error.message}\n`);
+    process.exit(1);
+  }
   process.stdout.write(`electd listening on ${electd.url}\n`);
   const shutdown = (signal: string) => {
     process.stdout.write(`electd: ${signal} received, shutting down\n`);

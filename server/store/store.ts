@@ -94,3 +94,9 @@ export function commit(election: Election, decision: Decision & { ok: true }): E
   }
   return { ...election, state, owners, version: election.version + 1 };
 }
+
+/**
+ * A store that cannot start: damaged, unreadable, newer or locked data. The message names
+ * the file and what to do; main.ts prints it and exits instead of starting empty.
+ */
+export class StoreStartError extends Error {}

@@ -1,0 +1,458 @@
+// The durable embedded store (API.md section 6): elections and sessions in one SQLite file
+// under DATA_DIR, through better-sqlite3. A mutation is acknowledged only after the
+// transaction holding it has been committed and fsynced, so `kill -9` at any moment loses
+// nothing that a client saw. docs/durability.md explains the design.
+//
+// Shape: the current elections live in memory (as in the memory store) and `decide` runs
+// on them; JavaScript runs each call to completion, so mutations of one election are
+// serialised for free. Every change made in one event-loop turn is staged into one batch,
+// and the batch is written in one transaction when the turn ends (group commit): with more
+// concurrent clients each fsync carries more changes. Only after the commit are the new
+// states published to watchers, in commit order, and the callers' promises resolved.
+import { closeSync, mkdirSync, openSync, readSync, statSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { Code, ConnectError } from "@connectrpc/connect";
+import Database from "better-sqlite3";
+import { emptyElection } from "../election/rules.js";
+import { selectElections } from "./list.js";
+import {
+  type ChangeListener,
+  type CreateResult,
+  commit,
+  type Decision,
+  type Election,
+  type ElectionStore,
+  type ListQuery,
+  type SessionRecord,
+  StoreStartError,
+  type UpdateResult,
+} from "./store.js";
+
+export interface DurableStoreOptions {
+  /** Directory holding the data file and the lock file; created if missing. */
+  readonly dataDir: string;
+  readonly maxElections: number;
+}
+
+/** The schema this code writes. Bump it with a migration when the tables change. */
+export const SCHEMA_VERSION = 1;
+export const DATA_FILE = "electd.db";
+export const LOCK_FILE = "electd.lock";
+
+const SQLITE_HEADER = Buffer.from("SQLite format 3\0", "latin1");
+const MAX_TERM = 2n ** 64n - 1n;
+
+const SCHEMA = `
+  CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) STRICT;
+  CREATE TABLE elections (
+    name TEXT PRIMARY KEY,
+    tags TEXT NOT NULL,        -- JSON array of strings
+    term TEXT NOT NULL,        -- uint64 in decimal: SQLite integers stop at 2^63-1
+    leader TEXT NOT NULL,
+    candidates TEXT NOT NULL,  -- JSON array of strings, queue order
+    owners TEXT NOT NULL,      -- JSON object: candidate -> session id
+    version INTEGER NOT NULL
+  ) STRICT;
+  CREATE TABLE sessions (id TEXT PRIMARY KEY, ttl_ms INTEGER NOT NULL) STRICT;
+`;
+
+/** Changes made in one event-loop turn, written in one transaction. */
+interface Batch {
+  /** Latest state of each election changed in this batch: one row write each. */
+  readonly elections: Map<string, Election>;
+  /** Sessions to write (record) or delete (null), last one wins. */
+  readonly sessions: Map<string, SessionRecord | null>;
+  /** Every new state in the order it was decided: what watchers hear after the commit. */
+  readonly events: Election[];
+  readonly done: Promise<void>;
+  resolve(): void;
+  reject(error: unknown): void;
+}
+
+interface ElectionRow {
+  name: string;
+  tags: string;
+  term: string;
+  leader: string;
+  candidates: string;
+  owners: string;
+  version: number;
+}
+
+/**
+ * Opens DATA_DIR, refusing (StoreStartError) a directory another server holds, a damaged
+ * or foreign data file, or one written by a newer electd. Never resets data.
+ */
+export function openDurableStore(options: DurableStoreOptions): ElectionStore {
+  const dataDir = resolve(options.dataDir);
+  const file = join(dataDir, DATA_FILE);
+  try {
+    mkdirSync(dataDir, { recursive: true });
+  } catch (error) {
+    throw new StoreStartError(
+      `cannot create the data directory ${dataDir}: ${message(error)}; create it or set --data-dir / DATA_DIR`,
+    );
+  }
+  const lock = lockDataDir(dataDir);
+  let db: Database.Database;
+  let rows: ElectionRow[];
+  let sessionRows: { id: string; ttl_ms: number }[];
+  try {
+    refuseForeignFile(file, dataDir);
+    db = openDataFile(file, dataDir);
+    rows = db.prepare("SELECT * FROM elections").all() as ElectionRow[];
+    sessionRows = db.prepare("SELECT id, ttl_ms FROM sessions").all() as typeof sessionRows;
+  } catch (error) {
+    lock.close();
+    if (error instanceof StoreStartError) throw error;
+    throw damaged(file, dataDir, error);
+  }
+
+  /** What clients may see: only committed states (see `get`). */
+  const committed = new Map<string, Election>();
+  for (const row of rows) {
+    try {
+      committed.set(row.name, fromRow(row));
+    } catch (error) {
+      db.close();
+      lock.close();
+      throw damaged(file, dataDir, `election "${row.name}": ${message(error)}`);
+    }
+  }
+  /** Committed states plus the ones staged in the open batch: what `decide` runs on. */
+  let current = new Map(committed);
+  const sessions = new Map(sessionRows.map((s) => [s.id, { id: s.id, ttlMs: s.ttl_ms }]));
+  const listeners = new Set<ChangeListener>();
+  let open: Batch | undefined;
+  let closed = false;
+
+  const upsertElection = db.prepare(`
+    INSERT INTO elections (name, tags, term, leader, candidates, owners, version)
+    VALUES (@name, @tags, @term, @leader, @candidates, @owners, @version)
+    ON CONFLICT (name) DO UPDATE SET tags = excluded.tags, term = excluded.term,
+      leader = excluded.leader, candidates = excluded.candidates, owners = excluded.owners,
+      version = excluded.version`);
+  const upsertSession = db.prepare(
+    "INSERT INTO sessions (id, ttl_ms) VALUES (?, ?) ON CONFLICT (id) DO UPDATE SET ttl_ms = excluded.ttl_ms",
+  );
+  const deleteSessionRow = db.prepare("DELETE FROM sessions WHERE id = ?");
+  const write = db.transaction((batch: Batch) => {
+    for (const election of batch.elections.values()) upsertElection.run(toRow(election));
+    for (const [id, session] of batch.sessions) {
+      if (session === null) deleteSessionRow.run(id);
+      else upsertSession.run(id, session.ttlMs);
+    }
+  });
+
+  function stage(): Batch {
+    if (closed) throw new ConnectError("server is shutting down", Code.Unavailable);
+    if (open) return open;
+    let resolveBatch = () => {};
+    let rejectBatch: (error: unknown) => void = () => {};
+    const done = new Promise<void>((res, rej) => {
+      resolveBatch = res;
+      rejectBatch = rej;
+    });
+    // Nobody may be left with an unhandled rejection if every caller already went away.
+    done.catch(() => {});
+    const batch: Batch = {
+      elections: new Map(),
+      sessions: new Map(),
+      events: [],
+      done,
+      resolve: resolveBatch,
+      reject: rejectBatch,
+    };
+    open = batch;
+    // setImmediate runs after the I/O callbacks of this turn, so every request already
+    // read from the sockets joins this commit.
+    setImmediate(flush);
+    return batch;
+  }
+
+  function stageElection(election: Election): Promise<void> {
+    const batch = stage();
+    current.set(election.name, election);
+    batch.elections.set(election.name, election);
+    batch.events.push(election);
+    return batch.done;
+  }
+
+  function flush(): void {
+    const batch = open;
+    if (!batch) return;
+    open = undefined;
+    try {
+      // Synchronous: the event loop waits for the fsync, so no state can be staged on
+      // top of a batch whose fate is still unknown.
+      write(batch);
+    } catch (error) {
+      // Nothing of this batch is on disk: forget it, so later calls decide on what is.
+      current = new Map(committed);
+      batch.reject(
+        new ConnectError(
+          `the change could not be saved to ${file}: ${message(error)}`,
+          Code.Unavailable,
+        ),
+      );
+      return;
+    }
+    for (const election of batch.events) {
+      committed.set(election.name, election);
+      for (const listener of listeners) listener(election);
+    }
+    batch.resolve();
+  }
+
+  /**
+   * A call that changes nothing still answers with the state it saw. When that state is
+   * staged but not yet committed, the answer waits for the commit: otherwise a crash
+   * could take back a term the client was already shown.
+   */
+  async function settled(name: string): Promise<void> {
+    if (open && current.get(name) !== committed.get(name)) await open.done;
+  }
+
+  return {
+    kind: "durable",
+    async create(name: string, tags: readonly string[]): Promise<CreateResult> {
+      const existing = current.get(name);
+      if (existing) {
+        await settled(name);
+        return { ok: true, election: existing, created: false };
+      }
+      if (current.size >= options.maxElections) {
+        return { ok: false, limit: "elections", max: options.maxElections };
+      }
+      const election: Election = {
+        name,
+        tags: [...tags],
+        state: emptyElection,
+        owners: {},
+        version: 1,
+      };
+      await stageElection(election);
+      return { ok: true, election, created: true };
+    },
+    // Reads answer from the committed view rather than waiting for the open batch: a state
+    // that is not on disk yet must never be shown (a crash would make its term go
+    // backwards), and a committed one is always at least as new as anything acknowledged,
+    // since acknowledgements wait for the commit too.
+    async get(name: string) {
+      return committed.get(name);
+    },
+    async update(
+      name: string,
+      decide: (e: Election) => Decision,
+    ): Promise<UpdateResult | undefined> {
+      const before = current.get(name);
+      if (!before) return undefined;
+      const decision = decide(before);
+      if (!decision.ok) return decision;
+      if (!decision.changed) {
+        await settled(name);
+        return { ok: true, election: before, changed: false };
+      }
+      const next = commit(before, decision);
+      await stageElection(next);
+      return { ok: true, election: next, changed: true };
+    },
+    async list(query: ListQuery) {
+      return selectElections(committed.values(), query);
+    },
+    size: () => committed.size,
+    subscribe(listener: ChangeListener) {
+      listeners.add(listener);
+      return () => listeners.delete(listener);
+    },
+    async putSession(session: SessionRecord) {
+      const batch = stage();
+      batch.sessions.set(session.id, session);
+      await batch.done;
+      sessions.set(session.id, session);
+    },
+    async deleteSession(id: string) {
+      const batch = stage();
+      batch.sessions.set(id, null);
+      await batch.done;
+      sessions.delete(id);
+    },
+    async listSessions() {
+      return [...sessions.values()];
+    },
+    async close() {
+      if (closed) return;
+      flush();
+      closed = true;
+      listeners.clear();
+      db.close();
+      lock.close();
+    },
+  };
+}
+
+/**
+ * One server per DATA_DIR: an exclusive lock on a separate empty SQLite file, held for the
+ * process lifetime. The kernel drops it when the process dies, even by kill -9, so a crash
+ * never leaves a stale lock. Keeping the lock off the data file lets `sqlite3 .backup`
+ * read the data file while the server runs.
+ */
+function lockDataDir(dataDir: string): Database.Database {
+  const path = join(dataDir, LOCK_FILE);
+  let lock: Database.Database | undefined;
+  try {
+    lock = new Database(path, { timeout: 0 });
+    lock.pragma("locking_mode = EXCLUSIVE");
+    // Never committed: the open transaction is what holds the lock. Nothing is written.
+    lock.exec("BEGIN EXCLUSIVE");
+    return lock;
+  } catch (error) {
+    lock?.close();
+    if (sqliteCode(error) === "SQLITE_BUSY") {
+      throw new StoreStartError(
+        `another electd is already using the data directory ${dataDir} (${path} is locked): stop it, or give this server its own --data-dir / DATA_DIR`,
+      );
+    }
+    throw new StoreStartError(
+      `cannot lock the data directory ${dataDir} with ${path}: ${message(error)}; that file holds no data: remove it and start again`,
+    );
+  }
+}
+
+/** A non-empty file that is not SQLite at all is refused before SQLite opens it. */
+function refuseForeignFile(file: string, dataDir: string): void {
+  let size: number;
+  try {
+    size = statSync(file).size;
+  } catch {
+    return; // missing: a new, empty store
+  }
+  const head = Buffer.alloc(SQLITE_HEADER.length);
+  const fd = openSync(file, "r");
+  try {
+    readSync(fd, head, 0, head.length, 0);
+  } finally {
+    closeSync(fd);
+  }
+  if (size > 0 && !head.equals(SQLITE_HEADER)) {
+    throw damaged(file, dataDir, "it is not a SQLite database");
+  }
+}
+
+/** Checks the data file and brings it to the current schema; refuses anything it cannot trust. */
+function openDataFile(file: string, dataDir: string): Database.Database {
+  const db = new Database(file);
+  try {
+    const check = db.pragma("quick_check") as { quick_check: string }[];
+    const problems = check.map((r) => r.quick_check).filter((r) => r !== "ok");
+    if (problems.length > 0) {
+      throw damaged(file, dataDir, `integrity check failed: ${problems.slice(0, 3).join("; ")}`);
+    }
+    const tables = new Set(
+      (
+        db.prepare("SELECT name FROM sqlite_master WHERE type = 'table'").all() as {
+          name: string;
+        }[]
+      ).map((t) => t.name),
+    );
+    if (tables.size > 0) {
+      if (!tables.has("meta")) {
+        throw new StoreStartError(
+          `${file} is a SQLite database but not an electd data file (it has no meta table): point --data-dir / DATA_DIR at another directory, or move ${dataDir} aside`,
+        );
+      }
+      const row = db.prepare("SELECT value FROM meta WHERE key = 'schema_version'").get() as
+        | { value: string }
+        | undefined;
+      const version = Number(row?.value);
+      if (!row || !/^\d+$/.test(row.value) || version < 1) {
+        throw damaged(file, dataDir, "its schema_version is missing or unreadable");
+      }
+      if (version > SCHEMA_VERSION) {
+        throw new StoreStartError(
+          `${file} has schema version ${version}, newer than this electd understands (${SCHEMA_VERSION}): run a newer electd on it, or restore a backup made by this version`,
+        );
+      }
+      for (const table of ["elections", "sessions"]) {
+        if (!tables.has(table)) throw damaged(file, dataDir, `its ${table} table is missing`);
+      }
+    }
+    // WAL: a commit is one sequential append plus one fsync, and readers (such as an
+    // online backup) never block the writer. FULL: the WAL is fsynced at every commit,
+    // so a commit survives power loss, not only a process crash.
+    db.pragma("journal_mode = WAL");
+    db.pragma("synchronous = FULL");
+    // macOS fsync does not flush the drive's cache; F_FULLFSYNC does. No-op elsewhere.
+    db.pragma("fullfsync = ON");
+    db.pragma("checkpoint_fullfsync = ON");
+    if (tables.size === 0) {
+      db.transaction(() => {
+        db.exec(SCHEMA);
+        db.prepare("INSERT INTO meta (key, value) VALUES ('schema_version', ?)").run(
+          String(SCHEMA_VERSION),
+        );
+      })();
+    }
+    return db;
+  } catch (error) {
+    db.close();
+    throw error;
+  }
+}
+
+function toRow(e: Election): ElectionRow {
+  return {
+    name: e.name,
+    tags: JSON.stringify(e.tags),
+    term: e.state.term.toString(),
+    leader: e.state.leader,
+    candidates: JSON.stringify(e.state.candidates),
+    owners: JSON.stringify(e.owners),
+    version: e.version,
+  };
+}
+
+/** Reads a row back, trusting nothing: a row that does not parse stops startup. */
+function fromRow(row: ElectionRow): Election {
+  if (!/^\d+$/.test(row.term) || BigInt(row.term) > MAX_TERM) {
+    throw new Error(`term "${row.term}" is not a uint64`);
+  }
+  const tags = strings(JSON.parse(row.tags), "tags");
+  const candidates = strings(JSON.parse(row.candidates), "candidates");
+  const owners: unknown = JSON.parse(row.owners);
+  if (typeof owners !== "object" || owners === null || Array.isArray(owners)) {
+    throw new Error("owners is not an object");
+  }
+  strings(Object.values(owners), "owners");
+  if (!Number.isSafeInteger(row.version) || row.version < 1) {
+    throw new Error(`version ${row.version} is not a positive integer`);
+  }
+  return {
+    name: row.name,
+    tags,
+    state: { term: BigInt(row.term), leader: row.leader, candidates },
+    owners: owners as Record<string, string>,
+    version: row.version,
+  };
+}
+
+function strings(value: unknown, field: string): string[] {
+  if (!Array.isArray(value) || !value.every((v) => typeof v === "string")) {
+    throw new Error(`${field} is not a list of strings`);
+  }
+  return value;
+}
+
+function damaged(file: string, dataDir: string, cause: unknown): StoreStartError {
+  return new StoreStartError(
+    `${file} is damaged or unreadable (${message(cause)}); electd will not start on it: restore ${DATA_FILE} from a backup, or move ${dataDir} aside to start with no elections`,
+  );
+}
+
+function sqliteCode(error: unknown): string | undefined {
+  return error instanceof Database.SqliteError ? error.code : undefined;
+}
+
+function message(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
