@@ -24,7 +24,6 @@ async function main(): Promise<void> {
     process.stderr.write(`electd: ${error.message}\n`);
     process.exit(1);
   }
-  process.stdout.write(`electd listening on ${electd.url}\n`);
   const shutdown = (signal: string) => {
     process.stdout.write(`electd: ${signal} received, shutting down\n`);
     electd.stop().then(
@@ -37,6 +36,8 @@ async function main(): Promise<void> {
   };
   process.once("SIGTERM", () => shutdown("SIGTERM"));
   process.once("SIGINT", () => shutdown("SIGINT"));
+  // Printed last: whoever waits for this line may signal the process right away.
+  process.stdout.write(`electd listening on ${electd.url}\n`);
 }
 
 main().catch((error: unknown) => {
