@@ -4,6 +4,15 @@ import { fileURLToPath } from "node:url";
 
 export const root = fileURLToPath(new URL("../..", import.meta.url));
 
+/**
+ * The memory store unless the caller chooses one: tests stay fast and never share ./data
+ * (a second server on one data directory is refused).
+ */
+function withStore(args: readonly string[], env: NodeJS.ProcessEnv = {}): readonly string[] {
+  const chosen = args.some((a) => a === "--store" || a.startsWith("--store=")) || "STORE" in env;
+  return chosen ? args : ["--store", "memory", ...args];
+}
+
 export interface ServerProcess {
   readonly child: ChildProcess;
   readonly url: string;
@@ -17,7 +26,8 @@ export function spawnServer(
   args: readonly string[],
   env: NodeJS.ProcessEnv = {},
 ): Promise<ServerProcess> {
-  const child = spawn(process.execPath, ["--import", "tsx", "server/main.ts", ...args], {
+  const argv = withStore(args, env);
+  const child = spawn(process.execPath, ["--import", "tsx", "server/main.ts", ...argv], {
     cwd: root,
     env: { ...process.env, LOG_LEVEL: "warn", ...env },
     stdio: ["ignore", "pipe", "pipe"],
@@ -38,11 +48,15 @@ export function spawnServer(
   });
 }
 
-/** Runs main.ts to completion (for --help and bad flags). */
+/**
+ * Runs main.ts to completion (for --help, bad flags and refused data). A server that
+ * starts listening instead is killed, so the caller's assertion fails rather than hangs.
+ */
 export function runMain(
   args: readonly string[],
 ): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, ["--import", "tsx", "server/main.ts", ...args], {
+  const argv = withStore(args);
+  const child = spawn(process.execPath, ["--import", "tsx", "server/main.ts", ...argv], {
     cwd: root,
     stdio: ["ignore", "pipe", "pipe"],
   });
@@ -50,6 +64,7 @@ export function runMain(
   let stderr = "";
   child.stdout.on("data", (c: Buffer) => {
     stdout += c.toString();
+    if (stdout.includes("electd listening on")) child.kill("SIGKILL");
   });
   child.stderr.on("data", (c: Buffer) => {
     stderr += c.toString();

@@ -1,0 +1,137 @@
+// A data directory electd cannot trust stops startup with a message naming the file and
+// what to do, and the file is left exactly as it was: never a silent reset. Also: a
+// second server on the same DATA_DIR is refused while the first keeps serving.
+import assert from "node:assert/strict";
+import { readFileSync, truncateSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { after, describe, it } from "node:test";
+import { createClient } from "@connectrpc/connect";
+import { createConnectTransport, Http2SessionManager } from "@connectrpc/connect-node";
+import Database from "better-sqlite3";
+import { LeaderElection } from "../../gen/atomix/runtime/election/v1/election_pb.js";
+import { DATA_FILE, openDurableStore } from "../../server/store/durable.js";
+import { StoreStartError } from "../../server/store/store.js";
+import { runMain, type ServerProcess, spawnServer } from "../support/process.js";
+import { tempDir } from "../support/tempdir.js";
+
+function directory(): string {
+  return tempDir("bad");
+}
+
+function startDurable(dataDir: string): Promise<ServerProcess> {
+  return spawnServer(["--port", "0", "--store", "durable", "--data-dir", dataDir]);
+}
+
+/** SIGTERM, resolved with the exit code. */
+function stop(server: ServerProcess): Promise<number | string> {
+  server.child.kill("SIGTERM");
+  return server.exited;
+}
+
+/** A data directory holding a real, cleanly closed store with some elections in it. */
+async function populated(): Promise<string> {
+  const dataDir = directory();
+  const store = openDurableStore({ dataDir, maxElections: 10_000 });
+  const tags = Array.from({ length: 8 }, (_, i) => `tag-${i}-${"x".repeat(40)}`);
+  await Promise.all(Array.from({ length: 400 }, (_, i) => store.create(`election-${i}`, tags)));
+  await store.close();
+  return dataDir;
+}
+
+/** Starts the real server on `dataDir`, expects a refusal, and that the file is untouched. */
+async function expectRefusal(
+  dataDir: string,
+  pattern: RegExp,
+  named = join(dataDir, DATA_FILE),
+): Promise<string> {
+  const file = join(dataDir, DATA_FILE);
+  const before = readFileSync(file);
+  const { code, stderr, stdout } = await runMain(["--store", "durable", "--data-dir", dataDir]);
+  assert.notEqual(code, 0, `electd started: ${stdout}`);
+  assert.match(stderr, /^electd: /);
+  assert.ok(stderr.includes(named), `message does not name ${named}: ${stderr}`);
+  assert.match(stderr, pattern);
+  assert.doesNotMatch(stderr, /\n\s+at /, "a stack trace instead of a message");
+  assert.ok(readFileSync(file).equals(before), "the data file was changed");
+  return stderr;
+}
+
+describe("durable store refuses data it cannot trust", () => {
+  it("refuses a data file that is not a SQLite database", async () => {
+    const dataDir = directory();
+    writeFileSync(join(dataDir, DATA_FILE), "these are not the elections you are looking for\n");
+    await expectRefusal(dataDir, /not a SQLite database.*restore .* from a backup/);
+  });
+
+  it("refuses a truncated data file", async () => {
+    const dataDir = await populated();
+    const file = join(dataDir, DATA_FILE);
+    truncateSync(file, Math.floor(readFileSync(file).length / 2));
+    await expectRefusal(dataDir, /damaged or unreadable.*restore .* from a backup/);
+  });
+
+  it("refuses a data file whose pages were overwritten", async () => {
+    const dataDir = await populated();
+    const file = join(dataDir, DATA_FILE);
+    const bytes = readFileSync(file);
+    const pageSize = bytes.readUInt16BE(16);
+    // Scribble over the third page onwards, leaving the header intact.
+    for (let i = 2 * pageSize + 8; i < 6 * pageSize && i < bytes.length; i += 7) bytes[i] = 0xa5;
+    writeFileSync(file, bytes);
+    await expectRefusal(dataDir, /damaged or unreadable.*move .* aside/);
+  });
+
+  it("refuses a data file written by a newer schema version", async () => {
+    const dataDir = await populated();
+    const db = new Database(join(dataDir, DATA_FILE));
+    db.prepare("UPDATE meta SET value = '2' WHERE key = 'schema_version'").run();
+    db.close();
+    await expectRefusal(dataDir, /schema version 2, newer than this electd.*newer electd/);
+  });
+
+  it("refuses a SQLite database that is not an electd data file", async () => {
+    const dataDir = directory();
+    const db = new Database(join(dataDir, DATA_FILE));
+    db.exec("CREATE TABLE photos (id INTEGER PRIMARY KEY, path TEXT)");
+    db.close();
+    await expectRefusal(dataDir, /not an electd data file/);
+  });
+
+  it("refuses a second server on the same data directory while the first keeps serving", async () => {
+    const dataDir = directory();
+    const first = await startDurable(dataDir);
+    const sessions = new Http2SessionManager(first.url);
+    try {
+      const client = createClient(
+        LeaderElection,
+        createConnectTransport({ baseUrl: first.url, httpVersion: "2", sessionManager: sessions }),
+      );
+      await client.create({ id: { name: "e" } });
+      await client.enter({ id: { name: "e" }, candidate: "a" });
+      await expectRefusal(dataDir, /another electd is already using/, dataDir);
+      const { term } = await client.getTerm({ id: { name: "e" } });
+      assert.equal(term?.leader, "a");
+    } finally {
+      sessions.abort();
+      assert.equal(await stop(first), 0);
+    }
+  });
+
+  it("refuses a second store on the same data directory within one process", async () => {
+    const dataDir = directory();
+    const first = openDurableStore({ dataDir, maxElections: 10 });
+    after(() => first.close());
+    assert.throws(
+      () => openDurableStore({ dataDir, maxElections: 10 }),
+      (error) => error instanceof StoreStartError && /already using/.test(error.message),
+    );
+  });
+
+  it("starts on an empty directory and on one made by a clean stop", async () => {
+    const dataDir = directory();
+    const first = await startDurable(join(dataDir, "nested", "data"));
+    assert.equal(await stop(first), 0);
+    const second = await startDurable(join(dataDir, "nested", "data"));
+    assert.equal(await stop(second), 0);
+  });
+});

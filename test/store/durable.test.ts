@@ -1,0 +1,129 @@
+// What only the durable store promises: everything comes back after reopening, terms are
+// kept exactly as uint64, and nothing that is not yet committed is ever shown.
+import assert from "node:assert/strict";
+import { after, describe, it } from "node:test";
+import { apply, type Operation } from "../../server/election/rules.js";
+import { openDurableStore } from "../../server/store/durable.js";
+import type { Decision, Election, ElectionStore } from "../../server/store/store.js";
+import { tempDir } from "../support/tempdir.js";
+
+const limits = { maxCandidates: 100 };
+
+function rule(op: Operation, bind?: Record<string, string>) {
+  return (e: Election): Decision => {
+    const outcome = apply(e.state, op, limits);
+    if (!outcome.ok || !outcome.changed || bind === undefined) return outcome;
+    return { ...outcome, bind };
+  };
+}
+
+function directory(): string {
+  return tempDir("durable");
+}
+
+function open(dataDir: string): ElectionStore {
+  return openDurableStore({ dataDir, maxElections: 1000 });
+}
+
+describe("durable store", () => {
+  it("brings back elections, tags, leaders, queues, owners, versions and sessions on reopen", async () => {
+    const dataDir = directory();
+    const first = open(dataDir);
+    await first.create("e", ["team:a", "zone:1"]);
+    await first.create("f", []);
+    await first.update("e", rule({ kind: "enter", candidate: "a" }, { a: "s1" }));
+    await first.update("e", rule({ kind: "enter", candidate: "b" }));
+    await first.update("e", rule({ kind: "enter", candidate: "c" }, { c: "s2" }));
+    await first.update("e", rule({ kind: "promote", candidate: "b" }));
+    await first.putSession({ id: "s1", ttlMs: 10_000 });
+    await first.putSession({ id: "s2", ttlMs: 3_000 });
+    await first.deleteSession("s2");
+    const before = [await first.get("e"), await first.get("f")];
+    await first.close();
+
+    const second = open(dataDir);
+    after(() => second.close());
+    assert.deepEqual([await second.get("e"), await second.get("f")], before);
+    assert.deepEqual((await second.get("e"))?.state, {
+      term: 2n,
+      leader: "b",
+      candidates: ["a", "c"],
+    });
+    assert.deepEqual(await second.listSessions(), [{ id: "s1", ttlMs: 10_000 }]);
+    assert.equal(second.size(), 2);
+  });
+
+  it("keeps a term beyond 2^53 and up to 2^64-1 exactly", async () => {
+    const dataDir = directory();
+    const first = open(dataDir);
+    await first.create("e", []);
+    const top = 2n ** 64n - 2n;
+    await first.update("e", () => ({
+      ok: true,
+      changed: true,
+      state: { term: top, leader: "", candidates: [] },
+    }));
+    await first.update("e", rule({ kind: "enter", candidate: "a" }));
+    await first.update("e", rule({ kind: "withdraw", candidate: "a" }));
+    await first.close();
+    const second = open(dataDir);
+    after(() => second.close());
+    assert.equal((await second.get("e"))?.state.term, 2n ** 64n - 1n);
+  });
+
+  it("shows a change to readers and watchers only once it is committed", async () => {
+    const store = open(directory());
+    after(() => store.close());
+    await store.create("e", []);
+    const heard: bigint[] = [];
+    store.subscribe((e) => heard.push(e.state.term));
+    const pending = store.update("e", rule({ kind: "enter", candidate: "a" }));
+    // Staged in this turn, committed when the turn ends: not visible yet.
+    assert.equal((await store.get("e"))?.state.leader, "");
+    assert.deepEqual(heard, []);
+    await pending;
+    assert.equal((await store.get("e"))?.state.leader, "a");
+    assert.deepEqual(heard, [1n]);
+  });
+
+  it("answers a no-op on a staged state only after that state is committed", async () => {
+    const store = open(directory());
+    after(() => store.close());
+    await store.create("e", []);
+    const change = store.update("e", rule({ kind: "enter", candidate: "a" }));
+    const noop = await store.update("e", rule({ kind: "enter", candidate: "a" }));
+    assert.ok(noop?.ok);
+    assert.equal(noop.changed, false);
+    assert.equal(noop.election.state.term, 1n);
+    // The term the no-op answered with is already what a reader sees.
+    assert.equal((await store.get("e"))?.state.term, 1n);
+    await change;
+  });
+
+  it("commits the changes of one turn together and resolves them all", async () => {
+    const dataDir = directory();
+    const store = open(dataDir);
+    const names = Array.from({ length: 200 }, (_, i) => `e${i}`);
+    await Promise.all(names.map((n) => store.create(n, [])));
+    const results = await Promise.all(
+      names.map((n) => store.update(n, rule({ kind: "enter", candidate: "a" }))),
+    );
+    assert.ok(results.every((r) => r?.ok && r.changed && r.election.state.term === 1n));
+    await store.close();
+    const again = open(dataDir);
+    after(() => again.close());
+    const listed = await again.list({ limit: 1000 });
+    assert.equal(listed.length, 200);
+    assert.ok(listed.every((e) => e.state.leader === "a" && e.version === 2));
+  });
+
+  it("refuses calls after it is closed", async () => {
+    const store = open(directory());
+    await store.create("e", []);
+    await store.close();
+    await assert.rejects(
+      store.update("e", rule({ kind: "enter", candidate: "a" })),
+      /shutting down/,
+    );
+  });
+});

@@ -1,0 +1,196 @@
+// The store seam's contract (server/store/store.ts), run against every implementation:
+// creation, reads, serialised updates, listing, change order and sessions must behave the
+// same whether elections live in memory or in the durable store.
+import assert from "node:assert/strict";
+import { after, describe, it } from "node:test";
+import { apply, type Operation } from "../../server/election/rules.js";
+import { openDurableStore } from "../../server/store/durable.js";
+import { createMemoryStore } from "../../server/store/memory.js";
+import type { Decision, Election, ElectionStore } from "../../server/store/store.js";
+import { tempDir } from "../support/tempdir.js";
+
+const limits = { maxCandidates: 5 };
+
+interface Implementation {
+  readonly name: string;
+  open(maxElections?: number): ElectionStore;
+}
+
+const implementations: Implementation[] = [
+  { name: "memory store", open: (maxElections = 100) => createMemoryStore({ maxElections }) },
+  {
+    name: "durable store",
+    open(maxElections = 100) {
+      return openDurableStore({ dataDir: tempDir("contract"), maxElections });
+    },
+  },
+];
+
+function rule(op: Operation, bind?: Record<string, string>) {
+  return (e: Election): Decision => {
+    const outcome = apply(e.state, op, limits);
+    if (!outcome.ok || !outcome.changed || bind === undefined) return outcome;
+    return { ...outcome, bind };
+  };
+}
+
+const enter = (candidate: string, bind?: Record<string, string>) =>
+  rule({ kind: "enter", candidate }, bind);
+const withdraw = (candidate: string) => rule({ kind: "withdraw", candidate });
+
+for (const impl of implementations) {
+  describe(`${impl.name} contract`, () => {
+    function use(maxElections?: number): ElectionStore {
+      const store = impl.open(maxElections);
+      after(() => store.close());
+      return store;
+    }
+
+    it("creates an election at term 0 with its tags and version 1", async () => {
+      const store = use();
+      const result = await store.create("e", ["a", "b"]);
+      assert.ok(result.ok);
+      assert.equal(result.created, true);
+      assert.deepEqual(result.election, {
+        name: "e",
+        tags: ["a", "b"],
+        state: { term: 0n, leader: "", candidates: [] },
+        owners: {},
+        version: 1,
+      });
+      assert.deepEqual(await store.get("e"), result.election);
+      assert.equal(store.size(), 1);
+    });
+
+    it("returns an existing election unchanged when it is created again", async () => {
+      const store = use();
+      await store.create("e", ["first"]);
+      await store.update("e", enter("a"));
+      const again = await store.create("e", ["second"]);
+      assert.ok(again.ok);
+      assert.equal(again.created, false);
+      assert.deepEqual(again.election.tags, ["first"]);
+      assert.equal(again.election.state.leader, "a");
+      assert.equal(again.election.version, 2);
+    });
+
+    it("refuses a new election beyond the elections limit", async () => {
+      const store = use(2);
+      await store.create("a", []);
+      await store.create("b", []);
+      assert.deepEqual(await store.create("c", []), { ok: false, limit: "elections", max: 2 });
+      const existing = await store.create("a", []);
+      assert.ok(existing.ok);
+      assert.equal(await store.get("c"), undefined);
+    });
+
+    it("answers undefined for an election that was never created", async () => {
+      const store = use();
+      assert.equal(await store.get("nope"), undefined);
+      assert.equal(await store.update("nope", enter("a")), undefined);
+    });
+
+    it("commits a change with version + 1 and keeps a no-op at the same version", async () => {
+      const store = use();
+      await store.create("e", []);
+      const changed = await store.update("e", enter("a"));
+      assert.ok(changed?.ok);
+      assert.equal(changed.changed, true);
+      assert.deepEqual(changed.election.state, { term: 1n, leader: "a", candidates: [] });
+      assert.equal(changed.election.version, 2);
+      const same = await store.update("e", enter("a"));
+      assert.ok(same?.ok);
+      assert.equal(same.changed, false);
+      assert.equal(same.election.version, 2);
+      assert.deepEqual(await store.get("e"), changed.election);
+    });
+
+    it("passes a refused decision back and changes nothing", async () => {
+      const store = use();
+      await store.create("e", []);
+      for (const c of ["a", "b", "c", "d", "e"]) await store.update("e", enter(c));
+      const refused = await store.update("e", enter("f"));
+      assert.deepEqual(refused, { ok: false, limit: "candidates", max: 5 });
+      assert.equal((await store.get("e"))?.version, 6);
+    });
+
+    it("serialises concurrent updates of one election so none is lost", async () => {
+      const store = use();
+      await store.create("e", []);
+      const names = Array.from({ length: 40 }, (_, i) => `c${i}`);
+      const big = { maxCandidates: 100 };
+      await Promise.all(
+        names.map((c) =>
+          store.update("e", (e) => apply(e.state, { kind: "enter", candidate: c }, big)),
+        ),
+      );
+      const e = await store.get("e");
+      assert.equal(e?.state.leader, "c0");
+      assert.deepEqual(e?.state.candidates, names.slice(1));
+      assert.equal(e?.version, 41);
+    });
+
+    it("keeps session bindings only for candidates still present", async () => {
+      const store = use();
+      await store.create("e", []);
+      await store.update("e", enter("a", { a: "s1" }));
+      await store.update("e", enter("b", { b: "s2" }));
+      assert.deepEqual((await store.get("e"))?.owners, { a: "s1", b: "s2" });
+      await store.update("e", withdraw("a"));
+      assert.deepEqual((await store.get("e"))?.owners, { b: "s2" });
+    });
+
+    it("lists elections in name order by prefix, cursor, tag and limit", async () => {
+      const store = use();
+      for (const [name, tags] of [
+        ["svc/b", ["x"]],
+        ["svc/a", []],
+        ["other", ["x"]],
+        ["svc/c", ["x"]],
+      ] as const) {
+        await store.create(name, tags);
+      }
+      const names = (es: Election[]) => es.map((e) => e.name);
+      assert.deepEqual(names(await store.list({ limit: 10 })), [
+        "other",
+        "svc/a",
+        "svc/b",
+        "svc/c",
+      ]);
+      assert.deepEqual(names(await store.list({ prefix: "svc/", limit: 10 })), [
+        "svc/a",
+        "svc/b",
+        "svc/c",
+      ]);
+      assert.deepEqual(names(await store.list({ after: "svc/a", limit: 10 })), ["svc/b", "svc/c"]);
+      assert.deepEqual(names(await store.list({ tag: "x", limit: 2 })), ["other", "svc/b"]);
+    });
+
+    it("tells subscribers every creation and change once, in commit order", async () => {
+      const store = use();
+      const heard: string[] = [];
+      const stop = store.subscribe((e) => heard.push(`${e.name}@${e.version}:${e.state.leader}`));
+      await Promise.all([store.create("x", []), store.create("y", [])]);
+      await Promise.all([
+        store.update("x", enter("a")),
+        store.update("y", enter("b")),
+        store.update("x", withdraw("a")),
+        store.update("x", enter("a")), // changes again: a is back
+        store.update("y", enter("b")), // no-op: heard nothing
+      ]);
+      stop();
+      await store.update("y", withdraw("b"));
+      assert.deepEqual(heard, ["x@1:", "y@1:", "x@2:a", "y@2:b", "x@3:", "x@4:a"]);
+    });
+
+    it("persists, replaces and deletes sessions", async () => {
+      const store = use();
+      await store.putSession({ id: "s1", ttlMs: 5000 });
+      await store.putSession({ id: "s2", ttlMs: 1000 });
+      await store.putSession({ id: "s1", ttlMs: 7000 });
+      await store.deleteSession("s2");
+      await store.deleteSession("never-existed");
+      assert.deepEqual(await store.listSessions(), [{ id: "s1", ttlMs: 7000 }]);
+    });
+  });
+}
