@@ -303,6 +303,8 @@ function lockDataDir(dataDir: string): Database.Database {
   try {
     lock = new Database(path, { timeout: 0 });
     lock.pragma("locking_mode = EXCLUSIVE");
+    // No journal file next to it: this database never holds anything.
+    lock.pragma("journal_mode = MEMORY");
     // Never committed: the open transaction is what holds the lock. Nothing is written.
     lock.exec("BEGIN EXCLUSIVE");
     return lock;
