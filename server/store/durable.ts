@@ -32,6 +32,11 @@ export interface DurableStoreOptions {
   /** Directory holding the data file and the lock file; created if missing. */
   readonly dataDir: string;
   readonly maxElections: number;
+  /**
+   * How long a commit waits while something else writes the data file. electd never does
+   * (one server per directory); only an outside tool such as the sqlite3 shell can.
+   */
+  readonly busyTimeoutMs?: number;
 }
 
 /** The schema this code writes. Bump it with a migration when the tables change. */
@@ -99,7 +104,7 @@ export function openDurableStore(options: DurableStoreOptions): ElectionStore {
   let sessionRows: { id: string; ttl_ms: number }[];
   try {
     refuseForeignFile(file, dataDir);
-    db = openDataFile(file, dataDir);
+    db = openDataFile(file, dataDir, options.busyTimeoutMs ?? 5000);
     rows = db.prepare("SELECT * FROM elections").all() as ElectionRow[];
     sessionRows = db.prepare("SELECT id, ttl_ms FROM sessions").all() as typeof sessionRows;
   } catch (error) {
@@ -342,8 +347,8 @@ function refuseForeignFile(file: string, dataDir: string): void {
 }
 
 /** Checks the data file and brings it to the current schema; refuses anything it cannot trust. */
-function openDataFile(file: string, dataDir: string): Database.Database {
-  const db = new Database(file);
+function openDataFile(file: string, dataDir: string, timeout: number): Database.Database {
+  const db = new Database(file, { timeout });
   try {
     const check = db.pragma("quick_check") as { quick_check: string }[];
     const problems = check.map((r) => r.quick_check).filter((r) => r !== "ok");
@@ -387,6 +392,9 @@ function openDataFile(file: string, dataDir: string): Database.Database {
     // macOS fsync does not flush the drive's cache; F_FULLFSYNC does. No-op elsewhere.
     db.pragma("fullfsync = ON");
     db.pragma("checkpoint_fullfsync = ON");
+    // The log is reused after each checkpoint; this only trims it after it grew large,
+    // for example while a long backup kept the checkpoint from finishing.
+    db.pragma("journal_size_limit = 67108864");
     if (tables.size === 0) {
       db.transaction(() => {
         db.exec(SCHEMA);

@@ -1,9 +1,12 @@
 // What only the durable store promises: everything comes back after reopening, terms are
 // kept exactly as uint64, and nothing that is not yet committed is ever shown.
 import assert from "node:assert/strict";
+import { join } from "node:path";
 import { after, describe, it } from "node:test";
+import { Code, ConnectError } from "@connectrpc/connect";
+import Database from "better-sqlite3";
 import { apply, type Operation } from "../../server/election/rules.js";
-import { openDurableStore } from "../../server/store/durable.js";
+import { DATA_FILE, openDurableStore } from "../../server/store/durable.js";
 import type { Decision, Election, ElectionStore } from "../../server/store/store.js";
 import { tempDir } from "../support/tempdir.js";
 
@@ -115,6 +118,40 @@ describe("durable store", () => {
     const listed = await again.list({ limit: 1000 });
     assert.equal(listed.length, 200);
     assert.ok(listed.every((e) => e.state.leader === "a" && e.version === 2));
+  });
+
+  it("refuses a change it could not save, shows none of it, and carries on from what is saved", async () => {
+    const dataDir = directory();
+    const store = openDurableStore({ dataDir, maxElections: 10, busyTimeoutMs: 20 });
+    after(() => store.close());
+    await store.create("e", []);
+    const heard: string[] = [];
+    store.subscribe((e) => heard.push(e.state.leader));
+    // An outside writer holds the file, so the next commit cannot happen.
+    const outside = new Database(join(dataDir, DATA_FILE));
+    outside.exec("BEGIN IMMEDIATE");
+    try {
+      const failed = store.update("e", rule({ kind: "enter", candidate: "a" }));
+      const noop = store.update("e", rule({ kind: "enter", candidate: "a" }));
+      await assert.rejects(failed, (error) => {
+        assert.ok(error instanceof ConnectError);
+        assert.equal(error.code, Code.Unavailable);
+        assert.match(error.message, /could not be saved to .*electd\.db/);
+        return true;
+      });
+      // The no-op answered from the unsaved state, so it must fail too.
+      await assert.rejects(noop, ConnectError);
+    } finally {
+      outside.exec("ROLLBACK");
+      outside.close();
+    }
+    assert.equal((await store.get("e"))?.state.leader, "");
+    assert.deepEqual(heard, []);
+    const next = await store.update("e", rule({ kind: "enter", candidate: "b" }));
+    assert.ok(next?.ok);
+    assert.deepEqual(next.election.state, { term: 1n, leader: "b", candidates: [] });
+    assert.equal(next.election.version, 2);
+    assert.deepEqual(heard, ["b"]);
   });
 
   it("refuses calls after it is closed", async () => {
