@@ -99,7 +99,7 @@ export function openDurableStore(options: DurableStoreOptions): ElectionStore {
     );
   }
   const lock = lockDataDir(dataDir);
-  let db: Database.Database;
+  let db: Database.Database | undefined;
   let rows: ElectionRow[];
   let sessionRows: { id: string; ttl_ms: number }[];
   try {
@@ -108,6 +108,7 @@ export function openDurableStore(options: DurableStoreOptions): ElectionStore {
     rows = db.prepare("SELECT * FROM elections").all() as ElectionRow[];
     sessionRows = db.prepare("SELECT id, ttl_ms FROM sessions").all() as typeof sessionRows;
   } catch (error) {
+    db?.close();
     lock.close();
     if (error instanceof StoreStartError) throw error;
     throw damaged(file, dataDir, error);
