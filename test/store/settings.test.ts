@@ -1,0 +1,60 @@
+// Choosing the store: durable in ./data unless told otherwise, set by flag or environment,
+// and wired into the server (its /healthz names the store it runs on).
+import assert from "node:assert/strict";
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import { describe, it } from "node:test";
+import { ConfigError, loadConfig } from "../../server/config.js";
+import { DATA_FILE } from "../../server/store/durable.js";
+import { startServer } from "../support/server.js";
+import { tempDir } from "../support/tempdir.js";
+
+describe("store settings", () => {
+  it("keeps data in the durable store under ./data by default", () => {
+    const config = loadConfig([], {});
+    assert.ok(config !== "help");
+    assert.equal(config.store, "durable");
+    assert.equal(config.dataDir, "./data");
+  });
+
+  it("takes --store and --data-dir from flags before STORE and DATA_DIR", () => {
+    const fromEnv = loadConfig([], { STORE: "memory", DATA_DIR: "/var/lib/electd" });
+    assert.ok(fromEnv !== "help");
+    assert.equal(fromEnv.store, "memory");
+    assert.equal(fromEnv.dataDir, "/var/lib/electd");
+    const fromFlags = loadConfig(["--store", "durable", "--data-dir", "/srv/e"], {
+      STORE: "memory",
+      DATA_DIR: "/var/lib/electd",
+    });
+    assert.ok(fromFlags !== "help");
+    assert.equal(fromFlags.store, "durable");
+    assert.equal(fromFlags.dataDir, "/srv/e");
+  });
+
+  it("refuses an unknown store and an empty data directory, naming the setting", () => {
+    assert.throws(
+      () => loadConfig(["--store", "disk"], {}),
+      (error) => {
+        assert.ok(error instanceof ConfigError);
+        assert.match(error.message, /--store \/ STORE: "disk" is not durable or memory/);
+        return true;
+      },
+    );
+    assert.throws(() => loadConfig([], { DATA_DIR: "" }), /--data-dir \/ DATA_DIR/);
+  });
+
+  it("serves from the durable store in the chosen directory, and says so on /healthz", async () => {
+    const dataDir = join(tempDir("settings"), "data");
+    const electd = await startServer(["--store", "durable", "--data-dir", dataDir]);
+    assert.ok(existsSync(join(dataDir, DATA_FILE)));
+    const health = (await (await fetch(`${electd.url}/healthz`)).json()) as { store: string };
+    assert.equal(health.store, "durable");
+    await electd.stop(500);
+  });
+
+  it("gives tests the memory store unless they choose one", async () => {
+    const electd = await startServer();
+    const health = (await (await fetch(`${electd.url}/healthz`)).json()) as { store: string };
+    assert.equal(health.store, "memory");
+  });
+});
