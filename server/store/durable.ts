@@ -9,7 +9,7 @@
 // and the batch is written in one transaction when the turn ends (group commit): with more
 // concurrent clients each fsync carries more changes. Only after the commit are the new
 // states published to watchers, in commit order, and the callers' promises resolved.
-import { closeSync, mkdirSync, openSync, readSync, statSync } from "node:fs";
+import { closeSync, existsSync, mkdirSync, openSync, readSync, statSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { Code, ConnectError } from "@connectrpc/connect";
 import Database from "better-sqlite3";
@@ -99,35 +99,22 @@ export function openDurableStore(options: DurableStoreOptions): ElectionStore {
     );
   }
   const lock = lockDataDir(dataDir);
-  let db: Database.Database | undefined;
-  let rows: ElectionRow[];
-  let sessionRows: { id: string; ttl_ms: number }[];
+  let found: Contents;
+  let db: Database.Database;
   try {
-    refuseForeignFile(file, dataDir);
-    db = openDataFile(file, dataDir, options.busyTimeoutMs ?? 5000);
-    rows = db.prepare("SELECT * FROM elections").all() as ElectionRow[];
-    sessionRows = db.prepare("SELECT id, ttl_ms FROM sessions").all() as typeof sessionRows;
+    found = inspectDataFile(file, dataDir);
+    db = openDataFile(file, options.busyTimeoutMs ?? 5000, found.fresh);
   } catch (error) {
-    db?.close();
     lock.close();
     if (error instanceof StoreStartError) throw error;
     throw damaged(file, dataDir, error);
   }
 
   /** What clients may see: only committed states (see `get`). */
-  const committed = new Map<string, Election>();
-  for (const row of rows) {
-    try {
-      committed.set(row.name, fromRow(row));
-    } catch (error) {
-      db.close();
-      lock.close();
-      throw damaged(file, dataDir, `election "${row.name}": ${message(error)}`);
-    }
-  }
+  const committed = new Map(found.elections.map((e) => [e.name, e]));
   /** Committed states plus the ones staged in the open batch: what `decide` runs on. */
   let current = new Map(committed);
-  const sessions = new Map(sessionRows.map((s) => [s.id, { id: s.id, ttlMs: s.ttl_ms }]));
+  const sessions = new Map(found.sessions.map((s) => [s.id, s]));
   const listeners = new Set<ChangeListener>();
   let open: Batch | undefined;
   let closed = false;
@@ -347,9 +334,24 @@ function refuseForeignFile(file: string, dataDir: string): void {
   }
 }
 
-/** Checks the data file and brings it to the current schema; refuses anything it cannot trust. */
-function openDataFile(file: string, dataDir: string, timeout: number): Database.Database {
-  const db = new Database(file, { timeout });
+/** What a data file holds; `fresh` when it has no tables yet. */
+interface Contents {
+  readonly fresh: boolean;
+  readonly elections: Election[];
+  readonly sessions: SessionRecord[];
+}
+
+/**
+ * Checks and reads the data file through a read-only connection. Read-only matters: a
+ * read-write connection folds the write-ahead log into the file when it closes, so even a
+ * refusal would change a damaged file and its log. This one leaves both as they were.
+ */
+function inspectDataFile(file: string, dataDir: string): Contents {
+  refuseForeignFile(file, dataDir);
+  if (!existsSync(file) || statSync(file).size === 0) {
+    return { fresh: true, elections: [], sessions: [] };
+  }
+  const db = new Database(file, { readonly: true, fileMustExist: true });
   try {
     const check = db.pragma("quick_check") as { quick_check: string }[];
     const problems = check.map((r) => r.quick_check).filter((r) => r !== "ok");
@@ -363,28 +365,47 @@ function openDataFile(file: string, dataDir: string, timeout: number): Database.
         }[]
       ).map((t) => t.name),
     );
-    if (tables.size > 0) {
-      if (!tables.has("meta")) {
-        throw new StoreStartError(
-          `${file} is a SQLite database but not an electd data file (it has no meta table): point --data-dir / DATA_DIR at another directory, or move ${dataDir} aside`,
-        );
-      }
-      const row = db.prepare("SELECT value FROM meta WHERE key = 'schema_version'").get() as
-        | { value: string }
-        | undefined;
-      const version = Number(row?.value);
-      if (!row || !/^\d+$/.test(row.value) || version < 1) {
-        throw damaged(file, dataDir, "its schema_version is missing or unreadable");
-      }
-      if (version > SCHEMA_VERSION) {
-        throw new StoreStartError(
-          `${file} has schema version ${version}, newer than this electd understands (${SCHEMA_VERSION}): run a newer electd on it, or restore a backup made by this version`,
-        );
-      }
-      for (const table of ["elections", "sessions"]) {
-        if (!tables.has(table)) throw damaged(file, dataDir, `its ${table} table is missing`);
-      }
+    if (tables.size === 0) return { fresh: true, elections: [], sessions: [] };
+    if (!tables.has("meta")) {
+      throw new StoreStartError(
+        `${file} is a SQLite database but not an electd data file (it has no meta table): point --data-dir / DATA_DIR at another directory, or move ${dataDir} aside`,
+      );
     }
+    const row = db.prepare("SELECT value FROM meta WHERE key = 'schema_version'").get() as
+      | { value: string }
+      | undefined;
+    const version = Number(row?.value);
+    if (!row || !/^\d+$/.test(row.value) || version < 1) {
+      throw damaged(file, dataDir, "its schema_version is missing or unreadable");
+    }
+    if (version > SCHEMA_VERSION) {
+      throw new StoreStartError(
+        `${file} has schema version ${version}, newer than this electd understands (${SCHEMA_VERSION}): run a newer electd on it, or restore a backup made by this version`,
+      );
+    }
+    for (const table of ["elections", "sessions"]) {
+      if (!tables.has(table)) throw damaged(file, dataDir, `its ${table} table is missing`);
+    }
+    const elections = (db.prepare("SELECT * FROM elections").all() as ElectionRow[]).map((r) => {
+      try {
+        return fromRow(r);
+      } catch (error) {
+        throw damaged(file, dataDir, `election "${r.name}": ${message(error)}`);
+      }
+    });
+    const sessions = (
+      db.prepare("SELECT id, ttl_ms FROM sessions").all() as { id: string; ttl_ms: number }[]
+    ).map((r) => ({ id: r.id, ttlMs: r.ttl_ms }));
+    return { fresh: false, elections, sessions };
+  } finally {
+    db.close();
+  }
+}
+
+/** The read-write connection, after inspection: durable settings, and the schema if new. */
+function openDataFile(file: string, timeout: number, fresh: boolean): Database.Database {
+  const db = new Database(file, { timeout });
+  try {
     // WAL: a commit is one sequential append plus one fsync, and readers (such as an
     // online backup) never block the writer. FULL: the WAL is fsynced at every commit,
     // so a commit survives power loss, not only a process crash.
@@ -396,7 +417,7 @@ function openDataFile(file: string, dataDir: string, timeout: number): Database.
     // The log is reused after each checkpoint; this only trims it after it grew large,
     // for example while a long backup kept the checkpoint from finishing.
     db.pragma("journal_size_limit = 67108864");
-    if (tables.size === 0) {
+    if (fresh) {
       db.transaction(() => {
         db.exec(SCHEMA);
         db.prepare("INSERT INTO meta (key, value) VALUES ('schema_version', ?)").run(

@@ -2,7 +2,8 @@
 // what to do, and the file is left exactly as it was: never a silent reset. Also: a
 // second server on the same DATA_DIR is refused while the first keeps serving.
 import assert from "node:assert/strict";
-import { readFileSync, truncateSync, writeFileSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { existsSync, readFileSync, statSync, truncateSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
 import { createClient } from "@connectrpc/connect";
@@ -11,7 +12,7 @@ import Database from "better-sqlite3";
 import { LeaderElection } from "../../gen/atomix/runtime/election/v1/election_pb.js";
 import { DATA_FILE, openDurableStore } from "../../server/store/durable.js";
 import { StoreStartError } from "../../server/store/store.js";
-import { runMain, type ServerProcess, spawnServer } from "../support/process.js";
+import { root, runMain, type ServerProcess, spawnServer } from "../support/process.js";
 import { tempDir } from "../support/tempdir.js";
 
 function directory(): string {
@@ -45,7 +46,9 @@ async function expectRefusal(
   named = join(dataDir, DATA_FILE),
 ): Promise<string> {
   const file = join(dataDir, DATA_FILE);
+  const log = `${file}-wal`;
   const before = readFileSync(file);
+  const logBefore = existsSync(log) ? readFileSync(log) : undefined;
   const { code, stderr, stdout } = await runMain(["--store", "durable", "--data-dir", dataDir]);
   assert.notEqual(code, 0, `electd started: ${stdout}`);
   assert.match(stderr, /^electd: /);
@@ -53,6 +56,7 @@ async function expectRefusal(
   assert.match(stderr, pattern);
   assert.doesNotMatch(stderr, /\n\s+at /, "a stack trace instead of a message");
   assert.ok(readFileSync(file).equals(before), "the data file was changed");
+  if (logBefore) assert.ok(readFileSync(log).equals(logBefore), "the log was changed");
   return stderr;
 }
 
@@ -87,6 +91,27 @@ describe("durable store refuses data it cannot trust", () => {
     db.prepare("UPDATE meta SET value = '2' WHERE key = 'schema_version'").run();
     db.close();
     await expectRefusal(dataDir, /schema version 2, newer than this electd.*newer electd/);
+  });
+
+  it("refuses a newer version found in the log after a crash, leaving file and log as they were", async () => {
+    const dataDir = await populated();
+    const file = join(dataDir, DATA_FILE);
+    // A writer that dies by SIGKILL right after committing: the change is only in the log.
+    const crash = spawnSync(
+      process.execPath,
+      [
+        "-e",
+        `const db = new (require("better-sqlite3"))(${JSON.stringify(file)});
+         db.pragma("journal_mode = WAL");
+         db.prepare("UPDATE meta SET value = '2' WHERE key = 'schema_version'").run();
+         process.kill(process.pid, "SIGKILL");`,
+      ],
+      { cwd: root },
+    );
+    assert.equal(crash.signal, "SIGKILL");
+    assert.ok(statSync(`${file}-wal`).size > 0, "the change is in the log");
+    await expectRefusal(dataDir, /schema version 2, newer than this electd/);
+    assert.ok(statSync(`${file}-wal`).size > 0, "the log is still there");
   });
 
   it("refuses a SQLite database that is not an electd data file", async () => {
