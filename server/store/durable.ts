@@ -309,7 +309,7 @@ function lockDataDir(dataDir: string): Database.Database {
       );
     }
     throw new StoreStartError(
-      `cannot lock the data directory ${dataDir} with ${path}: ${message(error)}; that file holds no data: remove it and start again`,
+      `cannot lock the data directory with ${path}: ${message(error)}; check that ${dataDir} is writable by this user (the lock file holds no data and may be deleted while electd is stopped)`,
     );
   }
 }
