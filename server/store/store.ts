@@ -94,3 +94,10 @@ export function commit(election: Election, decision: Decision & { ok: true }): E
   }
   return { ...election, state, owners, version: election.version + 1 };
 }
+
+/** The candidates `session` entered that are still in the election. */
+export function ownedBy(owners: Readonly<Record<string, string>>, session: string): string[] {
+  return Object.entries(owners)
+    .filter(([, owner]) => owner === session)
+    .map(([candidate]) => candidate);
+}
