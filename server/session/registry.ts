@@ -7,7 +7,10 @@
 // keep-alive restarts with `refresh()`. Node keeps timers of equal duration in one list
 // ordered by start time behind a single libuv timer, so refreshing is O(1) (unlink,
 // append) and 100,000 idle sessions with the same TTL wake the process only when the
-// first of them expires (bench/sessions.ts measures this).
+// first of them expires (bench/sessions.ts measures this). Node starts a timer from the
+// event loop's cached clock, which lags real time while the loop is busy, so a timer may
+// fire a little before the TTL has passed since the keep-alive was handled: the deadline,
+// read from the real clock, is the truth, and an early timer is followed by a short one.
 import { randomBytes } from "node:crypto";
 import { performance } from "node:perf_hooks";
 import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
@@ -30,7 +33,9 @@ interface Session {
   readonly ttlMs: number;
   /** performance.now() at which the session expires unless kept alive. */
   deadline: number;
-  readonly timer: NodeJS.Timeout;
+  timer: NodeJS.Timeout;
+  /** Whether `timer` is a short one-off after an early firing, not the TTL timer. */
+  short: boolean;
 }
 
 export interface SessionView {
@@ -67,7 +72,14 @@ export class SessionRegistry {
   // session costs its record and its timer, no closure.
   private readonly expire = (id: string) => {
     const session = this.live.get(id);
-    if (session) this.end(session).catch(this.onError);
+    if (!session) return;
+    const early = session.deadline - performance.now();
+    if (early > 0) {
+      session.timer = setTimeout(this.expire, Math.ceil(early), id).unref();
+      session.short = true;
+      return;
+    }
+    this.end(session).catch(this.onError);
   };
 
   constructor(options: SessionRegistryOptions) {
@@ -133,7 +145,13 @@ export class SessionRegistry {
   /** Restarts the session's TTL; returns it. */
   keepAlive(id: string): number {
     const session = this.find(id);
-    session.timer.refresh();
+    if (session.short) {
+      clearTimeout(session.timer);
+      session.timer = setTimeout(this.expire, session.ttlMs, id).unref();
+      session.short = false;
+    } else {
+      session.timer.refresh();
+    }
     session.deadline = performance.now() + session.ttlMs;
     return session.ttlMs;
   }
@@ -179,10 +197,9 @@ export class SessionRegistry {
   }
 
   private schedule(id: string, ttlMs: number): void {
-    const timer = setTimeout(this.expire, ttlMs, id);
     // Timers never keep the process alive: shutdown stops them anyway.
-    timer.unref();
-    this.live.set(id, { id, ttlMs, deadline: performance.now() + ttlMs, timer });
+    const timer = setTimeout(this.expire, ttlMs, id).unref();
+    this.live.set(id, { id, ttlMs, deadline: performance.now() + ttlMs, timer, short: false });
   }
 
   private find(id: string): Session {
