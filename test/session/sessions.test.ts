@@ -301,3 +301,24 @@ describe("the sessions limit", () => {
     await sessions.openSession({});
   });
 });
+
+describe("reading a session with an HTTP GET", () => {
+  it("answers GetSession as a cacheable Connect GET, as a dashboard would call it", async () => {
+    const [protocol] = protocols;
+    assert.ok(protocol);
+    const opened = protocol.open(electd.url);
+    const sessions = createClient(SessionService, opened.transport);
+    const { sessionId } = await sessions.openSession({ ttl: durationFromMs(5000) });
+    const message = encodeURIComponent(JSON.stringify({ sessionId }));
+    const response = await fetch(
+      `${electd.url}/electd.v1.SessionService/GetSession?encoding=json&message=${message}`,
+    );
+    assert.equal(response.status, 200);
+    const body = (await response.json()) as { ttl: string; remaining: string };
+    assert.equal(body.ttl, "5s");
+    assert.match(body.remaining, /^[0-9.]+s$/);
+    assert.ok(Number.parseFloat(body.remaining) > 4);
+    await sessions.closeSession({ sessionId });
+    opened.close();
+  });
+});
