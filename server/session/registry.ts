@@ -156,10 +156,24 @@ export class SessionRegistry {
     return session.ttlMs;
   }
 
+  /** The session's TTL and time left; not_found when it is unknown, closed or expired. */
   get(id: string): SessionView {
-    const session = this.find(id);
+    return this.view(this.find(id));
+  }
+
+  /**
+   * The same without an error, for in-process readers that join sessions with elections'
+   * `owners` (a listing shown to operators can then show a candidate's remaining TTL
+   * without handing session ids, which are bearer secrets, to the browser).
+   */
+  peek(id: string): SessionView | undefined {
+    const session = this.live.get(id);
+    return session && this.view(session);
+  }
+
+  private view(session: Session): SessionView {
     const remainingMs = Math.max(0, Math.round(session.deadline - performance.now()));
-    return { id, ttlMs: session.ttlMs, remainingMs };
+    return { id: session.id, ttlMs: session.ttlMs, remainingMs };
   }
 
   /** Closes the session; resolves once its candidates are withdrawn everywhere. */

@@ -74,6 +74,8 @@ describe("session registry", () => {
     const started = performance.now();
     await registry.start();
     t.after(() => registry.stop());
+    assert.equal(registry.peek("unknown"), undefined);
+    assert.deepEqual(registry.peek("restored-session-id-0001")?.ttlMs, 400);
     const view = registry.get("restored-session-id-0001");
     assert.equal(view.ttlMs, 400);
     assert.ok(view.remainingMs > 350, `remaining ${view.remainingMs} ms`);
