@@ -1,4 +1,4 @@
-// The leadership client helper against a real server, over Connect JSON and gRPC:
+// The leadership client (client/leadership.ts) against a real server, over Connect JSON and gRPC:
 // election and deposal callbacks, stop(), giving up leadership on its own clock when it
 // cannot keep alive, campaigning again with a new session, eviction, and a campaigning
 // process killed with SIGKILL being replaced within TTL + 1 s.
