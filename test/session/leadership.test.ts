@@ -1,7 +1,7 @@
 // The leadership client (client/leadership.ts) against a real server, over Connect JSON
-// and gRPC: election and deposal callbacks, stop(), giving up leadership on its own clock when it
-// cannot keep alive, campaigning again with a new session, eviction, and a campaigning
-// process killed with SIGKILL being replaced within TTL + 1 s.
+// and gRPC: election and deposal callbacks, stop(), giving up leadership on its own clock
+// when it cannot keep alive, campaigning again with a new session, eviction, and a
+// campaigning process killed with SIGKILL being replaced within TTL + 1 s.
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
