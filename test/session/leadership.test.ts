@@ -19,7 +19,7 @@ import { type Electd, start } from "../../server/electd.js";
 import { testConfig } from "../support/server.js";
 import { watchTerms } from "./terms.js";
 
-const TTL_MS = 600;
+const TTL_MS = 1000;
 
 /** Campaign events as they happen, with the time each was called. */
 function recorder() {

@@ -126,13 +126,14 @@ for (const [index, protocol] of protocols.entries()) {
 
     it("keeps the candidates of a session that is kept alive", async () => {
       const id = await election();
-      const session = await open(300);
+      const session = await open(1000);
       await elections.enter({ id, candidate: "a" }, bound(session));
       await elections.enter({ id, candidate: "b" });
       const watch = watchTerms(elections, id.name);
       try {
+        // Well past twice the TTL, kept alive every fifth of it.
         for (let i = 0; i < 12; i++) {
-          await sleep(100);
+          await sleep(200);
           await sessions.keepAlive({ sessionId: session });
         }
         const { term } = await elections.getTerm({ id });
