@@ -20,6 +20,15 @@ export interface Config {
     readonly maxWatches: number;
     readonly watchBuffer: number;
   };
+  readonly sessions: SessionSettings;
+}
+
+/** Session TTLs in milliseconds (API.md section 5). */
+export interface SessionSettings {
+  readonly ttlMs: number;
+  readonly minTtlMs: number;
+  readonly maxTtlMs: number;
+  readonly maxSessions: number;
 }
 
 interface Setting {
@@ -100,6 +109,30 @@ export const settings = {
     fallback: "64",
     help: "states queued per watcher before the newest replaces the last queued",
   },
+  sessionTtl: {
+    flag: "session-ttl",
+    env: "SESSION_TTL",
+    fallback: "10s",
+    help: "TTL of a session opened without one (e.g. 500ms, 10s, 5m)",
+  },
+  sessionTtlMin: {
+    flag: "session-ttl-min",
+    env: "SESSION_TTL_MIN",
+    fallback: "1s",
+    help: "shortest TTL a session may ask for",
+  },
+  sessionTtlMax: {
+    flag: "session-ttl-max",
+    env: "SESSION_TTL_MAX",
+    fallback: "5m",
+    help: "longest TTL a session may ask for",
+  },
+  maxSessions: {
+    flag: "max-sessions",
+    env: "MAX_SESSIONS",
+    fallback: "100000",
+    help: "most open sessions on this server",
+  },
 } as const satisfies Record<string, Setting>;
 
 type Key = keyof typeof settings;
@@ -156,6 +189,32 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Con
     return value;
   };
 
+  // Whole milliseconds with a unit; bounded by what one Node timer can wait (~24.8 days).
+  const duration = (key: Key): number => {
+    const text = raw(key);
+    const match = /^(\d+)(ms|s|m|h)$/.exec(text);
+    const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[match?.[2] ?? ""];
+    const value = match && unit ? Number(match[1]) * unit : Number.NaN;
+    if (!(value >= 1 && value <= 2_147_483_647)) {
+      const s = settings[key];
+      throw new ConfigError(
+        `--${s.flag} / ${s.env}: "${text}" is not a duration such as 500ms, 10s, 5m or 1h`,
+      );
+    }
+    return value;
+  };
+  const sessions: SessionSettings = {
+    ttlMs: duration("sessionTtl"),
+    minTtlMs: duration("sessionTtlMin"),
+    maxTtlMs: duration("sessionTtlMax"),
+    maxSessions: int("maxSessions", 1),
+  };
+  if (!(sessions.minTtlMs <= sessions.ttlMs && sessions.ttlMs <= sessions.maxTtlMs)) {
+    throw new ConfigError(
+      "--session-ttl (SESSION_TTL) must lie between --session-ttl-min and --session-ttl-max",
+    );
+  }
+
   const cert = raw("tlsCert");
   const key = raw("tlsKey");
   if ((cert === "") !== (key === "")) {
@@ -183,5 +242,6 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Con
       maxWatches: int("maxWatches", 1),
       watchBuffer: int("watchBuffer", 1),
     },
+    sessions,
   };
 }

@@ -2,7 +2,8 @@
 // returns a handle whose stop() ends watches, drains connections and closes the store.
 import type { AddressInfo } from "node:net";
 import type { Config } from "./config.js";
-import { build } from "./http/app.js";
+import { type App, build } from "./http/app.js";
+import { SessionRegistry } from "./session/registry.js";
 import { openDurableStore } from "./store/durable.js";
 import { createMemoryStore } from "./store/memory.js";
 import type { ElectionStore } from "./store/store.js";
@@ -13,6 +14,7 @@ export interface Electd {
   readonly url: string;
   readonly store: ElectionStore;
   readonly hub: WatchHub;
+  readonly sessions: SessionRegistry;
   /** Graceful stop: resolves when everything is closed (connections forced after `graceMs`). */
   stop(graceMs?: number): Promise<void>;
 }
@@ -27,7 +29,15 @@ export async function start(config: Config): Promise<Electd> {
     maxWatches: config.limits.maxWatches,
     mailboxSize: config.limits.watchBuffer,
   });
-  const { fastify, listener } = await build({
+  let app: App | undefined;
+  const sessions = new SessionRegistry({
+    store,
+    settings: config.sessions,
+    limits: config.limits,
+    onError: (err) => app?.fastify.log.error({ err }, "withdrawing a session's candidates failed"),
+  });
+  await sessions.start();
+  app = await build({
     config,
     store,
     hub,
@@ -36,9 +46,11 @@ export async function start(config: Config): Promise<Electd> {
       hub,
       limits: config.limits,
       maxRequestBytes: config.limits.maxRequestBytes,
-      sessionOf: async () => undefined,
+      sessionOf: sessions.sessionOf,
+      sessions: { registry: sessions, settings: config.sessions },
     },
   });
+  const { fastify, listener } = app;
   await fastify.listen({ host: config.host, port: config.port });
   const address = fastify.server.address() as AddressInfo;
   const host = address.family === "IPv6" ? `[${address.address}]` : address.address;
@@ -48,6 +60,7 @@ export async function start(config: Config): Promise<Electd> {
     url,
     store,
     hub,
+    sessions,
     stop(graceMs = 3000) {
       stopping ??= (async () => {
         const force = setTimeout(() => listener.destroy(), graceMs);
@@ -55,6 +68,7 @@ export async function start(config: Config): Promise<Electd> {
           await fastify.close();
         } finally {
           clearTimeout(force);
+          await sessions.stop();
           await store.close();
         }
       })();

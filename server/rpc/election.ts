@@ -14,7 +14,7 @@ import {
   type RuleLimits,
 } from "../election/rules.js";
 import { candidateName, electionName, type InputLimits, tagList } from "../election/validate.js";
-import type { Decision, ElectionStore } from "../store/store.js";
+import { type Decision, type ElectionStore, ownedBy } from "../store/store.js";
 import type { WatchHub } from "../watch/hub.js";
 import { limitReached, notFound } from "./errors.js";
 
@@ -103,10 +103,4 @@ export function electionService(
       }
     },
   };
-}
-
-function ownedBy(owners: Readonly<Record<string, string>>, session: string): string[] {
-  return Object.entries(owners)
-    .filter(([, owner]) => owner === session)
-    .map(([candidate]) => candidate);
 }

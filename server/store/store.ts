@@ -100,3 +100,10 @@ export function commit(election: Election, decision: Decision & { ok: true }): E
  * the file and what to do; main.ts prints it and exits instead of starting empty.
  */
 export class StoreStartError extends Error {}
+
+/** The candidates `session` entered that are still in the election. */
+export function ownedBy(owners: Readonly<Record<string, string>>, session: string): string[] {
+  return Object.entries(owners)
+    .filter(([, owner]) => owner === session)
+    .map(([candidate]) => candidate);
+}

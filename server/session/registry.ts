@@ -1,0 +1,307 @@
+// The session registry (API.md section 5): which sessions are alive, when each expires, and
+// in which elections each one owns candidates. When a session is closed or expires, the
+// candidates it entered are withdrawn in every election by the rules' `release`, one
+// atomic change per election, so the next candidate leads with term+1 and watchers see it.
+//
+// Expiry costs nothing while sessions are idle: each session has one Node timer that a
+// keep-alive restarts with `refresh()`. Node keeps timers of equal duration in one list
+// ordered by start time behind a single libuv timer, so refreshing is O(1) (unlink,
+// append) and 100,000 idle sessions with the same TTL wake the process only when the
+// first of them expires (bench/sessions.ts measures this). Node starts a timer from the
+// event loop's cached clock, which lags real time while the loop is busy, so a timer may
+// fire a little before the TTL has passed since the keep-alive was handled: the deadline,
+// read from the real clock, is the truth, and an early timer is followed by a short one.
+import { randomBytes } from "node:crypto";
+import { performance } from "node:perf_hooks";
+import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
+import type { SessionSettings } from "../config.js";
+import { apply, type RuleLimits } from "../election/rules.js";
+import { invalid } from "../election/validate.js";
+import { type Election, type ElectionStore, ownedBy } from "../store/store.js";
+
+/** Request header (gRPC metadata) that binds Enter and Close to a session. */
+export const SESSION_HEADER = "electd-session";
+
+/** 144 random bits: 24 base64url characters, none of them padding. */
+const ID_BYTES = 18;
+
+/** Elections read per page when the index is rebuilt at start. */
+const PAGE = 1000;
+
+interface Session {
+  readonly id: string;
+  readonly ttlMs: number;
+  /** performance.now() at which the session expires unless kept alive. */
+  deadline: number;
+  timer: NodeJS.Timeout;
+  /** Whether `timer` is a short one-off after an early firing, not the TTL timer. */
+  short: boolean;
+}
+
+export interface SessionView {
+  readonly id: string;
+  readonly ttlMs: number;
+  /** Time left before expiry, in milliseconds; never negative. */
+  readonly remainingMs: number;
+}
+
+export interface SessionRegistryOptions {
+  readonly store: ElectionStore;
+  readonly settings: SessionSettings;
+  readonly limits: RuleLimits;
+  /** Hears failures of work no request waits for (withdrawals after expiry). */
+  readonly onError?: (error: unknown) => void;
+}
+
+export class SessionRegistry {
+  private readonly live = new Map<string, Session>();
+  /** session -> elections where it owns candidates. */
+  private readonly electionsOf = new Map<string, Set<string>>();
+  /** election -> sessions owning candidates there (what `electionsOf` was built from). */
+  private readonly ownersIn = new Map<string, Set<string>>();
+  /** Releases in flight, keyed by election and session, so each runs once at a time. */
+  private readonly releasing = new Map<string, Promise<void>>();
+  private opening = 0;
+  private closed = false;
+  private unsubscribe: (() => void) | undefined;
+  private readonly store: ElectionStore;
+  private readonly settings: SessionSettings;
+  private readonly limits: RuleLimits;
+  private readonly onError: (error: unknown) => void;
+  // One function shared by every timer (the id rides as the timer's argument), so an idle
+  // session costs its record and its timer, no closure.
+  private readonly expire = (id: string) => {
+    const session = this.live.get(id);
+    if (!session) return;
+    const early = session.deadline - performance.now();
+    if (early > 0) {
+      session.timer = setTimeout(this.expire, Math.ceil(early), id).unref();
+      session.short = true;
+      return;
+    }
+    this.end(session).catch(this.onError);
+  };
+
+  constructor(options: SessionRegistryOptions) {
+    this.store = options.store;
+    this.settings = options.settings;
+    this.limits = options.limits;
+    this.onError = options.onError ?? (() => {});
+  }
+
+  /** Open sessions right now. */
+  get size(): number {
+    return this.live.size;
+  }
+
+  /**
+   * Restores persisted sessions, each with one full TTL of grace (keep-alives are not
+   * persisted), and indexes which elections hold their candidates. Candidates owned by a
+   * session that no longer exists (closed just before a crash) are withdrawn now.
+   */
+  async start(): Promise<void> {
+    for (const record of await this.store.listSessions()) this.schedule(record.id, record.ttlMs);
+    // Changes heard while paging are newer than what a page read: those names are skipped.
+    let heard: Set<string> | undefined = new Set();
+    this.unsubscribe = this.store.subscribe((election) => {
+      heard?.add(election.name);
+      this.track(election);
+    });
+    let after: string | undefined;
+    for (;;) {
+      const page = await this.store.list({
+        limit: PAGE,
+        ...(after === undefined ? {} : { after }),
+      });
+      for (const election of page) if (!heard.has(election.name)) this.track(election);
+      const last = page.at(-1);
+      if (page.length < PAGE || last === undefined) break;
+      after = last.name;
+    }
+    heard = undefined;
+  }
+
+  /** Opens a session; the id is returned only once the session is persisted. */
+  async open(ttlMs: number): Promise<SessionView> {
+    this.refuseIfClosed();
+    if (this.live.size + this.opening >= this.settings.maxSessions) {
+      throw new ConnectError(
+        `limit reached with ${this.settings.maxSessions} sessions (MAX_SESSIONS)`,
+        Code.ResourceExhausted,
+      );
+    }
+    const id = randomBytes(ID_BYTES).toString("base64url");
+    this.opening++;
+    try {
+      await this.store.putSession({ id, ttlMs });
+    } finally {
+      this.opening--;
+    }
+    this.refuseIfClosed();
+    this.schedule(id, ttlMs);
+    return { id, ttlMs, remainingMs: ttlMs };
+  }
+
+  /** Restarts the session's TTL; returns it. */
+  keepAlive(id: string): number {
+    const session = this.find(id);
+    if (session.short) {
+      clearTimeout(session.timer);
+      session.timer = setTimeout(this.expire, session.ttlMs, id).unref();
+      session.short = false;
+    } else {
+      session.timer.refresh();
+    }
+    session.deadline = performance.now() + session.ttlMs;
+    return session.ttlMs;
+  }
+
+  /** The session's TTL and time left; not_found when it is unknown, closed or expired. */
+  get(id: string): SessionView {
+    return this.view(this.find(id));
+  }
+
+  /**
+   * The same without an error, for in-process readers that join sessions with elections'
+   * `owners` (a listing shown to operators can then show a candidate's remaining TTL
+   * without handing session ids, which are bearer secrets, to the browser).
+   */
+  peek(id: string): SessionView | undefined {
+    const session = this.live.get(id);
+    return session && this.view(session);
+  }
+
+  private view(session: Session): SessionView {
+    const remainingMs = Math.max(0, Math.round(session.deadline - performance.now()));
+    return { id: session.id, ttlMs: session.ttlMs, remainingMs };
+  }
+
+  /** Closes the session; resolves once its candidates are withdrawn everywhere. */
+  async close(id: string): Promise<void> {
+    await this.end(this.find(id));
+  }
+
+  /**
+   * The session named by the request's `electd-session` header, or undefined without one.
+   * An unknown, closed or expired session is refused, so nothing is entered for it.
+   */
+  readonly sessionOf = async (ctx: HandlerContext): Promise<string | undefined> => {
+    const id = ctx.requestHeader.get(SESSION_HEADER);
+    if (id === null) return undefined;
+    if (id === "") throw invalid(`${SESSION_HEADER} header`, "must not be empty");
+    if (!this.live.has(id)) {
+      throw new ConnectError(
+        `session ${quote(id)} named by the ${SESSION_HEADER} header not found (it is unknown or was closed or expired)`,
+        Code.NotFound,
+      );
+    }
+    return id;
+  };
+
+  /**
+   * Stops every timer without expiring anything (sessions get their grace after a
+   * restart) and waits for withdrawals already under way.
+   */
+  async stop(): Promise<void> {
+    this.closed = true;
+    this.unsubscribe?.();
+    for (const session of this.live.values()) clearTimeout(session.timer);
+    this.live.clear();
+    await Promise.allSettled([...this.releasing.values()]);
+  }
+
+  private schedule(id: string, ttlMs: number): void {
+    // Timers never keep the process alive: shutdown stops them anyway.
+    const timer = setTimeout(this.expire, ttlMs, id).unref();
+    this.live.set(id, { id, ttlMs, deadline: performance.now() + ttlMs, timer, short: false });
+  }
+
+  private find(id: string): Session {
+    const session = this.live.get(id);
+    if (!session) {
+      throw new ConnectError(
+        `session ${quote(id)} not found (it is unknown or was closed or expired)`,
+        Code.NotFound,
+      );
+    }
+    return session;
+  }
+
+  private refuseIfClosed(): void {
+    if (this.closed) throw new ConnectError("server is shutting down", Code.Unavailable);
+  }
+
+  /**
+   * Ends a session: it is forgotten first, so no Enter can bind to it any more (one that
+   * already passed the check is caught by `track`), then its record is deleted and its
+   * candidates withdrawn in every election, concurrently.
+   */
+  private async end(session: Session): Promise<void> {
+    clearTimeout(session.timer);
+    if (this.live.get(session.id) !== session) return;
+    this.live.delete(session.id);
+    const elections = [...(this.electionsOf.get(session.id) ?? [])];
+    const results = await Promise.allSettled([
+      this.store.deleteSession(session.id),
+      ...elections.map((name) => this.release(name, session.id)),
+    ]);
+    for (const result of results) if (result.status === "rejected") throw result.reason;
+  }
+
+  /** Withdraws, as one change, every candidate `session` owns in election `name`. */
+  private release(name: string, session: string): Promise<void> {
+    const key = `${name}\u0000${session}`;
+    const running = this.releasing.get(key);
+    if (running) return running;
+    const done = this.store
+      .update(name, (election) =>
+        apply(
+          election.state,
+          { kind: "release", candidates: ownedBy(election.owners, session) },
+          this.limits,
+        ),
+      )
+      .then(() => undefined)
+      .finally(() => this.releasing.delete(key));
+    this.releasing.set(key, done);
+    return done;
+  }
+
+  /**
+   * Keeps the index in step with a committed election, and withdraws candidates whose
+   * session is gone: an Enter that checked its session just before the session ended.
+   */
+  private track(election: Election): void {
+    const now = new Set(Object.values(election.owners));
+    const before = this.ownersIn.get(election.name);
+    if (before) {
+      for (const session of before) if (!now.has(session)) this.unindex(session, election.name);
+    }
+    for (const session of now) {
+      if (!before?.has(session)) {
+        let names = this.electionsOf.get(session);
+        if (!names) {
+          names = new Set();
+          this.electionsOf.set(session, names);
+        }
+        names.add(election.name);
+      }
+      if (!this.live.has(session) && !this.closed) {
+        this.release(election.name, session).catch(this.onError);
+      }
+    }
+    if (now.size === 0) this.ownersIn.delete(election.name);
+    else this.ownersIn.set(election.name, now);
+  }
+
+  private unindex(session: string, name: string): void {
+    const names = this.electionsOf.get(session);
+    names?.delete(name);
+    if (names?.size === 0) this.electionsOf.delete(session);
+  }
+}
+
+/** A client-supplied id for an error message: quoted, and short whatever was sent. */
+function quote(id: string): string {
+  return JSON.stringify(id.length > 64 ? `${id.slice(0, 64)}...` : id);
+}

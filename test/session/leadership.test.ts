@@ -1,0 +1,244 @@
+// The leadership client (client/leadership.ts) against a real server, over Connect JSON
+// and gRPC: election and deposal callbacks, stop(), giving up leadership on its own clock
+// when it cannot keep alive, campaigning again with a new session, eviction, and a
+// campaigning process killed with SIGKILL being replaced within TTL + 1 s.
+import assert from "node:assert/strict";
+import { type ChildProcess, spawn } from "node:child_process";
+import { once } from "node:events";
+import { after, before, describe, it } from "node:test";
+import { fileURLToPath } from "node:url";
+import { Code, ConnectError, createClient, type Interceptor } from "@connectrpc/connect";
+import {
+  createConnectTransport,
+  createGrpcTransport,
+  Http2SessionManager,
+} from "@connectrpc/connect-node";
+import { campaign, type Leadership, type LeadershipOptions } from "../../client/leadership.js";
+import { LeaderElection } from "../../gen/atomix/runtime/election/v1/election_pb.js";
+import { type Electd, start } from "../../server/electd.js";
+import { testConfig } from "../support/server.js";
+import { watchTerms } from "./terms.js";
+
+const TTL_MS = 1000;
+
+/** Campaign events as they happen, with the time each was called. */
+function recorder() {
+  const events: { kind: "elected" | "deposed"; term: bigint; at: number }[] = [];
+  const waiters = new Set<() => void>();
+  return {
+    events,
+    onElected(term: bigint) {
+      events.push({ kind: "elected", term, at: performance.now() });
+      for (const wake of waiters) wake();
+    },
+    onDeposed(term: bigint) {
+      events.push({ kind: "deposed", term, at: performance.now() });
+      for (const wake of waiters) wake();
+    },
+    async next(kind: "elected" | "deposed", timeoutMs = 5000) {
+      const deadline = performance.now() + timeoutMs;
+      for (;;) {
+        const found = events.find((e) => e.kind === kind);
+        if (found) return found;
+        const left = deadline - performance.now();
+        if (left <= 0) throw new Error(`not ${kind} within ${timeoutMs} ms`);
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, left);
+          const wake = () => {
+            clearTimeout(timer);
+            waiters.delete(wake);
+            resolve();
+          };
+          waiters.add(wake);
+        });
+      }
+    },
+  };
+}
+
+interface Variant {
+  readonly name: string;
+  readonly child: "connect" | "grpc";
+  transport(url: string, interceptors?: Interceptor[]): LeadershipOptions["transport"];
+}
+
+let electd: Electd;
+const managers: Http2SessionManager[] = [];
+before(async () => {
+  electd = await start(testConfig(["--session-ttl-min", "100ms"]));
+});
+after(async () => {
+  for (const manager of managers) manager.abort();
+  await electd.stop(500);
+});
+
+const variants: Variant[] = [
+  {
+    name: "Connect JSON over HTTP/1.1",
+    child: "connect",
+    transport: (baseUrl, interceptors = []) =>
+      createConnectTransport({ baseUrl, httpVersion: "1.1", interceptors }),
+  },
+  {
+    name: "gRPC over HTTP/2",
+    child: "grpc",
+    transport(baseUrl, interceptors = []) {
+      const sessionManager = new Http2SessionManager(baseUrl);
+      managers.push(sessionManager);
+      return createGrpcTransport({ baseUrl, sessionManager, interceptors });
+    },
+  },
+];
+
+for (const [index, variant] of variants.entries()) {
+  describe(`leadership client over ${variant.name}`, () => {
+    let count = 0;
+    const election = () => `lead-${index}-${++count}`;
+    const running: Leadership[] = [];
+    after(() => Promise.all(running.map((c) => c.stop())));
+    const run = (
+      options: Omit<LeadershipOptions, "transport"> & { interceptors?: Interceptor[] },
+    ) => {
+      const { interceptors, ...rest } = options;
+      const c = campaign({ transport: variant.transport(electd.url, interceptors), ...rest });
+      running.push(c);
+      return c;
+    };
+
+    it("elects the first campaigner, and the next one with term+1 when the first stops", async () => {
+      const name = election();
+      const a = recorder();
+      const b = recorder();
+      const first = run({ election: name, candidate: "a", ttlMs: TTL_MS, ...a });
+      assert.equal((await a.next("elected")).term, 1n);
+      assert.ok(first.leading);
+      assert.equal(first.term, 1n);
+      const second = run({ election: name, candidate: "b", ttlMs: TTL_MS, ...b });
+      const elections = createClient(LeaderElection, variant.transport(electd.url));
+      const watch = watchTerms(elections, name);
+      try {
+        await watch.until((t) => t.candidates.includes("b"));
+        assert.equal(second.leading, false);
+        await first.stop();
+        assert.deepEqual(
+          a.events.map((e) => [e.kind, e.term]),
+          [
+            ["elected", 1n],
+            ["deposed", 1n],
+          ],
+        );
+        assert.equal(first.leading, false);
+        assert.equal((await b.next("elected")).term, 2n);
+        assert.equal(second.term, 2n);
+        // stop() closed the session: "a" is gone, not merely no longer leading.
+        const { term } = await elections.getTerm({ id: { name } });
+        assert.deepEqual([term?.leader, term?.candidates], ["b", []]);
+      } finally {
+        await watch.close();
+        await second.stop();
+      }
+    });
+
+    it("stops claiming leadership on its own clock before the server hands it on, then campaigns again", async () => {
+      const name = election();
+      const a = recorder();
+      const b = recorder();
+      let cut = false;
+      // A partition between this campaigner and the server: unary calls fail, the
+      // already open Watch stream carries on.
+      const partition: Interceptor = (next) => async (req) => {
+        if (cut && !req.stream) throw new ConnectError("partitioned", Code.Unavailable);
+        return next(req);
+      };
+      const first = run({
+        election: name,
+        candidate: "a",
+        ttlMs: TTL_MS,
+        retryMs: 50,
+        interceptors: [partition],
+        ...a,
+      });
+      await a.next("elected");
+      const second = run({ election: name, candidate: "b", ttlMs: TTL_MS, ...b });
+      const elections = createClient(LeaderElection, variant.transport(electd.url));
+      const watch = watchTerms(elections, name);
+      try {
+        await watch.until((t) => t.candidates.includes("b"));
+        const sessionBefore = first.sessionId;
+        cut = true;
+        const cutAt = performance.now();
+        const deposed = await a.next("deposed", TTL_MS + 1000);
+        const replaced = await watch.until((t) => t.leader === "b", TTL_MS + 1000);
+        assert.ok(
+          deposed.at < replaced.at,
+          `deposed ${(deposed.at - cutAt).toFixed(0)} ms after the cut, replaced after ${(replaced.at - cutAt).toFixed(0)} ms`,
+        );
+        assert.equal(replaced.term.term, 2n);
+        assert.ok(replaced.at - cutAt <= TTL_MS + 1000);
+        assert.equal(first.leading, false);
+        cut = false;
+        // Back in touch: a new session, and "a" queues behind the new leader.
+        await watch.until((t) => t.candidates.includes("a"), TTL_MS * 3);
+        assert.notEqual(first.sessionId, sessionBefore);
+        assert.equal(b.events.at(-1)?.kind, "elected");
+      } finally {
+        await watch.close();
+        await first.stop();
+        await second.stop();
+      }
+    });
+
+    it("ends its campaign when an operator evicts the candidate", async () => {
+      const name = election();
+      const a = recorder();
+      const first = run({ election: name, candidate: "a", ttlMs: TTL_MS, ...a });
+      await a.next("elected");
+      const elections = createClient(LeaderElection, variant.transport(electd.url));
+      await elections.evict({ id: { name }, candidate: "a" });
+      await first.done;
+      assert.equal((await a.next("deposed")).term, 1n);
+      assert.equal(first.sessionId, undefined);
+      const { term } = await elections.getTerm({ id: { name } });
+      assert.deepEqual([term?.leader, term?.candidates], ["", []]);
+    });
+
+    it("replaces a campaigning process killed with SIGKILL within TTL + 1 s", async (t) => {
+      const name = election();
+      const elections = createClient(LeaderElection, variant.transport(electd.url));
+      const script = fileURLToPath(new URL("./fixtures/campaigner.ts", import.meta.url));
+      const child: ChildProcess = spawn(
+        process.execPath,
+        ["--import", "tsx", script, electd.url, variant.child, name, "doomed", String(TTL_MS)],
+        { stdio: ["ignore", "pipe", "inherit"] },
+      );
+      t.after(() => {
+        if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+      });
+      let output = "";
+      child.stdout?.on("data", (chunk: Buffer) => {
+        output += chunk.toString();
+      });
+      const deadline = performance.now() + 15_000;
+      while (!output.includes("elected 1\n")) {
+        assert.ok(performance.now() < deadline, "the child was not elected within 15 s");
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      await elections.enter({ id: { name }, candidate: "survivor" });
+      const watch = watchTerms(elections, name);
+      try {
+        await watch.until((term) => term.candidates.includes("survivor"));
+        const exited = once(child, "exit");
+        const killedAt = performance.now();
+        child.kill("SIGKILL");
+        await exited;
+        const replaced = await watch.until((term) => term.leader === "survivor", TTL_MS + 2000);
+        const took = replaced.at - killedAt;
+        t.diagnostic(`replaced ${took.toFixed(0)} ms after SIGKILL (TTL ${TTL_MS} ms)`);
+        assert.ok(took <= TTL_MS + 1000, `replaced after ${took} ms`);
+        assert.equal(replaced.term.term, 2n);
+      } finally {
+        await watch.close();
+      }
+    });
+  });
+}
