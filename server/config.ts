@@ -19,6 +19,7 @@ export interface Config {
     readonly maxElections: number;
     readonly maxWatches: number;
     readonly watchBuffer: number;
+    readonly maxPageSize: number;
   };
 }
 
@@ -99,6 +100,12 @@ export const settings = {
     env: "WATCH_BUFFER",
     fallback: "64",
     help: "states queued per watcher before the newest replaces the last queued",
+  },
+  maxPageSize: {
+    flag: "max-page-size",
+    env: "MAX_PAGE_SIZE",
+    fallback: "1000",
+    help: "most elections in one ListElections page or WatchElections response",
   },
 } as const satisfies Record<string, Setting>;
 
@@ -182,6 +189,7 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Con
       maxElections: int("maxElections", 1),
       maxWatches: int("maxWatches", 1),
       watchBuffer: int("watchBuffer", 1),
+      maxPageSize: int("maxPageSize", 1),
     },
   };
 }
