@@ -3,7 +3,7 @@
 // reload works. RPC paths and /healthz are separate routes and are never shadowed: only
 // the files that exist and those deep links are routed here.
 import { existsSync } from "node:fs";
-import { join } from "node:path";
+import { join, relative, sep } from "node:path";
 import { fileURLToPath } from "node:url";
 import fastifyStatic from "@fastify/static";
 import type { FastifyInstance } from "fastify";
@@ -48,7 +48,9 @@ export async function dashboard(fastify: FastifyInstance, options: DashboardOpti
       // Vite names assets by content hash; index.html must be revalidated to pick them up.
       res.setHeader(
         "cache-control",
-        path.includes(join("dist", "assets")) ? "public, max-age=31536000, immutable" : "no-cache",
+        relative(options.root, path).startsWith(`assets${sep}`)
+          ? "public, max-age=31536000, immutable"
+          : "no-cache",
       );
     },
   });

@@ -57,7 +57,7 @@ export class Timeline {
     const width = Math.max(this.element.clientWidth, 280);
     this.element.setAttribute("viewBox", `0 0 ${width} ${HEIGHT}`);
     const start = this.reigns[0]?.from ?? this.opened;
-    const span = Math.max(now - start, 1000);
+    const span = Math.max(now - start, 1);
     const x = (t: number) => ((t - start) / span) * width;
     const parts: SVGElement[] = [];
     for (const reign of this.reigns) {
