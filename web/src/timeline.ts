@@ -14,6 +14,9 @@ const KEEP = 200;
 const HEIGHT = 64;
 const BAR_Y = 8;
 const BAR_HEIGHT = 30;
+const PAD = 6;
+/** Least room between two time labels on the axis, in pixels. */
+const LABEL_ROOM = 80;
 
 const clock = new Intl.DateTimeFormat(undefined, {
   hour: "2-digit",
@@ -21,11 +24,23 @@ const clock = new Intl.DateTimeFormat(undefined, {
   second: "2-digit",
 });
 
-/** A stable, readable colour per leader name. */
+/** Dark enough for white text (4.5:1 or better) and far apart from each other. */
+const PALETTE = [
+  "#0b5cad",
+  "#8a3ffc",
+  "#0e7a5f",
+  "#b3261e",
+  "#6b4e00",
+  "#9e1a6b",
+  "#00627a",
+  "#4a5a00",
+];
+
+/** A stable colour per leader name. */
 function colour(name: string): string {
   let hash = 0;
   for (const c of name) hash = (hash * 31 + (c.codePointAt(0) ?? 0)) >>> 0;
-  return `hsl(${hash % 360} 60% 38%)`;
+  return PALETTE[hash % PALETTE.length] as string;
 }
 
 export class Timeline {
@@ -58,7 +73,8 @@ export class Timeline {
     this.element.setAttribute("viewBox", `0 0 ${width} ${HEIGHT}`);
     const start = this.reigns[0]?.from ?? this.opened;
     const span = Math.max(now - start, 1);
-    const x = (t: number) => ((t - start) / span) * width;
+    const inner = width - 2 * PAD;
+    const x = (t: number) => PAD + ((t - start) / span) * inner;
     const parts: SVGElement[] = [];
     for (const reign of this.reigns) {
       const left = x(reign.from);
@@ -112,9 +128,19 @@ export class Timeline {
         );
       }
     }
+    // Time labels: the start, each change of reign where there is room, and "now".
+    let lastLabel = Number.NEGATIVE_INFINITY;
+    for (const reign of this.reigns) {
+      const at = x(reign.from);
+      if (at - lastLabel < LABEL_ROOM || x(now) - at < LABEL_ROOM) continue;
+      lastLabel = at;
+      parts.push(
+        svg("line", { x1: at, x2: at, y1: BAR_Y, y2: BAR_Y + BAR_HEIGHT + 4, class: "tick" }),
+        svg("text", { x: at, y: HEIGHT - 6, class: "axis" }, clock.format(reign.from)),
+      );
+    }
     parts.push(
-      svg("text", { x: 0, y: HEIGHT - 6, class: "axis" }, clock.format(start)),
-      svg("text", { x: width, y: HEIGHT - 6, class: "axis", "text-anchor": "end" }, "now"),
+      svg("text", { x: width - PAD, y: HEIGHT - 6, class: "axis", "text-anchor": "end" }, "now"),
     );
     this.element.replaceChildren(...parts);
     const current = this.reigns.at(-1);
