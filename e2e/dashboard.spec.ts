@@ -179,9 +179,12 @@ test.describe("election page", () => {
     await expect(queueOf(page)).toHaveText(["b", "c"]);
 
     // The worked example of API.md, clicked.
-    await page.getByRole("button", { name: "Promote c" }).click();
+    // From the keyboard: the focus stays on the button while its candidate moves.
+    await page.getByRole("button", { name: "Promote c" }).focus();
+    await page.keyboard.press("Enter");
     await expect(feedback).toHaveText("Promote c: done, term 1, leader a, 2 waiting.");
     await expect(queueOf(page)).toHaveText(["c", "b"]);
+    await expect(page.getByRole("button", { name: "Promote c" })).toBeFocused();
     await page.getByRole("button", { name: "Promote c" }).click();
     await expect(page.locator("#leader")).toHaveText("c");
     await expect(page.locator("#term")).toHaveText("2");

@@ -132,6 +132,11 @@ export function electionPage(root: HTMLElement, name: string, signal: AbortSigna
   const items = new Map<string, HTMLLIElement>();
 
   function renderQueue(candidates: readonly string[]): void {
+    // Moving or removing a focused button drops the focus to <body>; keyboard users keep it.
+    const focused = document.activeElement;
+    const focusedItem = focused instanceof HTMLButtonElement ? focused.closest("li") : null;
+    const focusAt =
+      focusedItem?.parentElement === queue ? [...queue.children].indexOf(focusedItem) : -1;
     const wanted = new Set(candidates);
     for (const [candidate, li] of items) {
       if (wanted.has(candidate)) continue;
@@ -155,6 +160,16 @@ export function electionPage(root: HTMLElement, name: string, signal: AbortSigna
     });
     setText(queueHeading, `Queue (${candidates.length} waiting)`);
     emptyQueue.hidden = candidates.length > 0;
+    if (focusAt >= 0 && document.activeElement !== focused) {
+      const button = focused as HTMLButtonElement;
+      // Still listed: focus it where it went. Gone: the same action on whoever took its place.
+      const target = button.isConnected
+        ? button
+        : queue.children[Math.min(focusAt, queue.children.length - 1)]?.querySelector<HTMLElement>(
+            `button[data-action="${button.dataset.action}"]`,
+          );
+      (target ?? candidateInput).focus({ preventScroll: true });
+    }
   }
 
   function render(term: Term): void {
