@@ -13,7 +13,6 @@ import {
   type WatchElectionsResponse,
 } from "../../gen/electd/v1/directory_pb.js";
 import { sessionFingerprint } from "../../server/rpc/directory.js";
-import type { Election } from "../../server/store/store.js";
 import { startServer } from "../support/server.js";
 
 const protocols: Record<string, (baseUrl: string) => Transport> = {
@@ -255,39 +254,7 @@ for (const [protocol, transportFor] of Object.entries(protocols)) {
   });
 }
 
-describe("the election list watch", () => {
-  it("coalesces each election to its latest state while the reader is busy", async () => {
-    const controller = new AbortController();
-    const feed = server.hub.changes(
-      () => true,
-      controller.signal,
-      async () => [],
-    );
-    try {
-      assert.deepEqual((await feed.next()).value, []);
-      await server.store.create("slow/a", []);
-      await server.store.create("slow/b", []);
-      for (let i = 0; i < 50; i++) {
-        await server.store.update("slow/a", (e) => ({
-          ok: true,
-          changed: true,
-          state: { ...e.state, term: e.state.term + 1n, leader: `c${i}` },
-        }));
-      }
-      const batch = (await feed.next()).value as readonly Election[];
-      assert.deepEqual(
-        batch.map((e) => [e.name, e.state.leader, e.version]),
-        [
-          ["slow/b", "", 1],
-          ["slow/a", "c49", 51],
-        ],
-      );
-    } finally {
-      controller.abort();
-      await feed.return(undefined);
-    }
-  });
-
+describe("the election summary", () => {
   it("shows session-bound candidates by a fingerprint, never the session id", async () => {
     await server.store.create("bound", []);
     await server.store.update("bound", (e) => ({
