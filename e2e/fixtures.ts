@@ -3,6 +3,7 @@
 // that fails the test on any console error or uncaught exception.
 import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
+import { existsSync } from "node:fs";
 import { test as base, expect, type Page } from "@playwright/test";
 import { settings } from "../server/config.js";
 
@@ -10,6 +11,12 @@ import { settings } from "../server/config.js";
 const storeFlags = Object.values(settings).some((s) => (s.flag as string) === "store")
   ? ["--store", "memory"]
   : [];
+
+// The server serves whatever `vite build` left in web/dist; without it every page test
+// would fail on a 503 instead of saying what is wrong.
+if (!existsSync("web/dist/index.html")) {
+  throw new Error("web/dist is missing: run `npm run build` before the browser tests");
+}
 
 /** An electd server process that can be stopped and started again on the same port. */
 export class ElectdProcess {
