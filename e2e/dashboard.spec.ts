@@ -236,6 +236,9 @@ test.describe("election page", () => {
     await electd.create(name, []);
     await page.getByRole("button", { name: "Check again" }).click();
     await expect(page.getByRole("heading", { level: 1, name })).toBeVisible();
+    await page.goto(`${electd.url}/elections/${"x".repeat(300)}`);
+    await expect(page.getByRole("heading", { name: "Not a valid election name" })).toBeVisible();
+    await expect(page.getByText("id.name is 300 bytes of UTF-8")).toBeVisible();
     await page.goto(`${electd.url}/elections/${uniqueName("missing")}`);
     await page.getByRole("link", { name: "All elections" }).last().click();
     await expect(page.getByRole("heading", { level: 1, name: "Elections" })).toBeVisible();

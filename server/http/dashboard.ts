@@ -6,7 +6,7 @@ import { existsSync } from "node:fs";
 import { join, relative, sep } from "node:path";
 import { fileURLToPath } from "node:url";
 import fastifyStatic from "@fastify/static";
-import type { FastifyInstance } from "fastify";
+import type { FastifyInstance, FastifyReply } from "fastify";
 
 export interface DashboardOptions {
   /** The folder `vite build` wrote: index.html and assets/. */
@@ -33,7 +33,7 @@ npm start</pre>
 export async function dashboard(fastify: FastifyInstance, options: DashboardOptions) {
   if (!existsSync(join(options.root, "index.html"))) {
     fastify.log.warn(`dashboard not built (${options.root} is missing): run npm run build`);
-    const explain = async (_: unknown, reply: import("fastify").FastifyReply) =>
+    const explain = async (_: unknown, reply: FastifyReply) =>
       reply.code(503).type("text/html; charset=utf-8").send(notBuilt);
     fastify.get("/", explain);
     fastify.get(deepLinks, explain);

@@ -172,10 +172,27 @@ export function electionPage(root: HTMLElement, name: string, signal: AbortSigna
     }
   }
 
+  // Tags never change after Create; the directory has them, Watch does not. Asked once the
+  // watch has shown that the election exists.
+  function loadTags(): void {
+    void directory.listElections({ namePrefix: name, pageSize: 1 }, { signal }).then(
+      (page) => {
+        const found = page.elections[0];
+        if (found?.name !== name) return;
+        tags.replaceChildren(...found.tags.map((tag) => h("li", { class: "tag" }, tag)));
+        if (found.tags.length === 0) tags.append(h("li", { class: "muted" }, "no tags"));
+      },
+      () => {
+        // The watch reports connection problems; the tags come with the next visit.
+      },
+    );
+  }
+
   function render(term: Term): void {
     if (!shown) {
       shown = true;
       body.replaceChildren(page);
+      loadTags();
     }
     current = term;
     setText(termValue, String(term.term));
@@ -193,48 +210,36 @@ export function electionPage(root: HTMLElement, name: string, signal: AbortSigna
   }
 
   function notFound(message: string, invalidName: boolean): void {
-    document.title = `Not found · electd`;
+    document.title = "Not found · electd";
     const retry = h("button", { type: "button" }, "Check again");
-    retry.addEventListener("click", () => {
-      window.dispatchEvent(new PopStateEvent("popstate"));
-    });
+    // The router answers popstate by opening the page for the current URL afresh.
+    retry.addEventListener("click", () => window.dispatchEvent(new PopStateEvent("popstate")));
+    const explanation = invalidName
+      ? [
+          h("h1", { tabindex: "-1" }, "Not a valid election name"),
+          h("p", {}, `The server refused the name: ${message}`),
+        ]
+      : [
+          h("h1", { tabindex: "-1" }, "No such election"),
+          h("p", {}, "This server has no election named ", h("strong", {}, name), "."),
+          h(
+            "p",
+            {},
+            "Check the spelling, or pick one from the list of all elections. To create it, run:",
+          ),
+          h("pre", {}, h("code", {}, createCommand(name))),
+          h("p", {}, "then check again."),
+        ];
     root.replaceChildren(
       back,
       h(
         "section",
-        { class: "not-found", "aria-labelledby": "not-found-heading" },
-        h(
-          "h1",
-          { id: "not-found-heading", tabindex: "-1" },
-          invalidName ? "Not a valid election name" : "No such election",
-        ),
-        h(
-          "p",
-          {},
-          invalidName
-            ? `The server refused the name: ${message}`
-            : "This server has no election named ",
-          invalidName ? "" : h("strong", {}, name),
-          invalidName ? "" : ".",
-        ),
-        invalidName
-          ? null
-          : h(
-              "div",
-              {},
-              h(
-                "p",
-                {},
-                "Check the spelling, or pick one from the list of all elections. To create it, run:",
-              ),
-              h("pre", {}, h("code", {}, createCommand(name))),
-              h("p", {}, "then check again."),
-            ),
+        { class: "not-found" },
+        ...explanation,
         h(
           "p",
           { class: "buttons" },
           h("a", { href: "/", "data-link": true, class: "button" }, "All elections"),
-          " ",
           retry,
         ),
       ),
@@ -278,19 +283,6 @@ export function electionPage(root: HTMLElement, name: string, signal: AbortSigna
     event.preventDefault();
     void act("enter", candidateInput.value.trim(), form.querySelector("button[type=submit]"));
   });
-
-  // Tags never change after Create; the directory has them, Watch does not.
-  void directory.listElections({ namePrefix: name, pageSize: 1 }, { signal }).then(
-    (page) => {
-      const found = page.elections[0];
-      if (found?.name !== name) return;
-      tags.replaceChildren(...found.tags.map((tag) => h("li", { class: "tag" }, tag)));
-      if (found.tags.length === 0) tags.append(h("li", { class: "muted" }, "no tags"));
-    },
-    () => {
-      // The watch below reports connection problems; tags are shown on the next visit.
-    },
-  );
 
   const tick = setInterval(() => {
     if (shown) timeline.draw();
