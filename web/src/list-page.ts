@@ -86,6 +86,11 @@ export function listPage(root: HTMLElement, signal: AbortSignal): void {
     { class: "elections", hidden: true },
     h("caption", { class: "visually-hidden" }, "Elections, live"),
     h(
+      "colgroup",
+      {},
+      ...["name", "tags", "term", "leader", "waiting"].map((c) => h("col", { class: c })),
+    ),
+    h(
       "thead",
       {},
       h(
