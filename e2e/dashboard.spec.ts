@@ -3,7 +3,9 @@
 // server restart, keyboard use and a 360 px screen. Screenshots of both pages are saved
 // under test-results/screenshots/ (and under docs/screenshots/ with UPDATE_SCREENSHOTS=1).
 import { execFile } from "node:child_process";
-import { copyFile, mkdir } from "node:fs/promises";
+import { copyFile, mkdir, mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { promisify } from "node:util";
 import { ElectdProcess, expect, queueOf, test, uniqueName } from "./fixtures.js";
 
@@ -245,43 +247,58 @@ test.describe("election page", () => {
   });
 });
 
-test("after a server restart the page says so, reconnects and resumes live updates without reload", async ({
-  page,
-  allowConsole,
-}) => {
-  // While the server is down Chromium logs each refused connection attempt, and a server
-  // that is shutting down answers 503.
-  allowConsole(/ERR_CONNECTION_REFUSED|ERR_CONNECTION_RESET|ERR_EMPTY_RESPONSE|status of 503/);
-  const server = new ElectdProcess();
-  await server.start();
-  try {
-    await server.create("before-restart", []);
-    await page.goto(server.url);
-    await expect(page.locator("tr[data-name='before-restart']")).toBeVisible();
-    await expect(page.locator("#connection")).toHaveText("Live");
-    await page.evaluate(() => {
-      (window as unknown as { loadedOnce: boolean }).loadedOnce = true;
-    });
-
-    await server.stop();
-    await expect(page.locator("#connection")).toHaveText("Offline");
-    await expect(page.locator("#banner")).toContainText("Lost connection to the server");
-    await page.waitForTimeout(1500);
+for (const store of ["durable", "memory"] as const) {
+  test(`after a server restart (${store} store) the page says so, reconnects and resumes live updates without reload`, async ({
+    page,
+    allowConsole,
+  }) => {
+    // While the server is down Chromium logs each refused connection attempt, and a server
+    // that is shutting down answers 503.
+    allowConsole(/ERR_CONNECTION_REFUSED|ERR_CONNECTION_RESET|ERR_EMPTY_RESPONSE|status of 503/);
+    const dataDir = await mkdtemp(join(tmpdir(), "electd-e2e-"));
+    const server = new ElectdProcess(
+      store === "durable" ? ["--store", "durable", "--data-dir", dataDir] : ["--store", "memory"],
+    );
     await server.start();
+    try {
+      await server.create("before-restart", []);
+      await server.candidate("Enter", "before-restart", "kept");
+      await page.goto(server.url);
+      const before = page.locator("tr[data-name='before-restart']");
+      await expect(before.locator("td[data-label='Leader']")).toHaveText("kept");
+      await expect(page.locator("#connection")).toHaveText("Live");
+      await page.evaluate(() => {
+        (window as unknown as { loadedOnce: boolean }).loadedOnce = true;
+      });
 
-    // The memory store starts empty: the fresh snapshot replaces the old list.
-    await expect(page.locator("#connection")).toHaveText("Live", { timeout: 6000 });
-    await expect(page.locator("#banner")).toBeHidden();
-    await server.create("after-restart", ["new"]);
-    await expect(page.locator("tr[data-name='after-restart']")).toBeVisible(LIVE);
-    expect(
-      await page.evaluate(() => (window as unknown as { loadedOnce?: boolean }).loadedOnce),
-    ).toBe(true);
-  } finally {
-    await page.goto("about:blank");
-    await server.stop();
-  }
-});
+      await server.stop();
+      await expect(page.locator("#connection")).toHaveText("Offline");
+      await expect(page.locator("#banner")).toContainText("Lost connection to the server");
+      await page.waitForTimeout(1500);
+      await server.start();
+
+      await expect(page.locator("#connection")).toHaveText("Live", { timeout: 6000 });
+      await expect(page.locator("#banner")).toBeHidden();
+      if (store === "durable") {
+        await expect(before.locator("td[data-label='Leader']")).toHaveText("kept");
+        await server.candidate("Withdraw", "before-restart", "kept");
+        await expect(before.locator("td[data-label='Leader']")).toHaveText("—", LIVE);
+      } else {
+        // Nothing survived: the fresh snapshot replaces the list shown before.
+        await expect(before).toHaveCount(0);
+      }
+      await server.create("after-restart", ["new"]);
+      await expect(page.locator("tr[data-name='after-restart']")).toBeVisible(LIVE);
+      expect(
+        await page.evaluate(() => (window as unknown as { loadedOnce?: boolean }).loadedOnce),
+      ).toBe(true);
+    } finally {
+      await page.goto("about:blank");
+      await server.stop();
+      await rm(dataDir, { recursive: true, force: true });
+    }
+  });
+}
 
 test.describe("at 360 px wide", () => {
   test.use({ viewport: { width: 360, height: 740 } });

@@ -7,10 +7,12 @@ import { existsSync } from "node:fs";
 import { test as base, expect, type Page } from "@playwright/test";
 import { settings } from "../server/config.js";
 
-/** Flags every test server gets; `--store memory` where the server has a choice of store. */
-const storeFlags = Object.values(settings).some((s) => (s.flag as string) === "store")
-  ? ["--store", "memory"]
-  : [];
+/** `--store memory` where the server has a choice of store and the test made none. */
+function storeFlags(flags: readonly string[]): string[] {
+  const choice = Object.values(settings).some((s) => (s.flag as string) === "store");
+  const chosen = flags.some((f) => f === "--store" || f.startsWith("--store="));
+  return choice && !chosen ? ["--store", "memory"] : [];
+}
 
 // The server serves whatever `vite build` left in web/dist; without it every page test
 // would fail on a 503 instead of saying what is wrong.
@@ -39,7 +41,7 @@ export class ElectdProcess {
         String(this.port),
         "--log-level",
         "warn",
-        ...storeFlags,
+        ...storeFlags(this.flags),
         ...this.flags,
       ],
       { stdio: ["ignore", "pipe", "pipe"] },
