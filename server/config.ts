@@ -19,6 +19,7 @@ export interface Config {
     readonly maxElections: number;
     readonly maxWatches: number;
     readonly watchBuffer: number;
+    readonly maxPageSize: number;
   };
   readonly sessions: SessionSettings;
 }
@@ -133,6 +134,12 @@ export const settings = {
     fallback: "100000",
     help: "most open sessions on this server",
   },
+  maxPageSize: {
+    flag: "max-page-size",
+    env: "MAX_PAGE_SIZE",
+    fallback: "1000",
+    help: "most elections in one ListElections page or WatchElections response",
+  },
 } as const satisfies Record<string, Setting>;
 
 type Key = keyof typeof settings;
@@ -241,6 +248,7 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Con
       maxElections: int("maxElections", 1),
       maxWatches: int("maxWatches", 1),
       watchBuffer: int("watchBuffer", 1),
+      maxPageSize: int("maxPageSize", 1),
     },
     sessions,
   };

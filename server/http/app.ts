@@ -1,5 +1,5 @@
-// The whole HTTP application as a Fastify instance: every RPC protocol on one port plus
-// health. build() does not listen; main.ts does.
+// The whole HTTP application as a Fastify instance: every RPC protocol on one port, health
+// and the dashboard. build() does not listen; main.ts does.
 import { fastifyConnectPlugin } from "@connectrpc/connect-fastify";
 import Fastify, { type FastifyInstance, type FastifyServerFactory } from "fastify";
 import type { Config } from "../config.js";
@@ -7,6 +7,7 @@ import { malformedRequestInterceptor } from "../rpc/malformed.js";
 import { type RouteOptions, routes } from "../rpc/routes.js";
 import type { ElectionStore } from "../store/store.js";
 import type { WatchHub } from "../watch/hub.js";
+import { builtDashboard, dashboard } from "./dashboard.js";
 import { createListener, type Handler, type Listener } from "./listener.js";
 
 export interface AppOptions {
@@ -45,6 +46,7 @@ export async function build(options: AppOptions): Promise<App> {
     elections: store.size(),
     watches: hub.size,
   }));
+  await fastify.register(dashboard, { root: builtDashboard });
   fastify.addHook("preClose", async () => {
     hub.close();
     listener?.drain();

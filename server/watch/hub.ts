@@ -57,16 +57,28 @@ class Mailbox {
 
   /** The next state, or undefined once closed. */
   async take(): Promise<Election | undefined> {
+    if (!(await this.ready())) return undefined;
+    if (!this.keyed) return this.queue.shift();
+    const [name, item] = this.latest.entries().next().value as [string, Election];
+    this.latest.delete(name);
+    return item;
+  }
+
+  /** Every state queued (at least one), oldest first, or undefined once closed. */
+  async takeAll(): Promise<Election[] | undefined> {
+    if (!(await this.ready())) return undefined;
+    const items = this.keyed ? [...this.latest.values()] : this.queue.splice(0);
+    this.latest.clear();
+    return items;
+  }
+
+  private async ready(): Promise<boolean> {
     while (!this.closed && this.queue.length === 0 && this.latest.size === 0) {
       await new Promise<void>((resolve) => {
         this.wake = resolve;
       });
     }
-    if (this.closed) return undefined;
-    if (!this.keyed) return this.queue.shift();
-    const [name, item] = this.latest.entries().next().value as [string, Election];
-    this.latest.delete(name);
-    return item;
+    return !this.closed;
   }
 }
 
@@ -133,25 +145,30 @@ export class WatchHub {
   }
 
   /**
-   * Every committed creation and change of any election that passes `filter`, after the
-   * caller's own snapshot: changes at or below the version the snapshot saw are skipped.
+   * The elections `snapshot` reads, as one batch, then every later committed creation or
+   * change of an election that passes `filter`, in batches of whatever arrived while the
+   * caller was busy: at most one state per election per batch, the latest. Changes the
+   * snapshot already reflects (same or older version) are skipped. Subscribed before the
+   * snapshot is read, so no change can fall between the two.
    */
   async *changes(
     filter: ChangeFilter,
     signal: AbortSignal,
-    snapshot: () => Promise<ReadonlyMap<string, number>>,
-  ): AsyncGenerator<Election> {
+    snapshot: () => Promise<readonly Election[]>,
+  ): AsyncGenerator<readonly Election[]> {
     const box = this.open(signal, true);
     const entry = { filter, box };
     this.everything.add(entry);
     try {
-      const seen = new Map(await snapshot());
+      const first = await snapshot();
+      const seen = new Map(first.map((e) => [e.name, e.version]));
+      yield first;
       for (;;) {
-        const next = await box.take();
-        if (next === undefined) return;
-        if ((seen.get(next.name) ?? 0) >= next.version) continue;
-        seen.set(next.name, next.version);
-        yield next;
+        const batch = await box.takeAll();
+        if (batch === undefined) return;
+        const fresh = batch.filter((e) => (seen.get(e.name) ?? 0) < e.version);
+        for (const e of fresh) seen.set(e.name, e.version);
+        if (fresh.length > 0) yield fresh;
       }
     } finally {
       this.everything.delete(entry);

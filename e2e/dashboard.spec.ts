@@ -1,0 +1,368 @@
+// The dashboard in a real browser against a real server: deep links, live updates made by
+// another client, every admin action, refusals, the not-found page, reconnecting after a
+// server restart, keyboard use and a 360 px screen. Screenshots of both pages are saved
+// under test-results/screenshots/ (and under docs/screenshots/ with UPDATE_SCREENSHOTS=1).
+import { execFile } from "node:child_process";
+import { copyFile, mkdir, mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { ElectdProcess, expect, queueOf, test, uniqueName } from "./fixtures.js";
+
+const LIVE = { timeout: 1000 };
+
+async function screenshot(page: import("@playwright/test").Page, file: string): Promise<void> {
+  const path = `test-results/screenshots/${file}`;
+  await mkdir("test-results/screenshots", { recursive: true });
+  await page.screenshot({ path, fullPage: true });
+  await test.info().attach(file, { path, contentType: "image/png" });
+  if (process.env.UPDATE_SCREENSHOTS) {
+    await mkdir("docs/screenshots", { recursive: true });
+    await copyFile(path, `docs/screenshots/${file}`);
+  }
+}
+
+test.describe("list page", () => {
+  test("an empty server shows a curl line that creates an election, which then appears without reload", async ({
+    page,
+  }) => {
+    const server = new ElectdProcess();
+    await server.start();
+    try {
+      await page.goto(server.url);
+      await expect(page.getByRole("heading", { name: "No elections yet" })).toBeVisible();
+      const command = (await page.locator(".empty code").textContent()) ?? "";
+      expect(command).toContain(
+        `curl ${server.url}/atomix.runtime.election.v1.LeaderElection/Create`,
+      );
+      await promisify(execFile)("sh", ["-c", command]);
+      const row = page.locator("tr[data-name='my-election']");
+      await expect(row).toBeVisible(LIVE);
+      await expect(row.locator("td[data-label='Tags']")).toHaveText("demo");
+      await expect(page.getByRole("heading", { name: "No elections yet" })).toBeHidden();
+    } finally {
+      await page.goto("about:blank");
+      await server.stop();
+    }
+  });
+
+  test("elections created and changed by plain API calls appear within a second, without reload", async ({
+    page,
+    electd,
+  }) => {
+    const name = uniqueName("orders");
+    await page.goto(electd.url);
+    await expect(page.locator("#connection")).toHaveText("Live");
+    await page.evaluate(() => {
+      (window as unknown as { loadedOnce: boolean }).loadedOnce = true;
+    });
+
+    await electd.create(name, ["prod", "eu-west"]);
+    const row = page.locator(`tr[data-name='${name}']`);
+    await expect(row).toBeVisible(LIVE);
+    await expect(row.locator("td[data-label='Term']")).toHaveText("0");
+    await expect(row.locator("td[data-label='Leader']")).toHaveText("—");
+
+    await electd.candidate("Enter", name, "node-1");
+    await expect(row.locator("td[data-label='Leader']")).toHaveText("node-1", LIVE);
+    await expect(row.locator("td[data-label='Term']")).toHaveText("1");
+    await electd.candidate("Enter", name, "node-2");
+    await electd.candidate("Enter", name, "node-3");
+    await expect(row.locator("td[data-label='Waiting']")).toHaveText("2", LIVE);
+    await electd.candidate("Withdraw", name, "node-1");
+    await expect(row.locator("td[data-label='Leader']")).toHaveText("node-2", LIVE);
+    await expect(row.locator("td[data-label='Term']")).toHaveText("2");
+
+    expect(
+      await page.evaluate(() => (window as unknown as { loadedOnce?: boolean }).loadedOnce),
+    ).toBe(true);
+  });
+
+  test("the filter box narrows the list by name, tag or leader, and says when nothing matches", async ({
+    page,
+    electd,
+  }) => {
+    const prefix = uniqueName("filter");
+    await electd.create(`${prefix}-alpha`, ["blue"]);
+    await electd.create(`${prefix}-beta`, ["green"]);
+    await electd.candidate("Enter", `${prefix}-beta`, "leader-zed");
+    await page.goto(electd.url);
+    const filter = page.getByLabel("Filter");
+    await filter.fill(prefix);
+    await expect(page.locator("tbody tr:visible")).toHaveCount(2);
+    await filter.fill(`${prefix}-alpha`);
+    await expect(page.locator("tbody tr:visible")).toHaveCount(1);
+    await filter.fill("leader-zed");
+    await expect(page.locator("tbody tr:visible")).toHaveText([new RegExp(`${prefix}-beta`)]);
+    await filter.fill("no-such-thing-at-all");
+    await expect(page.getByText("No election matches the filter.")).toBeVisible();
+    await filter.fill(prefix);
+    await electd.create(`${prefix}-gamma`, []);
+    await expect(page.locator("tbody tr:visible")).toHaveCount(3, LIVE);
+  });
+
+  test("is usable with the keyboard: tab to an election and open it with Enter", async ({
+    page,
+    electd,
+  }) => {
+    const name = uniqueName("keyboard");
+    await electd.create(name, []);
+    await page.goto(electd.url);
+    await page.getByLabel("Filter").fill(name);
+    await page.keyboard.press("Tab");
+    await expect(page.getByRole("link", { name })).toBeFocused();
+    await page.keyboard.press("Enter");
+    await expect(page).toHaveURL(`${electd.url}/elections/${name}`);
+    await expect(page.getByRole("heading", { level: 1, name })).toBeFocused();
+    await page.goBack();
+    await expect(page.getByRole("heading", { level: 1, name: "Elections" })).toBeVisible();
+  });
+});
+
+test.describe("election page", () => {
+  test("a deep link opens the election, and a reload of that URL keeps it", async ({
+    page,
+    electd,
+  }) => {
+    const name = uniqueName("payments/primary");
+    await electd.create(name, ["prod", "payments"]);
+    for (const c of ["api-1", "api-2", "api-3"]) await electd.candidate("Enter", name, c);
+    await page.goto(`${electd.url}/elections/${encodeURIComponent(name)}`);
+    await expect(page.getByRole("heading", { level: 1, name })).toBeVisible();
+    await expect(page.locator("#term")).toHaveText("1");
+    await expect(page.getByText("Fencing token (term)")).toBeVisible();
+    await expect(page.locator("#leader")).toHaveText("api-1");
+    await expect(queueOf(page)).toHaveText(["api-2", "api-3"]);
+    await expect(page.getByRole("list", { name: "Tags" })).toHaveText(/prod\s*payments/);
+    await page.reload();
+    await expect(page.locator("#leader")).toHaveText("api-1");
+    await expect(queueOf(page)).toHaveText(["api-2", "api-3"]);
+  });
+
+  test("changes by another client appear within a second and are drawn on the timeline", async ({
+    page,
+    electd,
+  }) => {
+    const name = uniqueName("watch");
+    await electd.create(name, []);
+    await page.goto(`${electd.url}/elections/${name}`);
+    await expect(page.locator("#leader")).toHaveText("No leader");
+    await electd.candidate("Enter", name, "a");
+    await expect(page.locator("#leader")).toHaveText("a", LIVE);
+    await electd.candidate("Enter", name, "b");
+    await expect(queueOf(page)).toHaveText(["b"], LIVE);
+    await electd.candidate("Anoint", name, "b");
+    await expect(page.locator("#leader")).toHaveText("b", LIVE);
+    await expect(page.locator("#term")).toHaveText("2");
+    await expect(queueOf(page)).toHaveText(["a"]);
+    // One reign per leader since the page opened: none, a (term 1), b (term 2).
+    const reigns = page.locator("svg.timeline g.reign title");
+    await expect(reigns).toHaveCount(3);
+    await expect(reigns.nth(1)).toHaveText(/^a, term 1: .* to /);
+    await expect(reigns.nth(2)).toHaveText(/^b, term 2: .* to now$/);
+  });
+
+  test("every admin action works from the page and reports the result", async ({
+    page,
+    electd,
+  }) => {
+    const name = uniqueName("admin");
+    await electd.create(name, ["demo"]);
+    await page.goto(`${electd.url}/elections/${name}`);
+    const feedback = page.locator("#feedback");
+    const input = page.getByLabel("Candidate", { exact: true });
+    // Enter from the form, with the keyboard.
+    for (const c of ["a", "b", "c"]) {
+      await input.fill(c);
+      await input.press("Enter");
+      await expect(feedback).toContainText(`Enter ${c}: done`);
+    }
+    await expect(page.locator("#leader")).toHaveText("a");
+    await expect(queueOf(page)).toHaveText(["b", "c"]);
+
+    // The worked example of API.md, clicked.
+    // From the keyboard: the focus stays on the button while its candidate moves.
+    await page.getByRole("button", { name: "Promote c" }).focus();
+    await page.keyboard.press("Enter");
+    await expect(feedback).toHaveText("Promote c: done, term 1, leader a, 2 waiting.");
+    await expect(queueOf(page)).toHaveText(["c", "b"]);
+    await expect(page.getByRole("button", { name: "Promote c" })).toBeFocused();
+    await page.getByRole("button", { name: "Promote c" }).click();
+    await expect(page.locator("#leader")).toHaveText("c");
+    await expect(page.locator("#term")).toHaveText("2");
+    await expect(queueOf(page)).toHaveText(["a", "b"]);
+    await page.getByRole("button", { name: "Anoint b" }).click();
+    await expect(feedback).toHaveText("Anoint b: done, term 3, leader b, 2 waiting.");
+    await expect(queueOf(page)).toHaveText(["c", "a"]);
+    await input.fill("b");
+    await page.getByRole("button", { name: "Withdraw", exact: true }).click();
+    await expect(feedback).toHaveText("Withdraw b: done, term 4, leader c, 1 waiting.");
+    await page.getByRole("button", { name: "Evict c" }).click();
+    await expect(feedback).toHaveText("Evict c: done, term 5, leader a, 0 waiting.");
+    await expect(page.locator("#leader")).toHaveText("a");
+    await input.fill("d");
+    await input.press("Enter");
+    await expect(queueOf(page)).toHaveText(["d"]);
+    await page.getByRole("button", { name: "Demote a" }).click();
+    await expect(feedback).toHaveText("Demote a: done, term 6, leader d, 1 waiting.");
+    await expect(queueOf(page)).toHaveText(["a"]);
+    await page.getByRole("button", { name: "Demote a" }).click();
+    await expect(feedback).toHaveText("Demote a: nothing to change (term 6, leader d, 1 waiting).");
+
+    expect(await electd.term(name)).toEqual({ term: "6", leader: "d", candidates: ["a"] });
+  });
+
+  test("a refused action shows the server's message", async ({ page, electd, allowConsole }) => {
+    // Connect reports a refused unary call with an HTTP error status, which Chromium logs.
+    allowConsole(/status of 400/);
+    const name = uniqueName("refused");
+    await electd.create(name, []);
+    await page.goto(`${electd.url}/elections/${name}`);
+    await expect(page.locator("#leader")).toHaveText("No leader");
+    await page.getByRole("button", { name: "Enter", exact: true }).click();
+    const feedback = page.locator("#feedback");
+    await expect(feedback).toHaveText(
+      "The server refused Enter (no name): candidate must not be empty (invalid_argument)",
+    );
+    await page.getByLabel("Candidate", { exact: true }).fill("bad\u0007name");
+    await page.getByRole("button", { name: "Withdraw", exact: true }).click();
+    await expect(feedback).toContainText("candidate must not contain control characters");
+  });
+
+  test("an unknown election gets a helpful not-found page", async ({ page, electd }) => {
+    const name = uniqueName("missing");
+    await page.goto(`${electd.url}/elections/${name}`);
+    await expect(page.getByRole("heading", { name: "No such election" })).toBeVisible();
+    await expect(page.getByText(`This server has no election named ${name}.`)).toBeVisible();
+    await expect(page.locator(".not-found code")).toContainText(`"name":"${name}"`);
+    await electd.create(name, []);
+    await page.getByRole("button", { name: "Check again" }).click();
+    await expect(page.getByRole("heading", { level: 1, name })).toBeVisible();
+    await page.goto(`${electd.url}/elections/${"x".repeat(300)}`);
+    await expect(page.getByRole("heading", { name: "Not a valid election name" })).toBeVisible();
+    await expect(page.getByText("id.name is 300 bytes of UTF-8")).toBeVisible();
+    await page.goto(`${electd.url}/elections/${uniqueName("missing")}`);
+    await page.getByRole("link", { name: "All elections" }).last().click();
+    await expect(page.getByRole("heading", { level: 1, name: "Elections" })).toBeVisible();
+  });
+});
+
+for (const store of ["durable", "memory"] as const) {
+  test(`after a server restart (${store} store) the page says so, reconnects and resumes live updates without reload`, async ({
+    page,
+    allowConsole,
+  }) => {
+    // While the server is down Chromium logs each refused connection attempt, and a server
+    // that is shutting down answers 503.
+    allowConsole(/ERR_CONNECTION_REFUSED|ERR_CONNECTION_RESET|ERR_EMPTY_RESPONSE|status of 503/);
+    const dataDir = await mkdtemp(join(tmpdir(), "electd-e2e-"));
+    const server = new ElectdProcess(
+      store === "durable" ? ["--store", "durable", "--data-dir", dataDir] : ["--store", "memory"],
+    );
+    await server.start();
+    try {
+      await server.create("before-restart", []);
+      await server.candidate("Enter", "before-restart", "kept");
+      await page.goto(server.url);
+      const before = page.locator("tr[data-name='before-restart']");
+      await expect(before.locator("td[data-label='Leader']")).toHaveText("kept");
+      await expect(page.locator("#connection")).toHaveText("Live");
+      await page.evaluate(() => {
+        (window as unknown as { loadedOnce: boolean }).loadedOnce = true;
+      });
+
+      await server.stop();
+      await expect(page.locator("#connection")).toHaveText("Offline");
+      await expect(page.locator("#banner")).toContainText("Lost connection to the server");
+      await page.waitForTimeout(1500);
+      await server.start();
+
+      await expect(page.locator("#connection")).toHaveText("Live", { timeout: 6000 });
+      await expect(page.locator("#banner")).toBeHidden();
+      if (store === "durable") {
+        await expect(before.locator("td[data-label='Leader']")).toHaveText("kept");
+        await server.candidate("Withdraw", "before-restart", "kept");
+        await expect(before.locator("td[data-label='Leader']")).toHaveText("—", LIVE);
+      } else {
+        // Nothing survived: the fresh snapshot replaces the list shown before.
+        await expect(before).toHaveCount(0);
+      }
+      await server.create("after-restart", ["new"]);
+      await expect(page.locator("tr[data-name='after-restart']")).toBeVisible(LIVE);
+      expect(
+        await page.evaluate(() => (window as unknown as { loadedOnce?: boolean }).loadedOnce),
+      ).toBe(true);
+    } finally {
+      await page.goto("about:blank");
+      await server.stop();
+      await rm(dataDir, { recursive: true, force: true });
+    }
+  });
+}
+
+test.describe("at 360 px wide", () => {
+  test.use({ viewport: { width: 360, height: 740 } });
+
+  test("both pages fit without sideways scrolling", async ({ page, electd }) => {
+    const name = uniqueName("narrow-election-with-a-rather-long-name");
+    await electd.create(name, ["mobile", "check"]);
+    for (const c of ["first-candidate", "second-candidate"])
+      await electd.candidate("Enter", name, c);
+    await page.goto(electd.url);
+    await expect(page.locator(`tr[data-name='${name}']`)).toBeVisible();
+    const scrollWidth = () => page.evaluate(() => document.documentElement.scrollWidth);
+    expect(await scrollWidth()).toBeLessThanOrEqual(360);
+    await page.goto(`${electd.url}/elections/${name}`);
+    await expect(page.locator("#leader")).toHaveText("first-candidate");
+    expect(await scrollWidth()).toBeLessThanOrEqual(360);
+    await page.getByRole("button", { name: "Promote second-candidate" }).click();
+    await expect(page.locator("#leader")).toHaveText("second-candidate");
+  });
+});
+
+test("every control has a label and the screenshots of both pages are saved", async ({ page }) => {
+  const server = new ElectdProcess();
+  await server.start();
+  try {
+    const seed: [string, string[], string[]][] = [
+      ["billing/primary", ["prod", "eu-west-1"], ["billing-7d9f", "billing-2c1a", "billing-9e4b"]],
+      ["inventory/writer", ["prod"], ["inv-0", "inv-1"]],
+      ["jobs/scheduler", ["staging"], []],
+      ["search/indexer", ["prod", "batch"], ["idx-a", "idx-b", "idx-c", "idx-d"]],
+    ];
+    for (const [name, tags, candidates] of seed) {
+      await server.create(name, tags);
+      for (const c of candidates) await server.candidate("Enter", name, c);
+    }
+    await page.setViewportSize({ width: 1100, height: 640 });
+    await page.goto(server.url);
+    await expect(page.locator("tbody tr")).toHaveCount(4);
+    await expect(page.locator("#connection")).toHaveText("Live");
+    await screenshot(page, "list.png");
+
+    await page.goto(`${server.url}/elections/${encodeURIComponent("billing/primary")}`);
+    await expect(page.locator("#leader")).toHaveText("billing-7d9f");
+    await server.candidate("Promote", "billing/primary", "billing-2c1a");
+    await expect(page.locator("#leader")).toHaveText("billing-2c1a");
+    await page.waitForTimeout(1200);
+    await server.candidate("Evict", "billing/primary", "billing-2c1a");
+    await expect(page.locator("#leader")).toHaveText("billing-7d9f");
+    await page.waitForTimeout(1200);
+    const unlabelled = await page
+      .locator("button, input, a")
+      .evaluateAll((elements) =>
+        elements
+          .filter((e) =>
+            e instanceof HTMLInputElement
+              ? (e.labels?.length ?? 0) === 0 && !e.getAttribute("aria-label")
+              : (e.getAttribute("aria-label") ?? e.textContent ?? "").trim() === "",
+          )
+          .map((e) => e.outerHTML),
+      );
+    expect(unlabelled).toEqual([]);
+    await screenshot(page, "election.png");
+  } finally {
+    await page.goto("about:blank");
+    await server.stop();
+  }
+});

@@ -1,0 +1,125 @@
+// ElectionDirectoryService handlers (electd.v1): list elections a page at a time and watch
+// the list. Same shape as the LeaderElection handlers: validate, read the store or the
+// watch hub, encode.
+import { createHash } from "node:crypto";
+import { create } from "@bufbuild/protobuf";
+import type { ServiceImpl } from "@connectrpc/connect";
+import {
+  type ElectionDirectoryService,
+  ElectionSchema,
+  type Election as ElectionSummary,
+  WatchElectionsResponseSchema,
+} from "../../gen/electd/v1/directory_pb.js";
+import { type InputLimits, invalid, text } from "../election/validate.js";
+import type { Election, ElectionStore, ListQuery } from "../store/store.js";
+import type { WatchHub } from "../watch/hub.js";
+import { toTerm } from "./election.js";
+
+/** Page size when a ListElections request leaves page_size at 0 (documented in the proto). */
+export const DEFAULT_PAGE_SIZE = 100;
+
+export interface DirectoryServiceOptions {
+  readonly store: ElectionStore;
+  readonly hub: WatchHub;
+  readonly limits: InputLimits & {
+    /** Most elections in one page or one watch response. */
+    readonly maxPageSize: number;
+  };
+}
+
+/**
+ * A session id is a bearer secret (whoever holds it can keep the session alive or close
+ * it), so listings show a short digest instead: enough to tell sessions apart.
+ */
+export function sessionFingerprint(session: string): string {
+  return createHash("sha256").update(session).digest("hex").slice(0, 12);
+}
+
+export function toSummary(election: Election): ElectionSummary {
+  const candidateSessions: Record<string, string> = {};
+  for (const [candidate, session] of Object.entries(election.owners)) {
+    candidateSessions[candidate] = sessionFingerprint(session);
+  }
+  return create(ElectionSchema, {
+    name: election.name,
+    tags: [...election.tags],
+    term: toTerm(election.state),
+    candidateSessions,
+  });
+}
+
+type Filter = Pick<ListQuery, "prefix" | "tag">;
+
+/** The name_prefix and tag filters; empty means "no filter". */
+function filterOf(req: { namePrefix: string; tag: string }, limits: InputLimits): Filter {
+  const prefix = text("name_prefix", req.namePrefix, limits, true);
+  const tag = text("tag", req.tag, limits, true);
+  return { ...(prefix === "" ? {} : { prefix }), ...(tag === "" ? {} : { tag }) };
+}
+
+function matches(filter: Filter, election: Election): boolean {
+  return (
+    (filter.prefix === undefined || election.name.startsWith(filter.prefix)) &&
+    (filter.tag === undefined || election.tags.includes(filter.tag))
+  );
+}
+
+function pageSizeOf(requested: number, max: number): number {
+  if (requested < 0) throw invalid("page_size", `must not be negative but is ${requested}`);
+  // Asking for more than the server allows is not an error (AIP-158): the page is smaller.
+  return Math.min(requested === 0 ? DEFAULT_PAGE_SIZE : requested, max);
+}
+
+function* chunks<T>(items: readonly T[], size: number): Generator<T[]> {
+  for (let i = 0; i < items.length; i += size) yield items.slice(i, i + size);
+}
+
+export function directoryService(
+  options: DirectoryServiceOptions,
+): ServiceImpl<typeof ElectionDirectoryService> {
+  const { store, hub, limits } = options;
+  return {
+    async listElections(req) {
+      const pageSize = pageSizeOf(req.pageSize, limits.maxPageSize);
+      const filter = filterOf(req, limits);
+      const after = text("page_token", req.pageToken, limits, true);
+      // One extra tells whether another page follows without a second read.
+      const found = await store.list({
+        ...filter,
+        ...(after === "" ? {} : { after }),
+        limit: pageSize + 1,
+      });
+      const page = found.slice(0, pageSize);
+      const last = page.at(-1);
+      return {
+        elections: page.map(toSummary),
+        nextPageToken: found.length > pageSize && last ? last.name : "",
+      };
+    },
+    async *watchElections(req, ctx) {
+      const filter = filterOf(req, limits);
+      const response = (batch: readonly Election[], snapshotComplete: boolean) =>
+        create(WatchElectionsResponseSchema, {
+          elections: batch.map(toSummary),
+          snapshotComplete,
+        });
+      let snapshot = true;
+      const feed = hub.changes(
+        (election) => matches(filter, election),
+        ctx.signal,
+        () => store.list({ ...filter, limit: Number.POSITIVE_INFINITY }),
+      );
+      for await (const batch of feed) {
+        const parts = [...chunks(batch, limits.maxPageSize)];
+        if (snapshot) {
+          const last = parts.pop() ?? [];
+          for (const part of parts) yield response(part, false);
+          yield response(last, true);
+          snapshot = false;
+        } else {
+          for (const part of parts) yield response(part, false);
+        }
+      }
+    },
+  };
+}

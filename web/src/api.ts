@@ -1,0 +1,42 @@
+// Clients for the API this page was served from: the Atomix LeaderElection service and the
+// electd election directory, over Connect (binary) on the same origin.
+import { Code, ConnectError, createClient } from "@connectrpc/connect";
+import { createConnectTransport } from "@connectrpc/connect-web";
+import { LeaderElection, type Term } from "../../gen/atomix/runtime/election/v1/election_pb.js";
+import { ElectionDirectoryService } from "../../gen/electd/v1/directory_pb.js";
+
+const transport = createConnectTransport({
+  baseUrl: window.location.origin,
+  useBinaryFormat: true,
+});
+
+export const leaderElection = createClient(LeaderElection, transport);
+export const directory = createClient(ElectionDirectoryService, transport);
+
+/** The code as API.md writes it: invalid_argument, not_found, ... */
+export function codeName(code: Code): string {
+  return (Code[code] ?? "unknown").replace(/[A-Z]/g, (c, i: number) =>
+    i === 0 ? c.toLowerCase() : `_${c.toLowerCase()}`,
+  );
+}
+
+/** "the server's message (code)" for showing a refusal to a person. */
+export function describeError(error: unknown): string {
+  const e = ConnectError.from(error);
+  return `${e.rawMessage || "no message"} (${codeName(e.code)})`;
+}
+
+export function describeTerm(term: Term | undefined): string {
+  if (!term) return "no term";
+  const leader = term.leader === "" ? "no leader" : `leader ${term.leader}`;
+  return `term ${term.term}, ${leader}, ${term.candidates.length} waiting`;
+}
+
+/** The curl line that creates an election, for people starting from an empty server. */
+export function createCommand(name: string): string {
+  const body = JSON.stringify({ id: { name }, tags: ["demo"] });
+  return (
+    `curl ${window.location.origin}/atomix.runtime.election.v1.LeaderElection/Create ` +
+    `-H 'Content-Type: application/json' -d '${body.replaceAll("'", "'\\''")}'`
+  );
+}

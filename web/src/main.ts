@@ -1,0 +1,54 @@
+// The dashboard's entry: picks the page from the URL and keeps links inside the app, so
+// /elections/<name> works as a deep link and on reload (the server answers it with this
+// same page).
+
+import { h } from "./dom.js";
+import { electionPage } from "./election-page.js";
+import { listPage } from "./list-page.js";
+
+const app = document.getElementById("app") as HTMLElement;
+let page: AbortController | undefined;
+
+function route(): void {
+  page?.abort();
+  page = new AbortController();
+  const path = window.location.pathname;
+  if (path.startsWith("/elections/")) {
+    let name: string | undefined;
+    try {
+      name = decodeURIComponent(path.slice("/elections/".length));
+    } catch {
+      name = undefined;
+    }
+    if (name) {
+      electionPage(app, name, page.signal);
+      return;
+    }
+  }
+  if (path === "/" || path === "/index.html") {
+    listPage(app, page.signal);
+    return;
+  }
+  document.title = "Not found · electd";
+  app.replaceChildren(
+    h("h1", { tabindex: "-1" }, "Page not found"),
+    h("p", {}, h("a", { href: "/", "data-link": true }, "All elections")),
+  );
+}
+
+function navigate(url: string): void {
+  window.history.pushState(null, "", url);
+  route();
+  (app.querySelector("h1") as HTMLElement | null)?.focus();
+}
+
+document.addEventListener("click", (event) => {
+  if (event.defaultPrevented || event.button !== 0) return;
+  if (event.metaKey || event.ctrlKey || event.shiftKey || event.altKey) return;
+  const link = (event.target as Element).closest<HTMLAnchorElement>("a[data-link]");
+  if (!link || link.origin !== window.location.origin) return;
+  event.preventDefault();
+  navigate(link.href);
+});
+window.addEventListener("popstate", route);
+route();
