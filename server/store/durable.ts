@@ -13,7 +13,6 @@ import { closeSync, existsSync, mkdirSync, openSync, readSync, statSync } from "
 import { join, resolve } from "node:path";
 import { Code, ConnectError } from "@connectrpc/connect";
 import Database from "better-sqlite3";
-import { emptyElection } from "../election/rules.js";
 import { selectElections } from "./list.js";
 import {
   type ChangeListener,
@@ -23,6 +22,7 @@ import {
   type Election,
   type ElectionStore,
   type ListQuery,
+  newElection,
   type SessionRecord,
   StoreStartError,
   type UpdateResult,
@@ -217,13 +217,7 @@ export function openDurableStore(options: DurableStoreOptions): ElectionStore {
       if (current.size >= options.maxElections) {
         return { ok: false, limit: "elections", max: options.maxElections };
       }
-      const election: Election = {
-        name,
-        tags: [...tags],
-        state: emptyElection,
-        owners: {},
-        version: 1,
-      };
+      const election = newElection(name, tags);
       await stageElection(election);
       return { ok: true, election, created: true };
     },

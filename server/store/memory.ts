@@ -1,6 +1,5 @@
 // In-memory store: for tests and demos (`--store memory`). Nothing survives a restart.
 // JavaScript runs one mutation to completion at a time, so each update is atomic here.
-import { emptyElection } from "../election/rules.js";
 import { selectElections } from "./list.js";
 import {
   type ChangeListener,
@@ -10,6 +9,7 @@ import {
   type Election,
   type ElectionStore,
   type ListQuery,
+  newElection,
   type SessionRecord,
   type UpdateResult,
 } from "./store.js";
@@ -34,13 +34,7 @@ export function createMemoryStore(options: MemoryStoreOptions): ElectionStore {
       if (elections.size >= options.maxElections) {
         return { ok: false, limit: "elections", max: options.maxElections };
       }
-      const election: Election = {
-        name,
-        tags: [...tags],
-        state: emptyElection,
-        owners: {},
-        version: 1,
-      };
+      const election = newElection(name, tags);
       elections.set(name, election);
       publish(election);
       return { ok: true, election, created: true };

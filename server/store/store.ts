@@ -1,7 +1,7 @@
 // The store seam: where elections live. Every implementation (memory, the embedded
 // durable store, etcd) serialises the mutations of each election, persists a change
 // before resolving, and publishes each committed state exactly once, in order.
-import type { ElectionState } from "../election/rules.js";
+import { type ElectionState, emptyElection } from "../election/rules.js";
 
 export interface Election {
   readonly name: string;
@@ -82,6 +82,11 @@ export interface ElectionStore {
   deleteSession(id: string): Promise<void>;
   listSessions(): Promise<SessionRecord[]>;
   close(): Promise<void>;
+}
+
+/** A new election: term 0, no leader, no queue. */
+export function newElection(name: string, tags: readonly string[]): Election {
+  return { name, tags: [...tags], state: emptyElection, owners: {}, version: 1 };
 }
 
 /** Applies a committed decision to an election: the one place owners are kept consistent. */
