@@ -244,15 +244,15 @@ export type CandidateSession = Message<"electd.v1.CandidateSession"> & {
   sessionFingerprint: string;
 
   /**
-   * The session's TTL between keep-alives.
+   * The session's TTL between keep-alives; 0s when the session has just ended and its
+   * candidates are being withdrawn.
    *
    * @generated from field: google.protobuf.Duration ttl = 3;
    */
   ttl?: Duration | undefined;
 
   /**
-   * Time left before the session expires unless it is kept alive; 0s when it has just
-   * ended and its candidates are being withdrawn.
+   * Time left before the session expires unless it is kept alive; 0s when it has ended.
    *
    * @generated from field: google.protobuf.Duration remaining = 4;
    */
