@@ -328,6 +328,11 @@ test.describe("sessions", () => {
       await expect(page.locator(".timeline-legend")).toContainText("session expired");
       await page.waitForTimeout(1500);
       await screenshot(page, "sessions.png");
+      // A leader entered without a session wears no badge.
+      await server.candidate("Anoint", name, "worker-c");
+      await expect(page.locator("#leader")).toHaveText("worker-c", LIVE);
+      await expect(badge).toBeHidden();
+      await expect(page.locator("#leader-cause")).toBeHidden();
     } finally {
       if (keeping) clearInterval(keeping);
       await page.goto("about:blank");

@@ -8,7 +8,7 @@
 // marked on the timeline. While any candidate is session-bound the page asks
 // GetElectionSessions for the remaining TTLs once a second and counts down in between.
 import { durationMs } from "@bufbuild/protobuf/wkt";
-import { Code } from "@connectrpc/connect";
+import { Code, ConnectError } from "@connectrpc/connect";
 import type { Term } from "../../gen/atomix/runtime/election/v1/election_pb.js";
 import { ChangeCause, type Election as ElectionSummary } from "../../gen/electd/v1/directory_pb.js";
 import { createCommand, describeError, describeTerm, directory, leaderElection } from "./api.js";
@@ -231,8 +231,13 @@ export function electionPage(root: HTMLElement, name: string, signal: AbortSigna
             ]),
           );
           renderSessions();
-        } catch {
-          // The watch reports connection problems; the next read tries again.
+        } catch (error) {
+          // The watch reports connection problems; the next read tries again. An election
+          // gone (a memory store restarted) has no sessions to read any more.
+          if (ConnectError.from(error).code === Code.NotFound) {
+            bound = new Map();
+            renderSessions();
+          }
         }
         await new Promise((resolve) => setTimeout(resolve, SESSION_POLL_MS));
       }
