@@ -7,7 +7,15 @@ import { copyFile, mkdir, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
-import { ElectdProcess, expect, queueOf, test, uniqueName } from "./fixtures.js";
+import {
+  ElectdProcess,
+  expect,
+  LEADER_ELECTION,
+  queueOf,
+  SESSIONS,
+  test,
+  uniqueName,
+} from "./fixtures.js";
 
 const LIVE = { timeout: 1000 };
 
@@ -244,6 +252,92 @@ test.describe("election page", () => {
     await page.goto(`${electd.url}/elections/${uniqueName("missing")}`);
     await page.getByRole("link", { name: "All elections" }).last().click();
     await expect(page.getByRole("heading", { level: 1, name: "Elections" })).toBeVisible();
+  });
+});
+
+test.describe("sessions", () => {
+  test("session-bound candidates show their session and remaining TTL; when the leader's session expires the next leads with term+1 within TTL + 1 s, marked on the timeline", async ({
+    page,
+  }) => {
+    // Its own server: the TTL minimum is lowered so the leader's session can be short.
+    const server = new ElectdProcess(["--session-ttl-min", "500ms"]);
+    await server.start();
+    let keeping: ReturnType<typeof setInterval> | undefined;
+    try {
+      const name = "sessions/primary";
+      const open = async (ttl: string) =>
+        ((await server.call("OpenSession", { ttl }, SESSIONS)) as { sessionId: string }).sessionId;
+      const enter = (candidate: string, session: string) =>
+        server.call("Enter", { id: { name }, candidate }, LEADER_ELECTION, {
+          "electd-session": session,
+        });
+      await server.create(name, ["prod"]);
+      const leaderSession = await open("2s");
+      const standbySession = await open("60s");
+      // The leader's client keeps its session alive until it "crashes" below.
+      let lastKeepAlive = Promise.resolve(Date.now());
+      keeping = setInterval(() => {
+        lastKeepAlive = server
+          .call("KeepAlive", { sessionId: leaderSession }, SESSIONS)
+          .then(() => Date.now());
+      }, 400);
+      await enter("worker-a", leaderSession);
+      await enter("worker-b", standbySession);
+      await server.candidate("Enter", name, "worker-c");
+
+      await page.setViewportSize({ width: 1100, height: 760 });
+      await page.goto(`${server.url}/elections/${encodeURIComponent(name)}`);
+      await expect(page.locator("#leader")).toHaveText("worker-a");
+      await expect(page.locator("#term")).toHaveText("1");
+      const badge = page.locator("#leader-session");
+      await expect(badge).toHaveText(/^session [0-9a-f]{12} · [0-2]\.\d s left of 2\.0 s$/);
+      const standby = page.locator("ol.queue > li[data-candidate='worker-b'] .session");
+      await expect(standby).toHaveText(/^session [0-9a-f]{12} · \d+\.\d s left of 60\.0 s$/);
+      await expect(page.locator("ol.queue > li[data-candidate='worker-c'] .session")).toBeHidden();
+      const leaderPrint = (await badge.textContent())?.slice(8, 20);
+      expect((await standby.textContent())?.slice(8, 20)).not.toBe(leaderPrint);
+      // Let the timeline show worker-a's reign for a while.
+      await page.waitForTimeout(2500);
+
+      // The leader's client stops keeping alive: the countdown runs down.
+      clearInterval(keeping);
+      keeping = undefined;
+      const stoppedAt = await lastKeepAlive;
+      await expect(badge).toHaveText(/· [01]\.\d s left of 2\.0 s$/);
+      await expect(page.locator("#leader")).toHaveText("worker-b", {
+        timeout: Math.max(2000 + 1000 - (Date.now() - stoppedAt), 0),
+      });
+      await expect(page.locator("#term")).toHaveText("2");
+      await expect(queueOf(page)).toHaveText(["worker-c"]);
+      await expect(badge).toHaveText(/ left of 60\.0 s$/);
+      await expect(page.locator("#leader-cause")).toHaveText(
+        "Took over because worker-a's session expired.",
+        LIVE,
+      );
+      const marked = page.locator("svg.timeline g.after-session-end");
+      await expect(marked).toHaveCount(1);
+      await expect(marked).toHaveAttribute("data-cause", "session expired");
+      await expect(marked.locator("title")).toHaveText(
+        /^worker-b, term 2: .* to now \(took over because worker-a's session expired\)$/,
+      );
+      await expect(page.locator("svg.timeline")).toHaveAttribute(
+        "aria-label",
+        /1 begun because a leader's session ended; now worker-b, term 2, since .*, took over because worker-a's session expired$/,
+      );
+      await expect(page.locator(".timeline-legend")).toBeVisible();
+      await expect(page.locator(".timeline-legend")).toContainText("session expired");
+      await page.waitForTimeout(1500);
+      await screenshot(page, "sessions.png");
+      // A leader entered without a session wears no badge.
+      await server.candidate("Anoint", name, "worker-c");
+      await expect(page.locator("#leader")).toHaveText("worker-c", LIVE);
+      await expect(badge).toBeHidden();
+      await expect(page.locator("#leader-cause")).toBeHidden();
+    } finally {
+      if (keeping) clearInterval(keeping);
+      await page.goto("about:blank");
+      await server.stop();
+    }
   });
 });
 

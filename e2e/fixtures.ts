@@ -72,10 +72,15 @@ export class ElectdProcess {
   }
 
   /** A plain Connect JSON call, as curl or any HTTP client would make it. */
-  async call(method: string, body: object, service = LEADER_ELECTION): Promise<unknown> {
+  async call(
+    method: string,
+    body: object,
+    service = LEADER_ELECTION,
+    headers: Record<string, string> = {},
+  ): Promise<unknown> {
     const response = await fetch(`${this.url}/${service}/${method}`, {
       method: "POST",
-      headers: { "content-type": "application/json" },
+      headers: { ...headers, "content-type": "application/json" },
       body: JSON.stringify(body),
     });
     const json = (await response.json()) as unknown;
@@ -107,6 +112,7 @@ export interface JsonTerm {
 }
 
 export const LEADER_ELECTION = "atomix.runtime.election.v1.LeaderElection";
+export const SESSIONS = "electd.v1.SessionService";
 
 interface Fixtures {
   /** Console messages a test expects (for example while the server is down). */

@@ -1,19 +1,24 @@
-// ElectionDirectoryService handlers (electd.v1): list elections a page at a time and watch
-// the list. Same shape as the LeaderElection handlers: validate, read the store or the
-// watch hub, encode.
+// ElectionDirectoryService handlers (electd.v1): list elections a page at a time, watch
+// the list, and read the sessions of one election's candidates. Same shape as the
+// LeaderElection handlers: validate, read the store, the watch hub or the session
+// registry, encode.
 import { createHash } from "node:crypto";
 import { create } from "@bufbuild/protobuf";
+import { durationFromMs } from "@bufbuild/protobuf/wkt";
 import type { ServiceImpl } from "@connectrpc/connect";
 import {
+  ChangeCause,
   type ElectionDirectoryService,
   ElectionSchema,
   type Election as ElectionSummary,
   WatchElectionsResponseSchema,
 } from "../../gen/electd/v1/directory_pb.js";
 import { type InputLimits, invalid, text } from "../election/validate.js";
-import type { Election, ElectionStore, ListQuery } from "../store/store.js";
+import type { SessionRegistry } from "../session/registry.js";
+import type { ChangeCause as Cause, Election, ElectionStore, ListQuery } from "../store/store.js";
 import type { WatchHub } from "../watch/hub.js";
 import { toTerm } from "./election.js";
+import { notFound } from "./errors.js";
 
 /** Page size when a ListElections request leaves page_size at 0 (documented in the proto). */
 export const DEFAULT_PAGE_SIZE = 100;
@@ -25,7 +30,14 @@ export interface DirectoryServiceOptions {
     /** Most elections in one page or one watch response. */
     readonly maxPageSize: number;
   };
+  /** Where remaining TTLs are read; the same object the SessionService uses. */
+  readonly sessions: { readonly registry: Pick<SessionRegistry, "peek"> };
 }
+
+const causes: Record<Cause, ChangeCause> = {
+  "session-expired": ChangeCause.SESSION_EXPIRED,
+  "session-closed": ChangeCause.SESSION_CLOSED,
+};
 
 /**
  * A session id is a bearer secret (whoever holds it can keep the session alive or close
@@ -45,6 +57,8 @@ export function toSummary(election: Election): ElectionSummary {
     tags: [...election.tags],
     term: toTerm(election.state),
     candidateSessions,
+    lastChangeCause:
+      election.cause === undefined ? ChangeCause.UNSPECIFIED : causes[election.cause],
   });
 }
 
@@ -78,6 +92,7 @@ export function directoryService(
   options: DirectoryServiceOptions,
 ): ServiceImpl<typeof ElectionDirectoryService> {
   const { store, hub, limits } = options;
+  const { registry } = options.sessions;
   return {
     async listElections(req) {
       const pageSize = pageSizeOf(req.pageSize, limits.maxPageSize);
@@ -94,6 +109,28 @@ export function directoryService(
       return {
         elections: page.map(toSummary),
         nextPageToken: found.length > pageSize && last ? last.name : "",
+      };
+    },
+    async getElectionSessions(req) {
+      const name = text("name", req.name, limits);
+      const election = await store.get(name);
+      if (!election) throw notFound(name);
+      const { leader, candidates } = election.state;
+      return {
+        candidates: [leader, ...candidates].flatMap((candidate) => {
+          const session = election.owners[candidate];
+          if (candidate === "" || session === undefined) return [];
+          // A session that just ended is still named until its release commits: 0s left.
+          const view = registry.peek(session);
+          return [
+            {
+              candidate,
+              sessionFingerprint: sessionFingerprint(session),
+              ttl: durationFromMs(view?.ttlMs ?? 0),
+              remaining: durationFromMs(view?.remainingMs ?? 0),
+            },
+          ];
+        }),
       };
     },
     async *watchElections(req, ctx) {

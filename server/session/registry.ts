@@ -17,7 +17,7 @@ import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
 import type { SessionSettings } from "../config.js";
 import { apply, type RuleLimits } from "../election/rules.js";
 import { invalid } from "../election/validate.js";
-import { type Election, type ElectionStore, ownedBy } from "../store/store.js";
+import { type ChangeCause, type Election, type ElectionStore, ownedBy } from "../store/store.js";
 
 /** Request header (gRPC metadata) that binds Enter and Close to a session. */
 export const SESSION_HEADER = "electd-session";
@@ -79,7 +79,7 @@ export class SessionRegistry {
       session.short = true;
       return;
     }
-    this.end(session).catch(this.onError);
+    this.end(session, "session-expired").catch(this.onError);
   };
 
   constructor(options: SessionRegistryOptions) {
@@ -178,7 +178,7 @@ export class SessionRegistry {
 
   /** Closes the session; resolves once its candidates are withdrawn everywhere. */
   async close(id: string): Promise<void> {
-    await this.end(this.find(id));
+    await this.end(this.find(id), "session-closed");
   }
 
   /**
@@ -236,31 +236,32 @@ export class SessionRegistry {
    * already passed the check is caught by `track`), then its record is deleted and its
    * candidates withdrawn in every election, concurrently.
    */
-  private async end(session: Session): Promise<void> {
+  private async end(session: Session, cause: ChangeCause): Promise<void> {
     clearTimeout(session.timer);
     if (this.live.get(session.id) !== session) return;
     this.live.delete(session.id);
     const elections = [...(this.electionsOf.get(session.id) ?? [])];
     const results = await Promise.allSettled([
       this.store.deleteSession(session.id),
-      ...elections.map((name) => this.release(name, session.id)),
+      ...elections.map((name) => this.release(name, session.id, cause)),
     ]);
     for (const result of results) if (result.status === "rejected") throw result.reason;
   }
 
   /** Withdraws, as one change, every candidate `session` owns in election `name`. */
-  private release(name: string, session: string): Promise<void> {
+  private release(name: string, session: string, cause?: ChangeCause): Promise<void> {
     const key = `${name}\u0000${session}`;
     const running = this.releasing.get(key);
     if (running) return running;
     const done = this.store
-      .update(name, (election) =>
-        apply(
+      .update(name, (election) => {
+        const outcome = apply(
           election.state,
           { kind: "release", candidates: ownedBy(election.owners, session) },
           this.limits,
-        ),
-      )
+        );
+        return outcome.ok && cause !== undefined ? { ...outcome, cause } : outcome;
+      })
       .then(() => undefined)
       .finally(() => this.releasing.delete(key));
     this.releasing.set(key, done);
@@ -287,6 +288,7 @@ export class SessionRegistry {
         names.add(election.name);
       }
       if (!this.live.has(session) && !this.closed) {
+        // Whether that session expired or was closed is no longer known: no cause is given.
         this.release(election.name, session).catch(this.onError);
       }
     }

@@ -14,7 +14,16 @@ export interface Election {
   readonly owners: Readonly<Record<string, string>>;
   /** 1 at creation, +1 with every committed change: orders what watchers see. */
   readonly version: number;
+  /**
+   * Why the last committed change happened, when it was not a client's call for it: what
+   * watchers are told so a failover can be told apart from an Anoint. Never persisted (a
+   * restored election has none).
+   */
+  readonly cause?: ChangeCause;
 }
+
+/** A change the server made on its own: a session's candidates withdrawn. */
+export type ChangeCause = "session-expired" | "session-closed";
 
 /** What a mutation decides, computed from the current election by a pure function. */
 export type Decision =
@@ -24,6 +33,8 @@ export type Decision =
       readonly changed: boolean;
       /** Bindings to add, for candidates this decision adds (candidate -> session id). */
       readonly bind?: Readonly<Record<string, string>>;
+      /** Set when the server, not a call, makes this change. */
+      readonly cause?: ChangeCause;
     }
   | { readonly ok: false; readonly limit: "candidates"; readonly max: number };
 
@@ -97,7 +108,15 @@ export function commit(election: Election, decision: Decision & { ok: true }): E
   for (const [name, session] of Object.entries({ ...election.owners, ...decision.bind })) {
     if (held.has(name)) owners[name] = session;
   }
-  return { ...election, state, owners, version: election.version + 1 };
+  // The cause belongs to this change only: the previous one's is dropped.
+  const { cause: _previous, ...rest } = election;
+  return {
+    ...rest,
+    state,
+    owners,
+    version: election.version + 1,
+    ...(decision.cause === undefined ? {} : { cause: decision.cause }),
+  };
 }
 
 /**

@@ -1,8 +1,16 @@
 // The election page: the term (the fencing token), the leader, the ordered queue and the
 // tags, live through LeaderElection.Watch; a leadership timeline; per-candidate actions
 // and an Enter/Withdraw form, each reporting what the server answered.
-import { Code } from "@connectrpc/connect";
+//
+// Sessions: a second stream, the directory's WatchElections for this one name, tells which
+// candidates are session-bound (by fingerprint; session ids are secrets the browser never
+// sees) and why each change happened, so a leader replaced because its session expired is
+// marked on the timeline. While any candidate is session-bound the page asks
+// GetElectionSessions for the remaining TTLs once a second and counts down in between.
+import { durationMs } from "@bufbuild/protobuf/wkt";
+import { Code, ConnectError } from "@connectrpc/connect";
 import type { Term } from "../../gen/atomix/runtime/election/v1/election_pb.js";
+import { ChangeCause, type Election as ElectionSummary } from "../../gen/electd/v1/directory_pb.js";
 import { createCommand, describeError, describeTerm, directory, leaderElection } from "./api.js";
 import { h, setText } from "./dom.js";
 import { follow } from "./live.js";
@@ -18,6 +26,23 @@ const verbs: Record<Action, string> = {
   enter: "Enter",
   withdraw: "Withdraw",
 };
+
+/** How often remaining TTLs are read while candidates are session-bound. */
+const SESSION_POLL_MS = 1000;
+/** How often the countdown between two reads is redrawn. */
+const COUNTDOWN_MS = 200;
+
+interface SessionTtl {
+  readonly fingerprint: string;
+  readonly ttlMs: number;
+  readonly remainingMs: number;
+  /** performance.now() when the server's answer arrived. */
+  readonly at: number;
+}
+
+function seconds(ms: number): string {
+  return (ms / 1000).toFixed(1);
+}
 
 const queueActions: readonly Action[] = ["anoint", "promote", "demote", "evict"];
 const leaderActions: readonly Action[] = ["demote", "evict"];
@@ -63,6 +88,8 @@ export function electionPage(root: HTMLElement, name: string, signal: AbortSigna
   const termValue = h("span", { class: "value", id: "term" }, "…");
   const leaderValue = h("span", { class: "value", id: "leader" }, "…");
   const leaderButtons = h("div", { class: "buttons" });
+  const leaderSession = h("span", { class: "session", id: "leader-session", hidden: true });
+  const leaderCause = h("p", { class: "leader-cause", id: "leader-cause", hidden: true });
   const feedback = h("p", {
     class: "feedback",
     id: "feedback",
@@ -107,6 +134,8 @@ export function electionPage(root: HTMLElement, name: string, signal: AbortSigna
         { class: "card leader" },
         h("span", { class: "label" }, "Leader"),
         leaderValue,
+        leaderSession,
+        leaderCause,
         leaderButtons,
       ),
     ),
@@ -117,6 +146,7 @@ export function electionPage(root: HTMLElement, name: string, signal: AbortSigna
       { "aria-labelledby": "timeline-heading" },
       h("h2", { id: "timeline-heading" }, "Leadership since this page opened"),
       timeline.element,
+      timeline.legend,
     ),
     h(
       "section",
@@ -130,6 +160,114 @@ export function electionPage(root: HTMLElement, name: string, signal: AbortSigna
   let current: Term | undefined;
   let shown = false;
   const items = new Map<string, HTMLLIElement>();
+  /** Session-bound candidates (candidate -> session fingerprint), live. */
+  let bound = new Map<string, string>();
+  /** The remaining TTLs last read, per candidate. */
+  let ttls = new Map<string, SessionTtl>();
+  /** Leader and term of the last directory state seen: a change from it may have a cause. */
+  let seen: { readonly leader: string; readonly term: bigint } | undefined;
+  let polling = false;
+
+  /** "session 1a2b3c4d5e6f · 1.4 s left of 2.0 s", or undefined without a session. */
+  function sessionText(candidate: string, now: number): string | undefined {
+    const fingerprint = bound.get(candidate);
+    if (fingerprint === undefined) return undefined;
+    const ttl = ttls.get(candidate);
+    if (ttl?.fingerprint !== fingerprint) return `session ${fingerprint}`;
+    const left = Math.max(0, ttl.remainingMs - (now - ttl.at));
+    return left === 0
+      ? `session ${fingerprint} · expiring`
+      : `session ${fingerprint} · ${seconds(left)} s left of ${seconds(ttl.ttlMs)} s`;
+  }
+
+  function showSession(element: HTMLElement, candidate: string, now: number): void {
+    const text = sessionText(candidate, now);
+    element.hidden = text === undefined;
+    setText(element, text ?? "");
+  }
+
+  /** Queued candidates whose badge shows: with a thousand candidates, few have one. */
+  const badged = new Set<string>();
+
+  /** Badges of the leader and of every queued candidate that has (or had) one. */
+  function renderSessions(): void {
+    const now = performance.now();
+    showSession(leaderSession, current?.leader ?? "", now);
+    for (const candidate of new Set([...badged, ...bound.keys()])) {
+      const badge = items.get(candidate)?.querySelector<HTMLElement>(".session");
+      if (!badge) {
+        badged.delete(candidate);
+        continue;
+      }
+      showSession(badge, candidate, now);
+      if (badge.hidden) badged.delete(candidate);
+      else badged.add(candidate);
+    }
+  }
+
+  function renderCause(): void {
+    const why = current && timeline.causeOf(current.leader, current.term);
+    leaderCause.hidden = why === undefined;
+    setText(leaderCause, why === undefined ? "" : `Took over because ${why}.`);
+  }
+
+  async function pollSessions(): Promise<void> {
+    if (polling) return;
+    polling = true;
+    try {
+      while (!signal.aborted && bound.size > 0) {
+        try {
+          const reply = await directory.getElectionSessions({ name }, { signal });
+          const at = performance.now();
+          ttls = new Map(
+            reply.candidates.map((c) => [
+              c.candidate,
+              {
+                fingerprint: c.sessionFingerprint,
+                ttlMs: c.ttl ? durationMs(c.ttl) : 0,
+                remainingMs: c.remaining ? durationMs(c.remaining) : 0,
+                at,
+              },
+            ]),
+          );
+          renderSessions();
+        } catch (error) {
+          // The watch reports connection problems; the next read tries again. An election
+          // gone (a memory store restarted) has no sessions to read any more.
+          if (ConnectError.from(error).code === Code.NotFound) {
+            bound = new Map();
+            renderSessions();
+          }
+        }
+        await new Promise((resolve) => setTimeout(resolve, SESSION_POLL_MS));
+      }
+    } finally {
+      polling = false;
+    }
+  }
+
+  function onSummary(summary: ElectionSummary): void {
+    if (tags.childElementCount === 0) {
+      tags.replaceChildren(...summary.tags.map((tag) => h("li", { class: "tag" }, tag)));
+      if (summary.tags.length === 0) tags.append(h("li", { class: "muted" }, "no tags"));
+    }
+    const leader = summary.term?.leader ?? "";
+    const term = summary.term?.term ?? 0n;
+    const cause = summary.lastChangeCause;
+    if (
+      seen &&
+      (seen.leader !== leader || seen.term !== term) &&
+      cause !== ChangeCause.UNSPECIFIED
+    ) {
+      const why = cause === ChangeCause.SESSION_EXPIRED ? "session expired" : "session closed";
+      timeline.markCause(leader, term, why, seen.leader);
+      renderCause();
+    }
+    seen = { leader, term };
+    bound = new Map(Object.entries(summary.candidateSessions));
+    renderSessions();
+    if (bound.size > 0) void pollSessions();
+  }
 
   function renderQueue(candidates: readonly string[]): void {
     // Moving or removing a focused button drops the focus to <body>; keyboard users keep it.
@@ -152,6 +290,7 @@ export function electionPage(root: HTMLElement, name: string, signal: AbortSigna
           "li",
           { "data-candidate": candidate },
           h("span", { class: "candidate" }, candidate),
+          h("span", { class: "session", hidden: true }),
           h("span", { class: "buttons" }, ...queueActions.map((a) => actionButton(a, candidate))),
         );
         items.set(candidate, li);
@@ -172,19 +311,18 @@ export function electionPage(root: HTMLElement, name: string, signal: AbortSigna
     }
   }
 
-  // Tags never change after Create; the directory has them, Watch does not. Asked once the
-  // watch has shown that the election exists.
-  function loadTags(): void {
-    void directory.listElections({ namePrefix: name, pageSize: 1 }, { signal }).then(
-      (page) => {
-        const found = page.elections[0];
-        if (found?.name !== name) return;
-        tags.replaceChildren(...found.tags.map((tag) => h("li", { class: "tag" }, tag)));
-        if (found.tags.length === 0) tags.append(h("li", { class: "muted" }, "no tags"));
+  // Tags never change after Create; the directory has them, Watch does not. Followed once
+  // the watch has shown that the election exists.
+  function followDirectory(): void {
+    follow(
+      {
+        open: (s) => directory.watchElections({ namePrefix: name }, { signal: s }),
+        onMessage(response) {
+          for (const summary of response.elections) if (summary.name === name) onSummary(summary);
+        },
+        quiet: true,
       },
-      () => {
-        // The watch reports connection problems; the tags come with the next visit.
-      },
+      signal,
     );
   }
 
@@ -192,7 +330,7 @@ export function electionPage(root: HTMLElement, name: string, signal: AbortSigna
     if (!shown) {
       shown = true;
       body.replaceChildren(page);
-      loadTags();
+      followDirectory();
     }
     current = term;
     setText(termValue, String(term.term));
@@ -207,6 +345,8 @@ export function electionPage(root: HTMLElement, name: string, signal: AbortSigna
     }
     renderQueue(term.candidates);
     timeline.record(leader, term.term);
+    renderSessions();
+    renderCause();
   }
 
   function notFound(message: string, invalidName: boolean): void {
@@ -287,7 +427,17 @@ export function electionPage(root: HTMLElement, name: string, signal: AbortSigna
   const tick = setInterval(() => {
     if (shown) timeline.draw();
   }, 1000);
-  signal.addEventListener("abort", () => clearInterval(tick), { once: true });
+  const countdown = setInterval(() => {
+    if (bound.size > 0 || !leaderSession.hidden) renderSessions();
+  }, COUNTDOWN_MS);
+  signal.addEventListener(
+    "abort",
+    () => {
+      clearInterval(tick);
+      clearInterval(countdown);
+    },
+    { once: true },
+  );
 
   follow(
     {

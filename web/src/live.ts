@@ -15,6 +15,11 @@ export interface LiveStream<T> {
   onMessage(message: T): void;
   /** An error that retrying cannot fix (not_found, invalid_argument): true stops following. */
   onRefused?(error: ConnectError): boolean;
+  /**
+   * A stream that only adds to another one the page follows: it leaves the connection
+   * indicator to that one, so a page with two streams does not report twice.
+   */
+  quiet?: boolean;
 }
 
 function sleep(ms: number, signal: AbortSignal): Promise<void> {
@@ -30,10 +35,11 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
 }
 
 export function follow<T>(stream: LiveStream<T>, signal: AbortSignal): void {
+  const show = stream.quiet ? () => {} : showConnection;
   void (async () => {
     let failures = 0;
     while (!signal.aborted) {
-      showConnection({ kind: "connecting" });
+      show({ kind: "connecting" });
       stream.onOpen?.();
       let reason = "the server ended the stream";
       try {
@@ -42,7 +48,7 @@ export function follow<T>(stream: LiveStream<T>, signal: AbortSignal): void {
           if (first) {
             first = false;
             failures = 0;
-            showConnection({ kind: "live" });
+            show({ kind: "live" });
           }
           stream.onMessage(message);
         }
@@ -50,7 +56,7 @@ export function follow<T>(stream: LiveStream<T>, signal: AbortSignal): void {
         if (signal.aborted) return;
         const e = ConnectError.from(error);
         if (stream.onRefused?.(e)) {
-          showConnection({ kind: "live" });
+          show({ kind: "live" });
           return;
         }
         reason = e.rawMessage ? `${codeName(e.code)}: ${e.rawMessage}` : codeName(e.code);
@@ -60,7 +66,7 @@ export function follow<T>(stream: LiveStream<T>, signal: AbortSignal): void {
       const base = Math.min(FIRST_RETRY_MS * 2 ** failures, MAX_RETRY_MS);
       const delay = Math.round(base * (0.8 + Math.random() * 0.4));
       failures++;
-      showConnection({ kind: "offline", retryAt: Date.now() + delay, reason });
+      show({ kind: "offline", retryAt: Date.now() + delay, reason });
       await sleep(delay, signal);
     }
   })();

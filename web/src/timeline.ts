@@ -1,18 +1,26 @@
 // The leadership timeline: who led, from when to when, with each term, since the page
-// opened, drawn as SVG bars on a time axis that ends at "now".
-import { svg } from "./dom.js";
+// opened, drawn as SVG bars on a time axis that ends at "now". A reign that began because
+// the previous leader's session expired (or was closed) carries a marker at its start,
+// explained by a legend and in the text read out for the bar.
+import { h, svg } from "./dom.js";
+
+/** Why a reign began, when the server rather than a call replaced the leader. */
+export type ReignCause = "session expired" | "session closed";
 
 interface Reign {
   readonly leader: string;
   readonly term: bigint;
   readonly from: number;
   to: number | undefined;
+  /** Set when the previous leader's session ended; `after` is who led before. */
+  cause?: { readonly why: ReignCause; readonly after: string };
 }
 
 /** Reigns kept for drawing: older ones are dropped so a flapping election stays cheap. */
 const KEEP = 200;
-const HEIGHT = 64;
-const BAR_Y = 8;
+const HEIGHT = 74;
+/** Room above the bars for the markers of reigns begun by a session's end. */
+const BAR_Y = 18;
 const BAR_HEIGHT = 30;
 const PAD = 6;
 /** Least room between two time labels on the axis, in pixels. */
@@ -36,6 +44,23 @@ const PALETTE = [
   "#4a5a00",
 ];
 
+/** Markers of session ends: far from every leader colour, 4.5:1 or better on white. */
+const MARKER = "#a14400";
+
+function key(leader: string, term: bigint): string {
+  return `${term}\u0000${leader}`;
+}
+
+/** "a's session expired": what the marker means for one reign. */
+function causeText(cause: NonNullable<Reign["cause"]>): string {
+  const who = cause.after === "" ? "a candidate" : cause.after;
+  return `${who}'s ${cause.why}`;
+}
+
+function because(cause: NonNullable<Reign["cause"]>): string {
+  return `took over because ${causeText(cause)}`;
+}
+
 /** A stable colour per leader name. */
 function colour(name: string): string {
   let hash = 0;
@@ -45,8 +70,12 @@ function colour(name: string): string {
 
 export class Timeline {
   readonly element: SVGSVGElement;
+  /** Explains the markers; shown once there is one to explain. */
+  readonly legend: HTMLParagraphElement;
   private readonly reigns: Reign[] = [];
   private readonly opened = Date.now();
+  /** Causes heard before the reign they start (the two streams race). */
+  private readonly pending = new Map<string, NonNullable<Reign["cause"]>>();
 
   constructor() {
     this.element = svg("svg", {
@@ -55,6 +84,44 @@ export class Timeline {
       height: HEIGHT,
       "aria-label": "Leadership timeline",
     });
+    this.legend = h(
+      "p",
+      { class: "timeline-legend", hidden: true },
+      svg(
+        "svg",
+        { width: 12, height: 10, viewBox: "0 0 12 10", "aria-hidden": "true" },
+        svg("path", { d: "M0 0 H12 L6 10 Z", fill: MARKER }),
+      ),
+      " a new leader took over because the previous leader's session expired (not kept alive within its TTL) or was closed",
+    );
+  }
+
+  /**
+   * Records that the reign of `leader` in `term` began because `after`'s session ended.
+   * The cause may arrive before or after the state itself.
+   */
+  markCause(leader: string, term: bigint, why: ReignCause, after: string): void {
+    const cause = { why, after };
+    const reign = this.reigns.findLast((r) => r.leader === leader && r.term === term);
+    if (reign) {
+      reign.cause = cause;
+      this.draw();
+      return;
+    }
+    this.pending.set(key(leader, term), cause);
+    // Only the latest few can still be waiting for their state.
+    if (this.pending.size > 16) this.pending.delete(this.pending.keys().next().value as string);
+  }
+
+  /** Why the reign of `leader` in `term` began ("a's session expired"), if a session's end began it. */
+  causeOf(leader: string, term: bigint): string | undefined {
+    const reign = this.reigns.findLast((r) => r.leader === leader && r.term === term);
+    return reign?.cause && causeText(reign.cause);
+  }
+
+  /** Reigns begun by a session's end, as shown. */
+  get causes(): number {
+    return this.reigns.filter((r) => r.cause).length;
   }
 
   /** Records the election's state; a new reign starts when the leader or term changes. */
@@ -62,7 +129,13 @@ export class Timeline {
     const last = this.reigns.at(-1);
     if (last && last.leader === leader && last.term === term) return;
     if (last) last.to = at;
-    this.reigns.push({ leader, term, from: last ? at : this.opened, to: undefined });
+    const reign: Reign = { leader, term, from: last ? at : this.opened, to: undefined };
+    const cause = this.pending.get(key(leader, term));
+    if (cause) {
+      reign.cause = cause;
+      this.pending.delete(key(leader, term));
+    }
+    this.reigns.push(reign);
     if (this.reigns.length > KEEP) this.reigns.splice(0, this.reigns.length - KEEP);
     this.draw();
   }
@@ -82,11 +155,17 @@ export class Timeline {
       const w = Math.max(right - left, 2);
       const who = reign.leader === "" ? "no leader" : reign.leader;
       const until = reign.to === undefined ? "now" : clock.format(reign.to);
-      const title = `${who}, term ${reign.term}: ${clock.format(reign.from)} to ${until}`;
+      const title =
+        `${who}, term ${reign.term}: ${clock.format(reign.from)} to ${until}` +
+        (reign.cause ? ` (${because(reign.cause)})` : "");
+      const kind = reign.leader === "" ? "reign vacant" : "reign";
       parts.push(
         svg(
           "g",
-          { class: reign.leader === "" ? "reign vacant" : "reign" },
+          {
+            class: reign.cause ? `${kind} after-session-end` : kind,
+            ...(reign.cause ? { "data-cause": reign.cause.why } : {}),
+          },
           svg("title", {}, title),
           svg("rect", {
             x: left,
@@ -99,6 +178,37 @@ export class Timeline {
           }),
         ),
       );
+      if (reign.cause) {
+        // A notch above the bar and a dashed line down through it, where the reign began.
+        parts.push(
+          svg("path", {
+            d: `M${left - 6} 2 H${left + 6} L${left} ${BAR_Y - 2} Z`,
+            fill: MARKER,
+            class: "marker",
+            "aria-hidden": "true",
+          }),
+          svg("line", {
+            x1: left,
+            x2: left,
+            y1: BAR_Y,
+            y2: BAR_Y + BAR_HEIGHT,
+            stroke: MARKER,
+            "stroke-width": 2,
+            "stroke-dasharray": "4 3",
+            "aria-hidden": "true",
+          }),
+        );
+        const note = reign.cause.why === "session expired" ? "expired" : "closed";
+        if (w > 60) {
+          parts.push(
+            svg(
+              "text",
+              { x: left + 9, y: 12, fill: MARKER, class: "marker-text", "aria-hidden": "true" },
+              note,
+            ),
+          );
+        }
+      }
       const label = `${who} · term ${reign.term}`;
       if (w > label.length * 7 + 8) {
         parts.push(
@@ -144,11 +254,15 @@ export class Timeline {
     );
     this.element.replaceChildren(...parts);
     const current = this.reigns.at(-1);
+    const ends = this.causes;
+    this.legend.hidden = ends === 0;
     this.element.setAttribute(
       "aria-label",
       `Leadership timeline since ${clock.format(this.opened)}: ${this.reigns.length} reign(s)` +
+        (ends > 0 ? `, ${ends} begun because a leader's session ended` : "") +
         (current
-          ? `; now ${current.leader === "" ? "no leader" : current.leader}, term ${current.term}, since ${clock.format(current.from)}`
+          ? `; now ${current.leader === "" ? "no leader" : current.leader}, term ${current.term}, since ${clock.format(current.from)}` +
+            (current.cause ? `, ${because(current.cause)}` : "")
           : ""),
     );
   }

@@ -5,17 +5,19 @@
 // @generated from file electd/v1/directory.proto (package electd.v1, syntax proto3)
 /* eslint-disable */
 
-import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
-import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
+import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import type { Term } from "../../atomix/runtime/election/v1/election_pb.js";
 import { file_atomix_runtime_election_v1_election } from "../../atomix/runtime/election/v1/election_pb.js";
+import type { Duration } from "@bufbuild/protobuf/wkt";
+import { file_google_protobuf_duration } from "@bufbuild/protobuf/wkt";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file electd/v1/directory.proto.
  */
 export const file_electd_v1_directory: GenFile = /*@__PURE__*/
-  fileDesc("ChllbGVjdGQvdjEvZGlyZWN0b3J5LnByb3RvEgllbGVjdGQudjEi2AEKCEVsZWN0aW9uEgwKBG5hbWUYASABKAkSDAoEdGFncxgCIAMoCRIuCgR0ZXJtGAMgASgLMiAuYXRvbWl4LnJ1bnRpbWUuZWxlY3Rpb24udjEuVGVybRJGChJjYW5kaWRhdGVfc2Vzc2lvbnMYBCADKAsyKi5lbGVjdGQudjEuRWxlY3Rpb24uQ2FuZGlkYXRlU2Vzc2lvbnNFbnRyeRo4ChZDYW5kaWRhdGVTZXNzaW9uc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiXwoUTGlzdEVsZWN0aW9uc1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkSEwoLbmFtZV9wcmVmaXgYAyABKAkSCwoDdGFnGAQgASgJIlgKFUxpc3RFbGVjdGlvbnNSZXNwb25zZRImCgllbGVjdGlvbnMYASADKAsyEy5lbGVjdGQudjEuRWxlY3Rpb24SFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIjkKFVdhdGNoRWxlY3Rpb25zUmVxdWVzdBITCgtuYW1lX3ByZWZpeBgBIAEoCRILCgN0YWcYAiABKAkiWwoWV2F0Y2hFbGVjdGlvbnNSZXNwb25zZRImCgllbGVjdGlvbnMYASADKAsyEy5lbGVjdGQudjEuRWxlY3Rpb24SGQoRc25hcHNob3RfY29tcGxldGUYAiABKAgyzAEKGEVsZWN0aW9uRGlyZWN0b3J5U2VydmljZRJXCg1MaXN0RWxlY3Rpb25zEh8uZWxlY3RkLnYxLkxpc3RFbGVjdGlvbnNSZXF1ZXN0GiAuZWxlY3RkLnYxLkxpc3RFbGVjdGlvbnNSZXNwb25zZSIDkAIBElcKDldhdGNoRWxlY3Rpb25zEiAuZWxlY3RkLnYxLldhdGNoRWxlY3Rpb25zUmVxdWVzdBohLmVsZWN0ZC52MS5XYXRjaEVsZWN0aW9uc1Jlc3BvbnNlMAFiBnByb3RvMw", [file_atomix_runtime_election_v1_election]);
+  fileDesc("ChllbGVjdGQvdjEvZGlyZWN0b3J5LnByb3RvEgllbGVjdGQudjEiiwIKCEVsZWN0aW9uEgwKBG5hbWUYASABKAkSDAoEdGFncxgCIAMoCRIuCgR0ZXJtGAMgASgLMiAuYXRvbWl4LnJ1bnRpbWUuZWxlY3Rpb24udjEuVGVybRJGChJjYW5kaWRhdGVfc2Vzc2lvbnMYBCADKAsyKi5lbGVjdGQudjEuRWxlY3Rpb24uQ2FuZGlkYXRlU2Vzc2lvbnNFbnRyeRIxChFsYXN0X2NoYW5nZV9jYXVzZRgFIAEoDjIWLmVsZWN0ZC52MS5DaGFuZ2VDYXVzZRo4ChZDYW5kaWRhdGVTZXNzaW9uc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiXwoUTGlzdEVsZWN0aW9uc1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkSEwoLbmFtZV9wcmVmaXgYAyABKAkSCwoDdGFnGAQgASgJIlgKFUxpc3RFbGVjdGlvbnNSZXNwb25zZRImCgllbGVjdGlvbnMYASADKAsyEy5lbGVjdGQudjEuRWxlY3Rpb24SFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIjkKFVdhdGNoRWxlY3Rpb25zUmVxdWVzdBITCgtuYW1lX3ByZWZpeBgBIAEoCRILCgN0YWcYAiABKAkiWwoWV2F0Y2hFbGVjdGlvbnNSZXNwb25zZRImCgllbGVjdGlvbnMYASADKAsyEy5lbGVjdGQudjEuRWxlY3Rpb24SGQoRc25hcHNob3RfY29tcGxldGUYAiABKAgiKgoaR2V0RWxlY3Rpb25TZXNzaW9uc1JlcXVlc3QSDAoEbmFtZRgBIAEoCSKYAQoQQ2FuZGlkYXRlU2Vzc2lvbhIRCgljYW5kaWRhdGUYASABKAkSGwoTc2Vzc2lvbl9maW5nZXJwcmludBgCIAEoCRImCgN0dGwYAyABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SLAoJcmVtYWluaW5nGAQgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uIk4KG0dldEVsZWN0aW9uU2Vzc2lvbnNSZXNwb25zZRIvCgpjYW5kaWRhdGVzGAEgAygLMhsuZWxlY3RkLnYxLkNhbmRpZGF0ZVNlc3Npb24qbgoLQ2hhbmdlQ2F1c2USHAoYQ0hBTkdFX0NBVVNFX1VOU1BFQ0lGSUVEEAASIAocQ0hBTkdFX0NBVVNFX1NFU1NJT05fRVhQSVJFRBABEh8KG0NIQU5HRV9DQVVTRV9TRVNTSU9OX0NMT1NFRBACMrcCChhFbGVjdGlvbkRpcmVjdG9yeVNlcnZpY2USVwoNTGlzdEVsZWN0aW9ucxIfLmVsZWN0ZC52MS5MaXN0RWxlY3Rpb25zUmVxdWVzdBogLmVsZWN0ZC52MS5MaXN0RWxlY3Rpb25zUmVzcG9uc2UiA5ACARJXCg5XYXRjaEVsZWN0aW9ucxIgLmVsZWN0ZC52MS5XYXRjaEVsZWN0aW9uc1JlcXVlc3QaIS5lbGVjdGQudjEuV2F0Y2hFbGVjdGlvbnNSZXNwb25zZTABEmkKE0dldEVsZWN0aW9uU2Vzc2lvbnMSJS5lbGVjdGQudjEuR2V0RWxlY3Rpb25TZXNzaW9uc1JlcXVlc3QaJi5lbGVjdGQudjEuR2V0RWxlY3Rpb25TZXNzaW9uc1Jlc3BvbnNlIgOQAgFiBnByb3RvMw", [file_atomix_runtime_election_v1_election, file_google_protobuf_duration]);
 
 /**
  * Election summarises one election.
@@ -53,6 +55,15 @@ export type Election = Message<"electd.v1.Election"> & {
    * @generated from field: map<string, string> candidate_sessions = 4;
    */
   candidateSessions: { [key: string]: string };
+
+  /**
+   * Why the change that produced this state happened. A leader replaced because its
+   * session expired shows as CHANGE_CAUSE_SESSION_EXPIRED on the state naming the new
+   * leader.
+   *
+   * @generated from field: electd.v1.ChangeCause last_change_cause = 5;
+   */
+  lastChangeCause: ChangeCause;
 };
 
 /**
@@ -192,6 +203,126 @@ export const WatchElectionsResponseSchema: GenMessage<WatchElectionsResponse> = 
   messageDesc(file_electd_v1_directory, 4);
 
 /**
+ * GetElectionSessionsRequest names one election.
+ *
+ * @generated from message electd.v1.GetElectionSessionsRequest
+ */
+export type GetElectionSessionsRequest = Message<"electd.v1.GetElectionSessionsRequest"> & {
+  /**
+   * The election's name (PrimitiveId.name).
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+};
+
+/**
+ * Describes the message electd.v1.GetElectionSessionsRequest.
+ * Use `create(GetElectionSessionsRequestSchema)` to create a new message.
+ */
+export const GetElectionSessionsRequestSchema: GenMessage<GetElectionSessionsRequest> = /*@__PURE__*/
+  messageDesc(file_electd_v1_directory, 5);
+
+/**
+ * CandidateSession is the session of one session-bound candidate.
+ *
+ * @generated from message electd.v1.CandidateSession
+ */
+export type CandidateSession = Message<"electd.v1.CandidateSession"> & {
+  /**
+   * The candidate's name.
+   *
+   * @generated from field: string candidate = 1;
+   */
+  candidate: string;
+
+  /**
+   * The session's fingerprint, as in Election.candidate_sessions (never the session id).
+   *
+   * @generated from field: string session_fingerprint = 2;
+   */
+  sessionFingerprint: string;
+
+  /**
+   * The session's TTL between keep-alives; 0s when the session has just ended and its
+   * candidates are being withdrawn.
+   *
+   * @generated from field: google.protobuf.Duration ttl = 3;
+   */
+  ttl?: Duration | undefined;
+
+  /**
+   * Time left before the session expires unless it is kept alive; 0s when it has ended.
+   *
+   * @generated from field: google.protobuf.Duration remaining = 4;
+   */
+  remaining?: Duration | undefined;
+};
+
+/**
+ * Describes the message electd.v1.CandidateSession.
+ * Use `create(CandidateSessionSchema)` to create a new message.
+ */
+export const CandidateSessionSchema: GenMessage<CandidateSession> = /*@__PURE__*/
+  messageDesc(file_electd_v1_directory, 6);
+
+/**
+ * GetElectionSessionsResponse lists the session-bound candidates of one election.
+ *
+ * @generated from message electd.v1.GetElectionSessionsResponse
+ */
+export type GetElectionSessionsResponse = Message<"electd.v1.GetElectionSessionsResponse"> & {
+  /**
+   * The leader first, then the queue in order; candidates without a session are absent.
+   *
+   * @generated from field: repeated electd.v1.CandidateSession candidates = 1;
+   */
+  candidates: CandidateSession[];
+};
+
+/**
+ * Describes the message electd.v1.GetElectionSessionsResponse.
+ * Use `create(GetElectionSessionsResponseSchema)` to create a new message.
+ */
+export const GetElectionSessionsResponseSchema: GenMessage<GetElectionSessionsResponse> = /*@__PURE__*/
+  messageDesc(file_electd_v1_directory, 7);
+
+/**
+ * ChangeCause tells why an election last changed.
+ *
+ * @generated from enum electd.v1.ChangeCause
+ */
+export enum ChangeCause {
+  /**
+   * A client's call (Enter, Anoint, Close with the session header, ...), or not known: a
+   * server that restarted has forgotten the causes of earlier changes.
+   *
+   * @generated from enum value: CHANGE_CAUSE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * A session was not kept alive within its TTL: its candidates were withdrawn.
+   *
+   * @generated from enum value: CHANGE_CAUSE_SESSION_EXPIRED = 1;
+   */
+  SESSION_EXPIRED = 1,
+
+  /**
+   * A session was closed (SessionService.CloseSession): its candidates were withdrawn.
+   *
+   * @generated from enum value: CHANGE_CAUSE_SESSION_CLOSED = 2;
+   */
+  SESSION_CLOSED = 2,
+}
+
+/**
+ * Describes the enum electd.v1.ChangeCause.
+ */
+export const ChangeCauseSchema: GenEnum<ChangeCause> = /*@__PURE__*/
+  enumDesc(file_electd_v1_directory, 0);
+
+/**
  * ElectionDirectoryService lists elections and watches the list.
  *
  * @generated from service electd.v1.ElectionDirectoryService
@@ -218,6 +349,18 @@ export const ElectionDirectoryService: GenService<{
     methodKind: "server_streaming";
     input: typeof WatchElectionsRequestSchema;
     output: typeof WatchElectionsResponseSchema;
+  },
+  /**
+   * GetElectionSessions reads, for each candidate of one election entered with a session,
+   * that session's fingerprint, TTL and remaining time, without keeping it alive. Unknown
+   * elections are not_found.
+   *
+   * @generated from rpc electd.v1.ElectionDirectoryService.GetElectionSessions
+   */
+  getElectionSessions: {
+    methodKind: "unary";
+    input: typeof GetElectionSessionsRequestSchema;
+    output: typeof GetElectionSessionsResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_electd_v1_directory, 0);
