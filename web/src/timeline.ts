@@ -209,31 +209,20 @@ export class Timeline {
           );
         }
       }
-      const label = `${who} · term ${reign.term}`;
-      if (w > label.length * 7 + 8) {
+      // The full label where it fits, else just the term number, else nothing.
+      const full = `${who} · term ${reign.term}`;
+      const label = w > full.length * 7 + 8 ? full : w > 22 ? String(reign.term) : undefined;
+      if (label !== undefined) {
         parts.push(
           svg(
             "text",
             {
-              x: left + 5,
+              x: left + (label === full ? 5 : 3),
               y: BAR_Y + BAR_HEIGHT / 2 + 5,
               fill: reign.leader === "" ? "#1b1f24" : "#fff",
               "aria-hidden": "true",
             },
             label,
-          ),
-        );
-      } else if (w > 22) {
-        parts.push(
-          svg(
-            "text",
-            {
-              x: left + 3,
-              y: BAR_Y + BAR_HEIGHT / 2 + 5,
-              fill: reign.leader === "" ? "#1b1f24" : "#fff",
-              "aria-hidden": "true",
-            },
-            String(reign.term),
           ),
         );
       }
