@@ -220,9 +220,10 @@ test.describe("election page", () => {
     expect(await electd.term(name)).toEqual({ term: "6", leader: "d", candidates: ["a"] });
   });
 
-  test("a refused action shows the server's message", async ({ page, electd, allowConsole }) => {
-    // Connect reports a refused unary call with an HTTP error status, which Chromium logs.
-    allowConsole(/status of 400/);
+  test("a refused action shows the server's message, with no console error", async ({
+    page,
+    electd,
+  }) => {
     const name = uniqueName("refused");
     await electd.create(name, []);
     await page.goto(`${electd.url}/elections/${name}`);
