@@ -1,0 +1,24 @@
+// README is the user's reference: every setting must appear there with its flag,
+// environment variable and default, as server/config.ts defines them.
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { describe, it } from "node:test";
+import { settings } from "../server/config.js";
+import { root } from "./support/process.js";
+
+const readme = readFileSync(`${root}/README.md`, "utf8");
+
+describe("README", () => {
+  for (const s of Object.values(settings)) {
+    it(`documents --${s.flag} / ${s.env} with its default`, () => {
+      const row = readme
+        .split("\n")
+        .find((line) => line.includes(`\`--${s.flag}\``) && line.includes(`\`${s.env}\``));
+      assert.ok(row, `a table row names --${s.flag} and ${s.env}`);
+      assert.ok(
+        s.fallback === "" ? /unset/.test(row) : row.includes(`\`${s.fallback}\``),
+        `the row gives the default ${s.fallback || "unset"}: ${row}`,
+      );
+    });
+  }
+});
