@@ -6,6 +6,7 @@
 // line[0] becomes a different (present) name.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import { isDeepStrictEqual } from "node:util";
 import fc from "fast-check";
 import {
   apply,
@@ -82,15 +83,6 @@ function toState(line: readonly string[], term: bigint): ElectionState {
   return { term, leader: line[0] ?? "", candidates: line.slice(1) };
 }
 
-function sameState(x: ElectionState, y: ElectionState): boolean {
-  return (
-    x.term === y.term &&
-    x.leader === y.leader &&
-    x.candidates.length === y.candidates.length &&
-    x.candidates.every((n, i) => n === y.candidates[i])
-  );
-}
-
 function describeOp(op: Operation): string {
   return op.kind === "release"
     ? `release(${op.candidates.join(",")})`
@@ -142,7 +134,7 @@ class OpCommand implements fc.Command<Model, Real> {
     }
 
     // `changed` is true iff the state differs; an unchanged outcome returns the same state.
-    assert.equal(outcome.changed, !sameState(prev, next), `changed flag of ${this}`);
+    assert.equal(outcome.changed, !isDeepStrictEqual(prev, next), `changed flag of ${this}`);
     if (!outcome.changed) assert.equal(next, prev, "no-op returns the current state itself");
 
     real.state = next;

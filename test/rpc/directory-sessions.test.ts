@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { type Duration, durationMs } from "@bufbuild/protobuf/wkt";
-import { Code, ConnectError, createClient } from "@connectrpc/connect";
+import { Code, createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { LeaderElection } from "../../gen/atomix/runtime/election/v1/election_pb.js";
 import {
@@ -17,6 +17,7 @@ import {
 import { SessionService } from "../../gen/electd/v1/session_pb.js";
 import { SESSION_HEADER } from "../../server/session/registry.js";
 import { protocols } from "../session/protocols.js";
+import { rejects } from "../support/rejects.js";
 import { startServer } from "../support/server.js";
 
 // Short TTLs are allowed so expiry tests are quick; TTLs meant to outlive a test are long,
@@ -29,15 +30,6 @@ const SHORT_MS = 300;
 function ms(duration: Duration | undefined): number {
   assert.ok(duration, "a duration is missing");
   return durationMs(duration);
-}
-
-async function rejects(call: Promise<unknown>, code: Code, message: RegExp): Promise<void> {
-  await assert.rejects(call, (error: unknown) => {
-    assert.ok(error instanceof ConnectError, `expected a ConnectError, got ${String(error)}`);
-    assert.equal(error.code, code, error.message);
-    assert.match(error.rawMessage, message);
-    return true;
-  });
 }
 
 for (const protocol of protocols) {

@@ -4,7 +4,7 @@
 // sharing a server do not see each other's elections.
 import assert from "node:assert/strict";
 import { before, describe, it } from "node:test";
-import { Code, ConnectError, createClient, type Transport } from "@connectrpc/connect";
+import { Code, createClient, type Transport } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
 import { createGrpcWebTransport as createFetchGrpcWebTransport } from "@connectrpc/connect-web";
 import { LeaderElection } from "../../gen/atomix/runtime/election/v1/election_pb.js";
@@ -13,6 +13,7 @@ import {
   type WatchElectionsResponse,
 } from "../../gen/electd/v1/directory_pb.js";
 import { sessionFingerprint } from "../../server/rpc/directory.js";
+import { rejects } from "../support/rejects.js";
 import { startServer } from "../support/server.js";
 
 const protocols: Record<string, (baseUrl: string) => Transport> = {
@@ -23,15 +24,6 @@ const protocols: Record<string, (baseUrl: string) => Transport> = {
   // As a browser sends it: over fetch.
   "gRPC-Web": (baseUrl) => createFetchGrpcWebTransport({ baseUrl }),
 };
-
-async function rejects(call: Promise<unknown>, code: Code, field: RegExp): Promise<void> {
-  await assert.rejects(call, (error: unknown) => {
-    assert.ok(error instanceof ConnectError, `expected a ConnectError, got ${String(error)}`);
-    assert.equal(error.code, code, error.message);
-    assert.match(error.rawMessage, field);
-    return true;
-  });
-}
 
 /** Reads a watch into a queue the test can await one response at a time. */
 function reader(stream: AsyncIterable<WatchElectionsResponse>) {

@@ -5,26 +5,18 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { durationFromMs, durationMs } from "@bufbuild/protobuf/wkt";
-import { type Client, Code, ConnectError, createClient } from "@connectrpc/connect";
+import { type Client, Code, createClient } from "@connectrpc/connect";
 import { LeaderElection } from "../../gen/atomix/runtime/election/v1/election_pb.js";
 import { SessionService } from "../../gen/electd/v1/session_pb.js";
 import type { Electd } from "../../server/electd.js";
 import { start } from "../../server/electd.js";
+import { rejects } from "../support/rejects.js";
 import { testConfig } from "../support/server.js";
 import { protocols } from "./protocols.js";
 import { watchTerms } from "./terms.js";
 
 const HEADER = "electd-session";
 const flags = ["--session-ttl-min", "100ms", "--session-ttl", "3s", "--session-ttl-max", "1m"];
-
-async function rejects(call: Promise<unknown>, code: Code, mentions: RegExp): Promise<void> {
-  await assert.rejects(call, (error: unknown) => {
-    assert.ok(error instanceof ConnectError, `expected a ConnectError, got ${String(error)}`);
-    assert.equal(error.code, code, error.message);
-    assert.match(error.rawMessage, mentions);
-    return true;
-  });
-}
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 

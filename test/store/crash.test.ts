@@ -4,6 +4,7 @@
 // there and that no term went backwards. Several kill/restart cycles in a row.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import { isDeepStrictEqual } from "node:util";
 import { createClient } from "@connectrpc/connect";
 import { createConnectTransport, Http2SessionManager } from "@connectrpc/connect-node";
 import { LeaderElection } from "../../gen/atomix/runtime/election/v1/election_pb.js";
@@ -215,15 +216,6 @@ function startDurable(dataDir: string): Promise<ServerProcess> {
 async function kill(server: ServerProcess): Promise<void> {
   server.child.kill("SIGKILL");
   await server.exited;
-}
-
-function isDeepStrictEqual(a: ElectionState, b: ElectionState): boolean {
-  return (
-    a.term === b.term &&
-    a.leader === b.leader &&
-    a.candidates.length === b.candidates.length &&
-    a.candidates.every((c, i) => c === b.candidates[i])
-  );
 }
 
 function show(s: ElectionState): string {
