@@ -1,10 +1,10 @@
-// Request checks shared by every handler (API.md section 4). Each check throws a
-// ConnectError naming the offending field or limit before anything is changed.
+// Request checks shared by every handler (API.md section 4). Each check throws an
+// ElectdError naming the offending field or limit before anything is changed.
 //
 // Messages start with the field name and avoid the characters ,:;/?@&=+$# : gRPC carries
 // messages percent-encoded, and @grpc/grpc-js decodes them with decodeURI, which leaves
 // exactly those characters encoded.
-import { Code, ConnectError } from "@connectrpc/connect";
+import { invalid } from "../errors.js";
 
 export interface InputLimits {
   /** Most UTF-8 bytes in an election name, candidate name or tag. */
@@ -17,10 +17,6 @@ export interface InputLimits {
 // a request carried invalid bytes, so it is refused as "not valid UTF-8".
 const CONTROL = /\p{Cc}/u;
 const REPLACEMENT = "\uFFFD";
-
-export function invalid(field: string, problem: string): ConnectError {
-  return new ConnectError(`${field} ${problem}`, Code.InvalidArgument);
-}
 
 /** A name or tag: non-empty (unless allowed), valid UTF-8, no control characters, bounded. */
 export function text(

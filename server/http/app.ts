@@ -3,6 +3,7 @@
 import { fastifyConnectPlugin } from "@connectrpc/connect-fastify";
 import Fastify, { type FastifyInstance, type FastifyServerFactory } from "fastify";
 import type { Config } from "../config.js";
+import { domainErrorInterceptor } from "../rpc/errors.js";
 import { malformedRequestInterceptor } from "../rpc/malformed.js";
 import { type RouteOptions, routes } from "../rpc/routes.js";
 import type { ElectionStore } from "../store/store.js";
@@ -38,7 +39,7 @@ export async function build(options: AppOptions): Promise<App> {
   await fastify.register(fastifyConnectPlugin, {
     routes: routes(options.routes),
     readMaxBytes: config.limits.maxRequestBytes,
-    interceptors: [malformedRequestInterceptor],
+    interceptors: [malformedRequestInterceptor, domainErrorInterceptor],
   });
   fastify.get("/healthz", async () => ({
     status: "serving",

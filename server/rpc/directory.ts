@@ -13,12 +13,12 @@ import {
   type Election as ElectionSummary,
   WatchElectionsResponseSchema,
 } from "../../gen/electd/v1/directory_pb.js";
-import { type InputLimits, invalid, text } from "../election/validate.js";
+import { type InputLimits, text } from "../election/validate.js";
+import { electionNotFound, invalid } from "../errors.js";
 import type { SessionRegistry } from "../session/registry.js";
 import type { ChangeCause as Cause, Election, ElectionStore, ListQuery } from "../store/store.js";
 import type { WatchHub } from "../watch/hub.js";
 import { toTerm } from "./election.js";
-import { notFound } from "./errors.js";
 
 /** Page size when a ListElections request leaves page_size at 0 (documented in the proto). */
 export const DEFAULT_PAGE_SIZE = 100;
@@ -114,7 +114,7 @@ export function directoryService(
     async getElectionSessions(req) {
       const name = text("name", req.name, limits);
       const election = await store.get(name);
-      if (!election) throw notFound(name);
+      if (!election) throw electionNotFound(name);
       const { leader, candidates } = election.state;
       return {
         candidates: [leader, ...candidates].flatMap((candidate) => {

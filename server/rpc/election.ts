@@ -14,9 +14,9 @@ import {
   type RuleLimits,
 } from "../election/rules.js";
 import { candidateName, electionName, type InputLimits, tagList } from "../election/validate.js";
+import { electionNotFound, limitReached } from "../errors.js";
 import { type Decision, type ElectionStore, ownedBy } from "../store/store.js";
 import type { WatchHub } from "../watch/hub.js";
-import { limitReached, notFound } from "./errors.js";
 
 /** Finds the session a request is bound to (API.md section 5); undefined for none. */
 export type SessionOf = (ctx: HandlerContext) => Promise<string | undefined>;
@@ -36,6 +36,16 @@ export function toTerm(state: ElectionState): Term {
   });
 }
 
+const limitNames = {
+  candidates: "candidates per election (MAX_CANDIDATES)",
+  elections: "elections per server (MAX_ELECTIONS)",
+} as const;
+
+/** A store's or the rules' refusal of a limit, as the error the caller gets. */
+export function refused(refusal: { limit: keyof typeof limitNames; max: number }) {
+  return limitReached(`${refusal.max} ${limitNames[refusal.limit]}`);
+}
+
 type CandidateRequest = { id?: { name: string } | undefined; candidate: string };
 
 export function electionService(
@@ -48,8 +58,8 @@ export function electionService(
     decide: (e: Parameters<Parameters<ElectionStore["update"]>[1]>[0]) => Decision,
   ) {
     const result = await store.update(name, decide);
-    if (result === undefined) throw notFound(name);
-    if (!result.ok) throw limitReached(result);
+    if (result === undefined) throw electionNotFound(name);
+    if (!result.ok) throw refused(result);
     return { term: toTerm(result.election.state) };
   }
 
@@ -72,7 +82,7 @@ export function electionService(
       const name = electionName(req.id, limits);
       const tags = tagList(req.tags, limits);
       const result = await store.create(name, tags);
-      if (!result.ok) throw limitReached(result);
+      if (!result.ok) throw refused(result);
       return {};
     },
     async close(req, ctx) {
@@ -93,7 +103,7 @@ export function electionService(
     async getTerm(req) {
       const name = electionName(req.id, limits);
       const election = await store.get(name);
-      if (!election) throw notFound(name);
+      if (!election) throw electionNotFound(name);
       return { term: toTerm(election.state) };
     },
     async *watch(req, ctx) {

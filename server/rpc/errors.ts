@@ -1,21 +1,35 @@
-// ConnectErrors for the outcomes the store and the rules report (API.md section 4).
-import { Code, ConnectError } from "@connectrpc/connect";
+// The one place where the domain's errors (server/errors.ts) become Connect codes
+// (API.md section 4). Handlers and everything below them throw ElectdError; this
+// interceptor turns it into a ConnectError on the way out, for unary calls and for
+// errors raised in the middle of a stream.
+import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
+import { ElectdError, type ErrorKind } from "../errors.js";
 
-export function notFound(name: string): ConnectError {
-  return new ConnectError(`election "${name}" not found`, Code.NotFound);
+const codes: Record<ErrorKind, Code> = {
+  invalid: Code.InvalidArgument,
+  not_found: Code.NotFound,
+  limit: Code.ResourceExhausted,
+  precondition: Code.FailedPrecondition,
+  unavailable: Code.Unavailable,
+};
+
+export function toConnectError(error: unknown): unknown {
+  return error instanceof ElectdError ? new ConnectError(error.message, codes[error.kind]) : error;
 }
 
-const limitNames = {
-  candidates: "candidates per election (MAX_CANDIDATES)",
-  elections: "elections per server (MAX_ELECTIONS)",
-} as const;
-
-export function limitReached(refusal: {
-  limit: keyof typeof limitNames;
-  max: number;
-}): ConnectError {
-  return new ConnectError(
-    `limit reached with ${refusal.max} ${limitNames[refusal.limit]}`,
-    Code.ResourceExhausted,
-  );
+async function* mapped<T>(messages: AsyncIterable<T>): AsyncGenerator<T> {
+  try {
+    yield* messages;
+  } catch (error) {
+    throw toConnectError(error);
+  }
 }
+
+export const domainErrorInterceptor: Interceptor = (next) => async (req) => {
+  try {
+    const res = await next(req);
+    return res.stream ? { ...res, message: mapped(res.message) } : res;
+  } catch (error) {
+    throw toConnectError(error);
+  }
+};

@@ -4,7 +4,7 @@ import { type Duration, durationFromMs, durationMs } from "@bufbuild/protobuf/wk
 import type { ServiceImpl } from "@connectrpc/connect";
 import type { SessionService } from "../../gen/electd/v1/session_pb.js";
 import type { SessionSettings } from "../config.js";
-import { invalid } from "../election/validate.js";
+import { invalid } from "../errors.js";
 import type { SessionRegistry } from "../session/registry.js";
 
 export interface SessionServiceOptions {

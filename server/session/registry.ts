@@ -13,10 +13,10 @@
 // read from the real clock, is the truth, and an early timer is followed by a short one.
 import { randomBytes } from "node:crypto";
 import { performance } from "node:perf_hooks";
-import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
+import type { HandlerContext } from "@connectrpc/connect";
 import type { SessionSettings } from "../config.js";
 import { apply, type RuleLimits } from "../election/rules.js";
-import { invalid } from "../election/validate.js";
+import { ElectdError, invalid, limitReached, shuttingDown } from "../errors.js";
 import { type ChangeCause, type Election, type ElectionStore, ownedBy } from "../store/store.js";
 
 /** Request header (gRPC metadata) that binds Enter and Close to a session. */
@@ -125,10 +125,7 @@ export class SessionRegistry {
   async open(ttlMs: number): Promise<SessionView> {
     this.refuseIfClosed();
     if (this.live.size + this.opening >= this.settings.maxSessions) {
-      throw new ConnectError(
-        `limit reached with ${this.settings.maxSessions} sessions (MAX_SESSIONS)`,
-        Code.ResourceExhausted,
-      );
+      throw limitReached(`${this.settings.maxSessions} sessions (MAX_SESSIONS)`);
     }
     const id = randomBytes(ID_BYTES).toString("base64url");
     this.opening++;
@@ -190,9 +187,9 @@ export class SessionRegistry {
     if (id === null) return undefined;
     if (id === "") throw invalid(`${SESSION_HEADER} header`, "must not be empty");
     if (!this.live.has(id)) {
-      throw new ConnectError(
+      throw new ElectdError(
+        "not_found",
         `session ${quote(id)} named by the ${SESSION_HEADER} header not found (it is unknown or was closed or expired)`,
-        Code.NotFound,
       );
     }
     return id;
@@ -219,16 +216,16 @@ export class SessionRegistry {
   private find(id: string): Session {
     const session = this.live.get(id);
     if (!session) {
-      throw new ConnectError(
+      throw new ElectdError(
+        "not_found",
         `session ${quote(id)} not found (it is unknown or was closed or expired)`,
-        Code.NotFound,
       );
     }
     return session;
   }
 
   private refuseIfClosed(): void {
-    if (this.closed) throw new ConnectError("server is shutting down", Code.Unavailable);
+    if (this.closed) throw shuttingDown();
   }
 
   /**

@@ -11,8 +11,8 @@
 // states published to watchers, in commit order, and the callers' promises resolved.
 import { closeSync, existsSync, mkdirSync, openSync, readSync, statSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { Code, ConnectError } from "@connectrpc/connect";
 import Database from "better-sqlite3";
+import { shuttingDown, unavailable } from "../errors.js";
 import { selectElections } from "./list.js";
 import {
   type ChangeListener,
@@ -138,7 +138,7 @@ export function openDurableStore(options: DurableStoreOptions): ElectionStore {
   });
 
   function stage(): Batch {
-    if (closed) throw new ConnectError("server is shutting down", Code.Unavailable);
+    if (closed) throw shuttingDown();
     if (open) return open;
     let resolveBatch = () => {};
     let rejectBatch: (error: unknown) => void = () => {};
@@ -182,12 +182,7 @@ export function openDurableStore(options: DurableStoreOptions): ElectionStore {
     } catch (error) {
       // Nothing of this batch is on disk: forget it, so later calls decide on what is.
       current = new Map(committed);
-      batch.reject(
-        new ConnectError(
-          `the change could not be saved to ${file}: ${message(error)}`,
-          Code.Unavailable,
-        ),
-      );
+      batch.reject(unavailable(`the change could not be saved to ${file}: ${message(error)}`));
       return;
     }
     for (const election of batch.events) {

@@ -2,7 +2,7 @@
 // once and hands it to each watcher of that election. Each watcher owns a bounded mailbox:
 // when its client reads too slowly the newest state replaces the last one queued, so
 // memory stays bounded and order is never broken.
-import { Code, ConnectError } from "@connectrpc/connect";
+import { electionNotFound, limitReached, shuttingDown } from "../errors.js";
 import type { Election, ElectionStore } from "../store/store.js";
 
 export interface WatchLimits {
@@ -126,7 +126,7 @@ export class WatchHub {
     try {
       // Subscribed before reading, so no change can fall between the read and the feed.
       const current = await this.store.get(name);
-      if (!current) throw new ConnectError(`election "${name}" not found`, Code.NotFound);
+      if (!current) throw electionNotFound(name);
       let last = current.version;
       yield current;
       for (;;) {
@@ -185,12 +185,9 @@ export class WatchHub {
   }
 
   private open(signal: AbortSignal, keyed: boolean): Mailbox {
-    if (this.closed) throw new ConnectError("server is shutting down", Code.Unavailable);
+    if (this.closed) throw shuttingDown();
     if (this.count >= this.limits.maxWatches) {
-      throw new ConnectError(
-        `limit reached with ${this.limits.maxWatches} concurrent watches (MAX_WATCHES)`,
-        Code.ResourceExhausted,
-      );
+      throw limitReached(`${this.limits.maxWatches} concurrent watches (MAX_WATCHES)`);
     }
     this.count++;
     const box = new Mailbox(this.limits.mailboxSize, keyed);

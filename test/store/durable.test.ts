@@ -3,9 +3,9 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
-import { Code, ConnectError } from "@connectrpc/connect";
 import Database from "better-sqlite3";
 import { apply, type Operation } from "../../server/election/rules.js";
+import { ElectdError } from "../../server/errors.js";
 import { DATA_FILE, openDurableStore } from "../../server/store/durable.js";
 import type { Decision, Election, ElectionStore } from "../../server/store/store.js";
 import { tempDir } from "../support/tempdir.js";
@@ -134,13 +134,13 @@ describe("durable store", () => {
       const failed = store.update("e", rule({ kind: "enter", candidate: "a" }));
       const noop = store.update("e", rule({ kind: "enter", candidate: "a" }));
       await assert.rejects(failed, (error) => {
-        assert.ok(error instanceof ConnectError);
-        assert.equal(error.code, Code.Unavailable);
+        assert.ok(error instanceof ElectdError);
+        assert.equal(error.kind, "unavailable");
         assert.match(error.message, /could not be saved to .*electd\.db/);
         return true;
       });
       // The no-op answered from the unsaved state, so it must fail too.
-      await assert.rejects(noop, ConnectError);
+      await assert.rejects(noop, ElectdError);
     } finally {
       outside.exec("ROLLBACK");
       outside.close();
