@@ -17,7 +17,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file electd/v1/directory.proto.
  */
 export const file_electd_v1_directory: GenFile = /*@__PURE__*/
-  fileDesc("ChllbGVjdGQvdjEvZGlyZWN0b3J5LnByb3RvEgllbGVjdGQudjEiiwIKCEVsZWN0aW9uEgwKBG5hbWUYASABKAkSDAoEdGFncxgCIAMoCRIuCgR0ZXJtGAMgASgLMiAuYXRvbWl4LnJ1bnRpbWUuZWxlY3Rpb24udjEuVGVybRJGChJjYW5kaWRhdGVfc2Vzc2lvbnMYBCADKAsyKi5lbGVjdGQudjEuRWxlY3Rpb24uQ2FuZGlkYXRlU2Vzc2lvbnNFbnRyeRIxChFsYXN0X2NoYW5nZV9jYXVzZRgFIAEoDjIWLmVsZWN0ZC52MS5DaGFuZ2VDYXVzZRo4ChZDYW5kaWRhdGVTZXNzaW9uc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiXwoUTGlzdEVsZWN0aW9uc1JlcXVlc3QSEQoJcGFnZV9zaXplGAEgASgFEhIKCnBhZ2VfdG9rZW4YAiABKAkSEwoLbmFtZV9wcmVmaXgYAyABKAkSCwoDdGFnGAQgASgJIlgKFUxpc3RFbGVjdGlvbnNSZXNwb25zZRImCgllbGVjdGlvbnMYASADKAsyEy5lbGVjdGQudjEuRWxlY3Rpb24SFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIjkKFVdhdGNoRWxlY3Rpb25zUmVxdWVzdBITCgtuYW1lX3ByZWZpeBgBIAEoCRILCgN0YWcYAiABKAkiWwoWV2F0Y2hFbGVjdGlvbnNSZXNwb25zZRImCgllbGVjdGlvbnMYASADKAsyEy5lbGVjdGQudjEuRWxlY3Rpb24SGQoRc25hcHNob3RfY29tcGxldGUYAiABKAgiKgoaR2V0RWxlY3Rpb25TZXNzaW9uc1JlcXVlc3QSDAoEbmFtZRgBIAEoCSKYAQoQQ2FuZGlkYXRlU2Vzc2lvbhIRCgljYW5kaWRhdGUYASABKAkSGwoTc2Vzc2lvbl9maW5nZXJwcmludBgCIAEoCRImCgN0dGwYAyABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SLAoJcmVtYWluaW5nGAQgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uIk4KG0dldEVsZWN0aW9uU2Vzc2lvbnNSZXNwb25zZRIvCgpjYW5kaWRhdGVzGAEgAygLMhsuZWxlY3RkLnYxLkNhbmRpZGF0ZVNlc3Npb24qbgoLQ2hhbmdlQ2F1c2USHAoYQ0hBTkdFX0NBVVNFX1VOU1BFQ0lGSUVEEAASIAocQ0hBTkdFX0NBVVNFX1NFU1NJT05fRVhQSVJFRBABEh8KG0NIQU5HRV9DQVVTRV9TRVNTSU9OX0NMT1NFRBACMrcCChhFbGVjdGlvbkRpcmVjdG9yeVNlcnZpY2USVwoNTGlzdEVsZWN0aW9ucxIfLmVsZWN0ZC52MS5MaXN0RWxlY3Rpb25zUmVxdWVzdBogLmVsZWN0ZC52MS5MaXN0RWxlY3Rpb25zUmVzcG9uc2UiA5ACARJXCg5XYXRjaEVsZWN0aW9ucxIgLmVsZWN0ZC52MS5XYXRjaEVsZWN0aW9uc1JlcXVlc3QaIS5lbGVjdGQudjEuV2F0Y2hFbGVjdGlvbnNSZXNwb25zZTABEmkKE0dldEVsZWN0aW9uU2Vzc2lvbnMSJS5lbGVjdGQudjEuR2V0RWxlY3Rpb25TZXNzaW9uc1JlcXVlc3QaJi5lbGVjdGQudjEuR2V0RWxlY3Rpb25TZXNzaW9uc1Jlc3BvbnNlIgOQAgFiBnByb3RvMw", [file_atomix_runtime_election_v1_election, file_google_protobuf_duration]);
+  fileDesc("ChllbGVjdGQvdjEvZGlyZWN0b3J5LnByb3RvEgllbGVjdGQudjEinAIKCEVsZWN0aW9uEgwKBG5hbWUYASABKAkSDAoEdGFncxgCIAMoCRIuCgR0ZXJtGAMgASgLMiAuYXRvbWl4LnJ1bnRpbWUuZWxlY3Rpb24udjEuVGVybRJGChJjYW5kaWRhdGVfc2Vzc2lvbnMYBCADKAsyKi5lbGVjdGQudjEuRWxlY3Rpb24uQ2FuZGlkYXRlU2Vzc2lvbnNFbnRyeRIxChFsYXN0X2NoYW5nZV9jYXVzZRgFIAEoDjIWLmVsZWN0ZC52MS5DaGFuZ2VDYXVzZRIPCgd2ZXJzaW9uGAYgASgEGjgKFkNhbmRpZGF0ZVNlc3Npb25zRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASJfChRMaXN0RWxlY3Rpb25zUmVxdWVzdBIRCglwYWdlX3NpemUYASABKAUSEgoKcGFnZV90b2tlbhgCIAEoCRITCgtuYW1lX3ByZWZpeBgDIAEoCRILCgN0YWcYBCABKAkiWAoVTGlzdEVsZWN0aW9uc1Jlc3BvbnNlEiYKCWVsZWN0aW9ucxgBIAMoCzITLmVsZWN0ZC52MS5FbGVjdGlvbhIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiRwoVV2F0Y2hFbGVjdGlvbnNSZXF1ZXN0EhMKC25hbWVfcHJlZml4GAEgASgJEgsKA3RhZxgCIAEoCRIMCgRuYW1lGAMgASgJInsKFldhdGNoRWxlY3Rpb25zUmVzcG9uc2USJgoJZWxlY3Rpb25zGAEgAygLMhMuZWxlY3RkLnYxLkVsZWN0aW9uEhkKEXNuYXBzaG90X2NvbXBsZXRlGAIgASgIEg8KB2RlbGV0ZWQYAyADKAkSDQoFcmVzZXQYBCABKAgiKgoaR2V0RWxlY3Rpb25TZXNzaW9uc1JlcXVlc3QSDAoEbmFtZRgBIAEoCSKYAQoQQ2FuZGlkYXRlU2Vzc2lvbhIRCgljYW5kaWRhdGUYASABKAkSGwoTc2Vzc2lvbl9maW5nZXJwcmludBgCIAEoCRImCgN0dGwYAyABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SLAoJcmVtYWluaW5nGAQgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uIk4KG0dldEVsZWN0aW9uU2Vzc2lvbnNSZXNwb25zZRIvCgpjYW5kaWRhdGVzGAEgAygLMhsuZWxlY3RkLnYxLkNhbmRpZGF0ZVNlc3Npb24qbgoLQ2hhbmdlQ2F1c2USHAoYQ0hBTkdFX0NBVVNFX1VOU1BFQ0lGSUVEEAASIAocQ0hBTkdFX0NBVVNFX1NFU1NJT05fRVhQSVJFRBABEh8KG0NIQU5HRV9DQVVTRV9TRVNTSU9OX0NMT1NFRBACMrcCChhFbGVjdGlvbkRpcmVjdG9yeVNlcnZpY2USVwoNTGlzdEVsZWN0aW9ucxIfLmVsZWN0ZC52MS5MaXN0RWxlY3Rpb25zUmVxdWVzdBogLmVsZWN0ZC52MS5MaXN0RWxlY3Rpb25zUmVzcG9uc2UiA5ACARJXCg5XYXRjaEVsZWN0aW9ucxIgLmVsZWN0ZC52MS5XYXRjaEVsZWN0aW9uc1JlcXVlc3QaIS5lbGVjdGQudjEuV2F0Y2hFbGVjdGlvbnNSZXNwb25zZTABEmkKE0dldEVsZWN0aW9uU2Vzc2lvbnMSJS5lbGVjdGQudjEuR2V0RWxlY3Rpb25TZXNzaW9uc1JlcXVlc3QaJi5lbGVjdGQudjEuR2V0RWxlY3Rpb25TZXNzaW9uc1Jlc3BvbnNlIgOQAgFiBnByb3RvMw", [file_atomix_runtime_election_v1_election, file_google_protobuf_duration]);
 
 /**
  * Election summarises one election.
@@ -64,6 +64,14 @@ export type Election = Message<"electd.v1.Election"> & {
    * @generated from field: electd.v1.ChangeCause last_change_cause = 5;
    */
   lastChangeCause: ChangeCause;
+
+  /**
+   * The election's change number: 1 at Create, +1 with every committed change. A later
+   * state of the same election always has a higher version.
+   *
+   * @generated from field: uint64 version = 6;
+   */
+  version: bigint;
 };
 
 /**
@@ -163,6 +171,13 @@ export type WatchElectionsRequest = Message<"electd.v1.WatchElectionsRequest"> &
    * @generated from field: string tag = 2;
    */
   tag: string;
+
+  /**
+   * Only the election with exactly this name; empty for all. Combines with the others.
+   *
+   * @generated from field: string name = 3;
+   */
+  name: string;
 };
 
 /**
@@ -187,12 +202,30 @@ export type WatchElectionsResponse = Message<"electd.v1.WatchElectionsResponse">
   elections: Election[];
 
   /**
-   * True on the last response of the initial snapshot (which is sent even when no election
-   * matches); false on the snapshot's earlier chunks and on every change after it.
+   * True on the last response of a snapshot (which is sent even when no election matches);
+   * false on a snapshot's earlier chunks and on every change after it.
    *
    * @generated from field: bool snapshot_complete = 2;
    */
   snapshotComplete: boolean;
+
+  /**
+   * Names of matching elections deleted (ElectionAdminService.DeleteElection) since the
+   * previous response.
+   *
+   * @generated from field: repeated string deleted = 3;
+   */
+  deleted: string[];
+
+  /**
+   * True on the first response of a snapshot: forget every election this stream sent
+   * before; the responses up to the next snapshot_complete carry the whole matching set.
+   * The first response of every stream has it; later ones only when the client fell so
+   * far behind that the server stopped keeping its changes.
+   *
+   * @generated from field: bool reset = 4;
+   */
+  reset: boolean;
 };
 
 /**
@@ -339,9 +372,10 @@ export const ElectionDirectoryService: GenService<{
     output: typeof ListElectionsResponseSchema;
   },
   /**
-   * WatchElections sends every matching election, then each election created or changed
-   * afterwards. A client that reads slowly gets the latest state of each election instead
-   * of every intermediate one.
+   * WatchElections sends every matching election, then each election created, changed or
+   * deleted afterwards. A client that reads slowly gets the latest state of each election
+   * instead of every intermediate one; one that falls too far behind is sent a fresh
+   * snapshot (marked `reset`) instead of the changes it missed.
    *
    * @generated from rpc electd.v1.ElectionDirectoryService.WatchElections
    */

@@ -11,8 +11,8 @@
 // @generated from file electd/v1/session.proto (package electd.v1, syntax proto3)
 /* eslint-disable */
 
-import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
-import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
+import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import type { Duration } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_duration } from "@bufbuild/protobuf/wkt";
 import type { Message } from "@bufbuild/protobuf";
@@ -21,7 +21,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file electd/v1/session.proto.
  */
 export const file_electd_v1_session: GenFile = /*@__PURE__*/
-  fileDesc("ChdlbGVjdGQvdjEvc2Vzc2lvbi5wcm90bxIJZWxlY3RkLnYxIjwKEk9wZW5TZXNzaW9uUmVxdWVzdBImCgN0dGwYASABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24iUQoTT3BlblNlc3Npb25SZXNwb25zZRISCgpzZXNzaW9uX2lkGAEgASgJEiYKA3R0bBgCIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiImChBLZWVwQWxpdmVSZXF1ZXN0EhIKCnNlc3Npb25faWQYASABKAkiOwoRS2VlcEFsaXZlUmVzcG9uc2USJgoDdHRsGAEgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uIikKE0Nsb3NlU2Vzc2lvblJlcXVlc3QSEgoKc2Vzc2lvbl9pZBgBIAEoCSIWChRDbG9zZVNlc3Npb25SZXNwb25zZSInChFHZXRTZXNzaW9uUmVxdWVzdBISCgpzZXNzaW9uX2lkGAEgASgJImoKEkdldFNlc3Npb25SZXNwb25zZRImCgN0dGwYASABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SLAoJcmVtYWluaW5nGAIgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uMscCCg5TZXNzaW9uU2VydmljZRJMCgtPcGVuU2Vzc2lvbhIdLmVsZWN0ZC52MS5PcGVuU2Vzc2lvblJlcXVlc3QaHi5lbGVjdGQudjEuT3BlblNlc3Npb25SZXNwb25zZRJGCglLZWVwQWxpdmUSGy5lbGVjdGQudjEuS2VlcEFsaXZlUmVxdWVzdBocLmVsZWN0ZC52MS5LZWVwQWxpdmVSZXNwb25zZRJPCgxDbG9zZVNlc3Npb24SHi5lbGVjdGQudjEuQ2xvc2VTZXNzaW9uUmVxdWVzdBofLmVsZWN0ZC52MS5DbG9zZVNlc3Npb25SZXNwb25zZRJOCgpHZXRTZXNzaW9uEhwuZWxlY3RkLnYxLkdldFNlc3Npb25SZXF1ZXN0Gh0uZWxlY3RkLnYxLkdldFNlc3Npb25SZXNwb25zZSIDkAIBYgZwcm90bzM", [file_google_protobuf_duration]);
+  fileDesc("ChdlbGVjdGQvdjEvc2Vzc2lvbi5wcm90bxIJZWxlY3RkLnYxIjwKEk9wZW5TZXNzaW9uUmVxdWVzdBImCgN0dGwYASABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24iUQoTT3BlblNlc3Npb25SZXNwb25zZRISCgpzZXNzaW9uX2lkGAEgASgJEiYKA3R0bBgCIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiImChBLZWVwQWxpdmVSZXF1ZXN0EhIKCnNlc3Npb25faWQYASABKAkiOwoRS2VlcEFsaXZlUmVzcG9uc2USJgoDdHRsGAEgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uIikKE0Nsb3NlU2Vzc2lvblJlcXVlc3QSEgoKc2Vzc2lvbl9pZBgBIAEoCSIWChRDbG9zZVNlc3Npb25SZXNwb25zZSInChFHZXRTZXNzaW9uUmVxdWVzdBISCgpzZXNzaW9uX2lkGAEgASgJIpIBChJHZXRTZXNzaW9uUmVzcG9uc2USJgoDdHRsGAEgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEiwKCXJlbWFpbmluZxgCIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhImCgVzdGF0ZRgDIAEoDjIXLmVsZWN0ZC52MS5TZXNzaW9uU3RhdGUqfgoMU2Vzc2lvblN0YXRlEh0KGVNFU1NJT05fU1RBVEVfVU5TUEVDSUZJRUQQABIYChRTRVNTSU9OX1NUQVRFX0FDVElWRRABEhoKFlNFU1NJT05fU1RBVEVfRVhQSVJJTkcQAhIZChVTRVNTSU9OX1NUQVRFX0NMT1NJTkcQAzLHAgoOU2Vzc2lvblNlcnZpY2USTAoLT3BlblNlc3Npb24SHS5lbGVjdGQudjEuT3BlblNlc3Npb25SZXF1ZXN0Gh4uZWxlY3RkLnYxLk9wZW5TZXNzaW9uUmVzcG9uc2USRgoJS2VlcEFsaXZlEhsuZWxlY3RkLnYxLktlZXBBbGl2ZVJlcXVlc3QaHC5lbGVjdGQudjEuS2VlcEFsaXZlUmVzcG9uc2USTwoMQ2xvc2VTZXNzaW9uEh4uZWxlY3RkLnYxLkNsb3NlU2Vzc2lvblJlcXVlc3QaHy5lbGVjdGQudjEuQ2xvc2VTZXNzaW9uUmVzcG9uc2USTgoKR2V0U2Vzc2lvbhIcLmVsZWN0ZC52MS5HZXRTZXNzaW9uUmVxdWVzdBodLmVsZWN0ZC52MS5HZXRTZXNzaW9uUmVzcG9uc2UiA5ACAWIGcHJvdG8z", [file_google_protobuf_duration]);
 
 /**
  * @generated from message electd.v1.OpenSessionRequest
@@ -165,11 +165,18 @@ export type GetSessionResponse = Message<"electd.v1.GetSessionResponse"> & {
   ttl?: Duration | undefined;
 
   /**
-   * Time left before the session expires unless it is kept alive.
+   * Time left before the session expires unless it is kept alive; 0s once it has ended.
    *
    * @generated from field: google.protobuf.Duration remaining = 2;
    */
   remaining?: Duration | undefined;
+
+  /**
+   * Whether the session is alive or has ended and its candidates are still being withdrawn.
+   *
+   * @generated from field: electd.v1.SessionState state = 3;
+   */
+  state: SessionState;
 };
 
 /**
@@ -178,6 +185,47 @@ export type GetSessionResponse = Message<"electd.v1.GetSessionResponse"> & {
  */
 export const GetSessionResponseSchema: GenMessage<GetSessionResponse> = /*@__PURE__*/
   messageDesc(file_electd_v1_session, 7);
+
+/**
+ * SessionState tells a live session from one that has ended but whose candidates are not
+ * all withdrawn yet (the store could not commit the withdrawal; the server retries until
+ * it does). Once they are, the session is gone: GetSession answers not_found.
+ *
+ * @generated from enum electd.v1.SessionState
+ */
+export enum SessionState {
+  /**
+   * @generated from enum value: SESSION_STATE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Alive: kept alive within its TTL.
+   *
+   * @generated from enum value: SESSION_STATE_ACTIVE = 1;
+   */
+  ACTIVE = 1,
+
+  /**
+   * Not kept alive within its TTL; its candidates are being withdrawn.
+   *
+   * @generated from enum value: SESSION_STATE_EXPIRING = 2;
+   */
+  EXPIRING = 2,
+
+  /**
+   * Closed by CloseSession; its candidates are being withdrawn.
+   *
+   * @generated from enum value: SESSION_STATE_CLOSING = 3;
+   */
+  CLOSING = 3,
+}
+
+/**
+ * Describes the enum electd.v1.SessionState.
+ */
+export const SessionStateSchema: GenEnum<SessionState> = /*@__PURE__*/
+  enumDesc(file_electd_v1_session, 0);
 
 /**
  * SessionService opens, keeps alive, reads and closes sessions.
@@ -196,7 +244,8 @@ export const SessionService: GenService<{
     output: typeof OpenSessionResponseSchema;
   },
   /**
-   * KeepAlive restarts the session's TTL. An unknown or expired session is not_found.
+   * KeepAlive restarts the session's TTL. An unknown, closed or expired session is
+   * not_found.
    *
    * @generated from rpc electd.v1.SessionService.KeepAlive
    */
@@ -206,7 +255,11 @@ export const SessionService: GenService<{
     output: typeof KeepAliveResponseSchema;
   },
   /**
-   * CloseSession closes the session now: its candidates are withdrawn everywhere.
+   * CloseSession closes the session now and answers once its candidates are withdrawn
+   * everywhere. It is idempotent: closing a session that is already closing, has expired,
+   * or was closed recently succeeds the same way. If the withdrawal cannot be committed
+   * now (the store is unavailable) it answers unavailable, and the server keeps retrying
+   * the withdrawal until it commits; a retry of CloseSession waits for it.
    *
    * @generated from rpc electd.v1.SessionService.CloseSession
    */
