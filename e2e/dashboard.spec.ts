@@ -125,6 +125,106 @@ test.describe("list page", () => {
     await page.goBack();
     await expect(page.getByRole("heading", { level: 1, name: "Elections" })).toBeVisible();
   });
+  test("a long list draws only the rows on screen; scrolling shows the others, kept live", async ({
+    page,
+    electd,
+  }) => {
+    const prefix = uniqueName("window");
+    const names = Array.from({ length: 200 }, (_, i) => `${prefix}-${String(i).padStart(3, "0")}`);
+    await Promise.all(names.map((name) => electd.create(name, ["windowed"])));
+    await page.setViewportSize({ width: 1100, height: 700 });
+    // The prefix view: only these elections, whatever else the shared server holds.
+    await page.goto(`${electd.url}/?prefix=${prefix}`);
+    await expect(page.locator(".count")).toHaveText("200 elections");
+    const rows = page.locator("tbody tr[data-name]");
+    await expect(rows.first()).toHaveAttribute("data-name", names[0] as string);
+    expect(await rows.count()).toBeLessThan(60);
+
+    // An election far below the screen changes while it is not drawn.
+    await electd.candidate("Enter", names[120] as string, "off-screen");
+    await page.evaluate(() => window.scrollTo(0, document.documentElement.scrollHeight));
+    const last = page.locator(`tr[data-name='${names[199]}']`);
+    await expect(last).toBeInViewport();
+    expect(await rows.count()).toBeLessThan(60);
+    await electd.candidate("Enter", names[199] as string, "on-screen");
+    await expect(last.locator("td[data-label='Leader']")).toHaveText("on-screen", LIVE);
+    await page.evaluate(() => window.scrollTo(0, document.documentElement.scrollHeight * 0.55));
+    const middle = page.locator(`tr[data-name='${names[120]}']`);
+    await expect(middle.locator("td[data-label='Leader']")).toHaveText("off-screen");
+
+    // Filtering from down there starts the shorter list at its top.
+    await page.getByLabel("Filter").fill(`${prefix}-05`);
+    await expect(page.locator(".count")).toHaveText("10 of 200 elections match");
+    await expect(page.locator(`tr[data-name='${prefix}-050']`)).toBeInViewport();
+    await expect(rows).toHaveCount(10);
+  });
+
+  test("a tag links to the elections carrying it, filtered by the server and kept live", async ({
+    page,
+    electd,
+  }) => {
+    const tag = uniqueName("team");
+    const tagged = [uniqueName("tagged"), uniqueName("tagged")];
+    for (const name of tagged) await electd.create(name, [tag, "shared"]);
+    await electd.create(uniqueName("untagged"), ["shared"]);
+    await page.goto(electd.url);
+    await page.getByLabel("Filter").fill(tagged[0] as string);
+    await page.getByRole("link", { name: tag }).click();
+    await expect(page).toHaveURL(`${electd.url}/?tag=${tag}`);
+    await expect(page.getByText(`Elections tagged ${tag}`)).toBeVisible();
+    // The server sent only the tagged ones: the page holds two elections in all.
+    await expect(page.locator(".count")).toHaveText("2 elections");
+    await expect(page.locator("tbody tr[data-name]")).toHaveCount(2);
+    const later = uniqueName("tagged-later");
+    await electd.create(later, [tag]);
+    await electd.create(uniqueName("untagged-later"), ["shared"]);
+    await expect(page.locator(`tr[data-name='${later}']`)).toBeVisible(LIVE);
+    await expect(page.locator(".count")).toHaveText("3 elections");
+    await page.getByRole("link", { name: "All elections" }).click();
+    await expect(page).toHaveURL(`${electd.url}/`);
+    await expect(page.locator(".count")).not.toHaveText("3 elections");
+  });
+
+  test("long names and tags are cut short with the whole text in a title, never widening the table", async ({
+    page,
+    electd,
+  }) => {
+    const tag = `t${"x".repeat(255)}`;
+    const name = `${uniqueName("long")}-${"n".repeat(200)}`;
+    await electd.create(name, [tag, "short"]);
+    await electd.candidate("Enter", name, `leader-${"l".repeat(240)}`);
+    for (const width of [1100, 360]) {
+      await page.setViewportSize({ width, height: 700 });
+      await page.goto(`${electd.url}/?tag=${tag}`);
+      const row = page.locator(`tr[data-name='${name}']`);
+      await expect(row.locator("td[data-label='Leader']")).toHaveText(/^leader-l+$/);
+      const overflow = await page.evaluate(() => {
+        const table = document.querySelector("table.elections") as HTMLElement;
+        const main = document.querySelector("main") as HTMLElement;
+        const cells = [...table.querySelectorAll("tr[data-name] > *")];
+        // Content past its cell's edge is fine only where the cell cuts it off.
+        const beyond = cells.flatMap((cell) => {
+          const box = cell.getBoundingClientRect();
+          if (getComputedStyle(cell).overflowX !== "visible") return [];
+          return [...cell.querySelectorAll("*")]
+            .filter((child) => child.getBoundingClientRect().right > box.right + 0.5)
+            .map((child) => child.textContent?.slice(0, 20));
+        });
+        return {
+          page: document.documentElement.scrollWidth - window.innerWidth,
+          table: table.getBoundingClientRect().right - main.getBoundingClientRect().right,
+          tableScroll: table.scrollWidth - table.clientWidth,
+          beyond,
+        };
+      });
+      expect(overflow.page, `page at ${width} px`).toBeLessThanOrEqual(0);
+      expect(overflow.table, `table at ${width} px`).toBeLessThanOrEqual(0);
+      expect(overflow.tableScroll, `table at ${width} px`).toBeLessThanOrEqual(0);
+      expect(overflow.beyond, `content spilling out of its cell at ${width} px`).toEqual([]);
+      await expect(row.getByRole("link", { name })).toHaveAttribute("title", name);
+      await expect(row.locator("td[data-label='Tags'] .tag").first()).toHaveAttribute("title", tag);
+    }
+  });
 });
 
 test.describe("election page", () => {
@@ -431,7 +531,7 @@ test("every control has a label and the screenshots of both pages are saved", as
     }
     await page.setViewportSize({ width: 1100, height: 640 });
     await page.goto(server.url);
-    await expect(page.locator("tbody tr")).toHaveCount(4);
+    await expect(page.locator("tbody tr[data-name]")).toHaveCount(4);
     await expect(page.locator("#connection")).toHaveText("Live");
     await screenshot(page, "list.png");
 
