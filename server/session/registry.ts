@@ -270,7 +270,7 @@ export class SessionRegistry {
    * session is gone: an Enter that checked its session just before the session ended.
    */
   private track(election: Election): void {
-    const now = new Set(Object.values(election.owners));
+    const now = new Set(election.owners.values());
     const before = this.ownersIn.get(election.name);
     if (before) {
       for (const session of before) if (!now.has(session)) this.unindex(session, election.name);
