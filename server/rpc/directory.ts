@@ -54,7 +54,15 @@ export function toSummary(election: Election): ElectionSummary {
   const candidateSessions = Object.fromEntries(
     Array.from(election.owners, ([candidate, session]) => [candidate, sessionFingerprint(session)]),
   );
+  const { leader, candidates } = election.state;
+  const bindings = [leader, ...candidates].flatMap((candidate) => {
+    const session = election.owners.get(candidate);
+    return session === undefined
+      ? []
+      : [{ candidate, sessionFingerprint: sessionFingerprint(session) }];
+  });
   return create(ElectionSchema, {
+    bindings,
     name: election.name,
     tags: [...election.tags],
     term: toTerm(election.state),
