@@ -19,6 +19,7 @@ export interface Config {
     readonly maxElections: number;
     readonly maxWatches: number;
     readonly watchBuffer: number;
+    readonly watchElectionsBuffer: number;
     readonly maxPageSize: number;
   };
   readonly sessions: SessionSettings;
@@ -109,6 +110,12 @@ export const settings = {
     env: "WATCH_BUFFER",
     fallback: "64",
     help: "states queued per watcher before the newest replaces the last queued",
+  },
+  watchElectionsBuffer: {
+    flag: "watch-elections-buffer",
+    env: "WATCH_ELECTIONS_BUFFER",
+    fallback: "1000",
+    help: "elections with unread changes per WatchElections stream before it gets a fresh snapshot instead",
   },
   sessionTtl: {
     flag: "session-ttl",
@@ -248,6 +255,7 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Con
       maxElections: int("maxElections", 1),
       maxWatches: int("maxWatches", 1),
       watchBuffer: int("watchBuffer", 1),
+      watchElectionsBuffer: int("watchElectionsBuffer", 1),
       maxPageSize: int("maxPageSize", 1),
     },
     sessions,

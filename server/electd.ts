@@ -28,6 +28,7 @@ export async function start(config: Config): Promise<Electd> {
   const hub = new WatchHub(store, {
     maxWatches: config.limits.maxWatches,
     mailboxSize: config.limits.watchBuffer,
+    directoryBuffer: config.limits.watchElectionsBuffer,
   });
   let app: App | undefined;
   const sessions = new SessionRegistry({

@@ -13,9 +13,13 @@ export interface InputLimits {
   readonly maxTags: number;
 }
 
-// Cc covers C0, DEL and C1 controls. U+FFFD is what a lenient UTF-8 decoder leaves where
-// a request carried invalid bytes, so it is refused as "not valid UTF-8".
+// Cc covers C0, DEL and C1 controls. Cf covers the invisible format characters: bidi
+// overrides and isolates (U+202A..U+202E, U+2066..U+2069: "\u202egnp.exe" shows as
+// "exe.png"), zero-width space and joiners, the byte-order mark, soft hyphen: a name must
+// look like what it is. U+FFFD is what a lenient UTF-8 decoder leaves where a request
+// carried invalid bytes, so it is refused as "not valid UTF-8".
 const CONTROL = /\p{Cc}/u;
+const FORMAT = /\p{Cf}/u;
 const REPLACEMENT = "\uFFFD";
 
 /** A name or tag: non-empty (unless allowed), valid UTF-8, no control characters, bounded. */
@@ -33,6 +37,13 @@ export function text(
     throw invalid(field, "must be valid UTF-8");
   }
   if (CONTROL.test(value)) throw invalid(field, "must not contain control characters");
+  if (FORMAT.test(value)) {
+    const at = value.match(FORMAT)?.[0]?.codePointAt(0) ?? 0;
+    throw invalid(
+      field,
+      `must not contain invisible format characters such as bidi controls or zero-width characters (found U+${at.toString(16).toUpperCase().padStart(4, "0")})`,
+    );
+  }
   const bytes = Buffer.byteLength(value, "utf8");
   if (bytes > limits.maxNameBytes) {
     throw invalid(

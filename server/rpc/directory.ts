@@ -16,7 +16,7 @@ import {
 import { type InputLimits, text } from "../election/validate.js";
 import { electionNotFound, invalid } from "../errors.js";
 import type { SessionRegistry } from "../session/registry.js";
-import type { ChangeCause as Cause, Election, ElectionStore, ListQuery } from "../store/store.js";
+import type { ChangeCause as Cause, Election, ElectionStore, ListFilter } from "../store/store.js";
 import type { WatchHub } from "../watch/hub.js";
 import { toTerm } from "./election.js";
 
@@ -37,6 +37,8 @@ export interface DirectoryServiceOptions {
 const causes: Record<Cause, ChangeCause> = {
   "session-expired": ChangeCause.SESSION_EXPIRED,
   "session-closed": ChangeCause.SESSION_CLOSED,
+  // Never on a state a client receives: a deleted election is named in `deleted`.
+  "election-deleted": ChangeCause.UNSPECIFIED,
 };
 
 /**
@@ -48,44 +50,40 @@ export function sessionFingerprint(session: string): string {
 }
 
 export function toSummary(election: Election): ElectionSummary {
-  const candidateSessions: Record<string, string> = {};
-  for (const [candidate, session] of Object.entries(election.owners)) {
-    candidateSessions[candidate] = sessionFingerprint(session);
-  }
+  // fromEntries defines each candidate as an own key, so `__proto__` is kept like any name.
+  const candidateSessions = Object.fromEntries(
+    Array.from(election.owners, ([candidate, session]) => [candidate, sessionFingerprint(session)]),
+  );
+  const { leader, candidates } = election.state;
+  const bindings = [leader, ...candidates].flatMap((candidate) => {
+    const session = election.owners.get(candidate);
+    return session === undefined
+      ? []
+      : [{ candidate, sessionFingerprint: sessionFingerprint(session) }];
+  });
   return create(ElectionSchema, {
+    bindings,
     name: election.name,
     tags: [...election.tags],
     term: toTerm(election.state),
     candidateSessions,
     lastChangeCause:
       election.cause === undefined ? ChangeCause.UNSPECIFIED : causes[election.cause],
+    version: BigInt(election.version),
   });
 }
 
-type Filter = Pick<ListQuery, "prefix" | "tag">;
-
 /** The name_prefix and tag filters; empty means "no filter". */
-function filterOf(req: { namePrefix: string; tag: string }, limits: InputLimits): Filter {
+function filterOf(req: { namePrefix: string; tag: string }, limits: InputLimits): ListFilter {
   const prefix = text("name_prefix", req.namePrefix, limits, true);
   const tag = text("tag", req.tag, limits, true);
   return { ...(prefix === "" ? {} : { prefix }), ...(tag === "" ? {} : { tag }) };
-}
-
-function matches(filter: Filter, election: Election): boolean {
-  return (
-    (filter.prefix === undefined || election.name.startsWith(filter.prefix)) &&
-    (filter.tag === undefined || election.tags.includes(filter.tag))
-  );
 }
 
 function pageSizeOf(requested: number, max: number): number {
   if (requested < 0) throw invalid("page_size", `must not be negative but is ${requested}`);
   // Asking for more than the server allows is not an error (AIP-158): the page is smaller.
   return Math.min(requested === 0 ? DEFAULT_PAGE_SIZE : requested, max);
-}
-
-function* chunks<T>(items: readonly T[], size: number): Generator<T[]> {
-  for (let i = 0; i < items.length; i += size) yield items.slice(i, i + size);
 }
 
 export function directoryService(
@@ -118,7 +116,7 @@ export function directoryService(
       const { leader, candidates } = election.state;
       return {
         candidates: [leader, ...candidates].flatMap((candidate) => {
-          const session = election.owners[candidate];
+          const session = election.owners.get(candidate);
           if (candidate === "" || session === undefined) return [];
           // A session that just ended is still named until its release commits: 0s left.
           const view = registry.peek(session);
@@ -134,28 +132,15 @@ export function directoryService(
       };
     },
     async *watchElections(req, ctx) {
-      const filter = filterOf(req, limits);
-      const response = (batch: readonly Election[], snapshotComplete: boolean) =>
-        create(WatchElectionsResponseSchema, {
-          elections: batch.map(toSummary),
-          snapshotComplete,
+      const name = text("name", req.name, limits, true);
+      const filter = { ...filterOf(req, limits), ...(name === "" ? {} : { name }) };
+      for await (const batch of hub.changes(filter, ctx.signal, limits.maxPageSize)) {
+        yield create(WatchElectionsResponseSchema, {
+          elections: batch.elections.map(toSummary),
+          deleted: [...batch.deleted],
+          reset: batch.reset,
+          snapshotComplete: batch.snapshotComplete,
         });
-      let snapshot = true;
-      const feed = hub.changes(
-        (election) => matches(filter, election),
-        ctx.signal,
-        () => store.list({ ...filter, limit: Number.POSITIVE_INFINITY }),
-      );
-      for await (const batch of feed) {
-        const parts = [...chunks(batch, limits.maxPageSize)];
-        if (snapshot) {
-          const last = parts.pop() ?? [];
-          for (const part of parts) yield response(part, false);
-          yield response(last, true);
-          snapshot = false;
-        } else {
-          for (const part of parts) yield response(part, false);
-        }
       }
     },
   };

@@ -72,7 +72,7 @@ export function electionService(
       return update(name, (election) => {
         const outcome = apply(election.state, { kind, candidate }, limits);
         if (!outcome.ok || session === undefined || !outcome.changed) return outcome;
-        return { ...outcome, bind: { [candidate]: session } };
+        return { ...outcome, bind: [candidate, session] as const };
       });
     };
   }

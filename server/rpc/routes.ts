@@ -1,8 +1,10 @@
 // Registers every service implementation on the Connect router.
 import type { ConnectRouter } from "@connectrpc/connect";
 import { LeaderElection } from "../../gen/atomix/runtime/election/v1/election_pb.js";
+import { ElectionAdminService } from "../../gen/electd/v1/admin_pb.js";
 import { ElectionDirectoryService } from "../../gen/electd/v1/directory_pb.js";
 import { SessionService } from "../../gen/electd/v1/session_pb.js";
+import { adminService } from "./admin.js";
 import { type DirectoryServiceOptions, directoryService } from "./directory.js";
 import { type ElectionServiceOptions, electionService } from "./election.js";
 import { guardBinaryRequests } from "./malformed.js";
@@ -19,6 +21,7 @@ export function routes(options: RouteOptions) {
     router.service(LeaderElection, electionService(options));
     router.service(SessionService, sessionService(options.sessions));
     router.service(ElectionDirectoryService, directoryService(options));
+    router.service(ElectionAdminService, adminService(options));
     // Last: it wraps the handlers registered above.
     guardBinaryRequests(router, options.maxRequestBytes);
   };

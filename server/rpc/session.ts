@@ -2,10 +2,16 @@
 
 import { type Duration, durationFromMs, durationMs } from "@bufbuild/protobuf/wkt";
 import type { ServiceImpl } from "@connectrpc/connect";
-import type { SessionService } from "../../gen/electd/v1/session_pb.js";
+import { type SessionService, SessionState } from "../../gen/electd/v1/session_pb.js";
 import type { SessionSettings } from "../config.js";
 import { invalid } from "../errors.js";
-import type { SessionRegistry } from "../session/registry.js";
+import type { SessionRegistry, SessionState as State } from "../session/registry.js";
+
+const states: Record<State, SessionState> = {
+  active: SessionState.ACTIVE,
+  expiring: SessionState.EXPIRING,
+  closing: SessionState.CLOSING,
+};
 
 export interface SessionServiceOptions {
   readonly registry: SessionRegistry;
@@ -31,6 +37,7 @@ export function sessionService(options: SessionServiceOptions): ServiceImpl<type
       return {
         ttl: durationFromMs(session.ttlMs),
         remaining: durationFromMs(session.remainingMs),
+        state: states[session.state],
       };
     },
   };

@@ -11,6 +11,13 @@
 // event loop's cached clock, which lags real time while the loop is busy, so a timer may
 // fire a little before the TTL has passed since the keep-alive was handled: the deadline,
 // read from the real clock, is the truth, and an early timer is followed by a short one.
+//
+// A session that ends must release its candidates eventually, always: a dead leader must
+// never stay in place because one write failed (disk full, data file locked). An ended
+// session is kept as "ending" (GetSession reports it expiring or closing) until every
+// release and the deletion of its record have committed; failed attempts are retried with
+// backoff, and a CloseSession of an ending session tries again at once and reports how
+// that went. Recently ended ids are remembered so a retried CloseSession succeeds.
 import { randomBytes } from "node:crypto";
 import { performance } from "node:perf_hooks";
 import type { HandlerContext } from "@connectrpc/connect";
@@ -28,6 +35,27 @@ const ID_BYTES = 18;
 /** Elections read per page when the index is rebuilt at start. */
 const PAGE = 1000;
 
+/** Backoff between attempts to release an ended session: doubles from the first to the last. */
+export const RELEASE_RETRY_FIRST_MS = 50;
+export const RELEASE_RETRY_MAX_MS = 1000;
+
+/** Why a session ended; undefined when that is no longer known (found orphaned at start). */
+type EndCause = ChangeCause | undefined;
+
+/** A session that has ended and whose candidates are not all withdrawn yet. */
+interface Ending {
+  readonly id: string;
+  readonly ttlMs: number;
+  readonly cause: EndCause;
+  /** The attempt in flight, if any. */
+  attempt: Promise<void> | undefined;
+  /** The next attempt, when one failed. */
+  retry: NodeJS.Timeout | undefined;
+  delayMs: number;
+}
+
+export type SessionState = "active" | "expiring" | "closing";
+
 interface Session {
   readonly id: string;
   readonly ttlMs: number;
@@ -41,8 +69,9 @@ interface Session {
 export interface SessionView {
   readonly id: string;
   readonly ttlMs: number;
-  /** Time left before expiry, in milliseconds; never negative. */
+  /** Time left before expiry, in milliseconds; never negative, 0 once ended. */
   readonly remainingMs: number;
+  readonly state: SessionState;
 }
 
 export interface SessionRegistryOptions {
@@ -61,6 +90,10 @@ export class SessionRegistry {
   private readonly ownersIn = new Map<string, Set<string>>();
   /** Releases in flight, keyed by election and session, so each runs once at a time. */
   private readonly releasing = new Map<string, Promise<void>>();
+  /** Sessions that ended and whose release has not fully committed yet. */
+  private readonly ending = new Map<string, Ending>();
+  /** Ids of sessions whose release committed, oldest first, at most MAX_SESSIONS. */
+  private readonly ended = new Set<string>();
   private opening = 0;
   private closed = false;
   private unsubscribe: (() => void) | undefined;
@@ -79,7 +112,9 @@ export class SessionRegistry {
       session.short = true;
       return;
     }
-    this.end(session, "session-expired").catch(this.onError);
+    this.end(session, "session-expired").catch(() => {
+      // Reported by the attempt itself, and retried until it commits.
+    });
   };
 
   constructor(options: SessionRegistryOptions) {
@@ -92,6 +127,11 @@ export class SessionRegistry {
   /** Open sessions right now. */
   get size(): number {
     return this.live.size;
+  }
+
+  /** Sessions that ended and whose candidates are still being withdrawn. */
+  get endingSize(): number {
+    return this.ending.size;
   }
 
   /**
@@ -124,7 +164,7 @@ export class SessionRegistry {
   /** Opens a session; the id is returned only once the session is persisted. */
   async open(ttlMs: number): Promise<SessionView> {
     this.refuseIfClosed();
-    if (this.live.size + this.opening >= this.settings.maxSessions) {
+    if (this.live.size + this.ending.size + this.opening >= this.settings.maxSessions) {
       throw limitReached(`${this.settings.maxSessions} sessions (MAX_SESSIONS)`);
     }
     const id = randomBytes(ID_BYTES).toString("base64url");
@@ -136,10 +176,10 @@ export class SessionRegistry {
     }
     this.refuseIfClosed();
     this.schedule(id, ttlMs);
-    return { id, ttlMs, remainingMs: ttlMs };
+    return { id, ttlMs, remainingMs: ttlMs, state: "active" };
   }
 
-  /** Restarts the session's TTL; returns it. */
+  /** Restarts the session's TTL; returns it. An ended session cannot be revived. */
   keepAlive(id: string): number {
     const session = this.find(id);
     if (session.short) {
@@ -153,9 +193,14 @@ export class SessionRegistry {
     return session.ttlMs;
   }
 
-  /** The session's TTL and time left; not_found when it is unknown, closed or expired. */
+  /**
+   * The session's TTL, time left and state; not_found when it is unknown, or ended and
+   * released.
+   */
   get(id: string): SessionView {
-    return this.view(this.find(id));
+    const view = this.peek(id);
+    if (!view) throw notFound(id);
+    return view;
   }
 
   /**
@@ -165,17 +210,30 @@ export class SessionRegistry {
    */
   peek(id: string): SessionView | undefined {
     const session = this.live.get(id);
-    return session && this.view(session);
+    if (session) {
+      const remainingMs = Math.max(0, Math.round(session.deadline - performance.now()));
+      return { id, ttlMs: session.ttlMs, remainingMs, state: "active" };
+    }
+    const ending = this.ending.get(id);
+    if (!ending) return undefined;
+    const state = ending.cause === "session-closed" ? "closing" : "expiring";
+    return { id, ttlMs: ending.ttlMs, remainingMs: 0, state };
   }
 
-  private view(session: Session): SessionView {
-    const remainingMs = Math.max(0, Math.round(session.deadline - performance.now()));
-    return { id: session.id, ttlMs: session.ttlMs, remainingMs };
-  }
-
-  /** Closes the session; resolves once its candidates are withdrawn everywhere. */
+  /**
+   * Closes the session; resolves once its candidates are withdrawn everywhere. Closing a
+   * session that is already ending tries its release again now; closing one whose
+   * release has committed succeeds at once. Fails (unavailable) when the release cannot
+   * commit now: it is retried in the background all the same.
+   */
   async close(id: string): Promise<void> {
-    await this.end(this.find(id), "session-closed");
+    this.refuseIfClosed();
+    const session = this.live.get(id);
+    if (session) return this.end(session, "session-closed");
+    const ending = this.ending.get(id);
+    if (ending) return this.attempt(ending);
+    if (this.ended.has(id)) return;
+    throw notFound(id);
   }
 
   /**
@@ -204,6 +262,7 @@ export class SessionRegistry {
     this.unsubscribe?.();
     for (const session of this.live.values()) clearTimeout(session.timer);
     this.live.clear();
+    for (const ending of this.ending.values()) clearTimeout(ending.retry);
     await Promise.allSettled([...this.releasing.values()]);
   }
 
@@ -215,12 +274,7 @@ export class SessionRegistry {
 
   private find(id: string): Session {
     const session = this.live.get(id);
-    if (!session) {
-      throw new ElectdError(
-        "not_found",
-        `session ${quote(id)} not found (it is unknown or was closed or expired)`,
-      );
-    }
+    if (!session) throw notFound(id);
     return session;
   }
 
@@ -229,20 +283,89 @@ export class SessionRegistry {
   }
 
   /**
-   * Ends a session: it is forgotten first, so no Enter can bind to it any more (one that
-   * already passed the check is caught by `track`), then its record is deleted and its
-   * candidates withdrawn in every election, concurrently.
+   * Ends a session: it stops being alive first, so no Enter can bind to it any more (one
+   * that already passed the check is caught by `track`), then its candidates are withdrawn
+   * in every election and its record deleted, retried until that commits. Resolves or
+   * fails with the first attempt.
    */
-  private async end(session: Session, cause: ChangeCause): Promise<void> {
+  private end(session: Session, cause: ChangeCause): Promise<void> {
     clearTimeout(session.timer);
-    if (this.live.get(session.id) !== session) return;
+    if (this.live.get(session.id) !== session) return Promise.resolve();
     this.live.delete(session.id);
-    const elections = [...(this.electionsOf.get(session.id) ?? [])];
-    const results = await Promise.allSettled([
-      this.store.deleteSession(session.id),
-      ...elections.map((name) => this.release(name, session.id, cause)),
-    ]);
-    for (const result of results) if (result.status === "rejected") throw result.reason;
+    return this.attempt(this.startEnding(session.id, session.ttlMs, cause));
+  }
+
+  private startEnding(id: string, ttlMs: number, cause: EndCause): Ending {
+    const ending: Ending = {
+      id,
+      ttlMs,
+      cause,
+      attempt: undefined,
+      retry: undefined,
+      delayMs: RELEASE_RETRY_FIRST_MS,
+    };
+    this.ending.set(id, ending);
+    return ending;
+  }
+
+  /**
+   * One attempt at releasing an ended session everywhere and deleting its record, or the
+   * one already in flight. On failure the next attempt is scheduled with backoff.
+   */
+  private attempt(ending: Ending): Promise<void> {
+    if (ending.attempt) return ending.attempt;
+    clearTimeout(ending.retry);
+    ending.retry = undefined;
+    const run = async () => {
+      // A release commits through `track`, which takes the election off the session's
+      // index; an Enter that slipped in meanwhile adds one: loop until none is left.
+      for (;;) {
+        const names = this.electionsOf.get(ending.id);
+        if (!names?.size) {
+          await this.store.deleteSession(ending.id);
+          if (!this.electionsOf.get(ending.id)?.size) return;
+          continue;
+        }
+        const results = await Promise.allSettled(
+          [...names].map((name) => this.release(name, ending.id, ending.cause)),
+        );
+        const failed = results.find((r) => r.status === "rejected");
+        if (failed) throw failed.reason;
+        // Committed, so `track` has taken these off the index; one a release found nothing
+        // to withdraw in was stale: take it off too, or this loop would never end.
+        for (const name of names) this.forget(ending.id, name);
+      }
+    };
+    const attempt = run().then(
+      () => {
+        ending.attempt = undefined;
+        if (this.ending.get(ending.id) !== ending) return;
+        this.ending.delete(ending.id);
+        this.remember(ending.id);
+      },
+      (error: unknown) => {
+        ending.attempt = undefined;
+        if (!this.closed && this.ending.get(ending.id) === ending) {
+          this.onError(error);
+          ending.retry = setTimeout(() => {
+            this.attempt(ending).catch(() => {});
+          }, ending.delayMs).unref();
+          ending.delayMs = Math.min(ending.delayMs * 2, RELEASE_RETRY_MAX_MS);
+        }
+        throw error;
+      },
+    );
+    ending.attempt = attempt;
+    return attempt;
+  }
+
+  /** Remembers an id whose release committed, so closing it again succeeds. */
+  private remember(id: string): void {
+    this.ended.add(id);
+    if (this.ended.size > this.settings.maxSessions) {
+      const oldest = this.ended.values().next().value;
+      if (oldest !== undefined) this.ended.delete(oldest);
+    }
   }
 
   /** Withdraws, as one change, every candidate `session` owns in election `name`. */
@@ -270,7 +393,7 @@ export class SessionRegistry {
    * session is gone: an Enter that checked its session just before the session ended.
    */
   private track(election: Election): void {
-    const now = new Set(Object.values(election.owners));
+    const now = new Set(election.owners.values());
     const before = this.ownersIn.get(election.name);
     if (before) {
       for (const session of before) if (!now.has(session)) this.unindex(session, election.name);
@@ -285,12 +408,23 @@ export class SessionRegistry {
         names.add(election.name);
       }
       if (!this.live.has(session) && !this.closed) {
-        // Whether that session expired or was closed is no longer known: no cause is given.
-        this.release(election.name, session).catch(this.onError);
+        // Its session has ended: release it with the session's other elections, retried
+        // until it commits. A session found orphaned (closed just before a crash) is
+        // released with no cause: whether it expired or was closed is no longer known.
+        const ending = this.ending.get(session) ?? this.startEnding(session, 0, undefined);
+        this.attempt(ending).catch(() => {});
       }
     }
     if (now.size === 0) this.ownersIn.delete(election.name);
     else this.ownersIn.set(election.name, now);
+  }
+
+  /** Takes `name` off `session`'s index both ways, so a later commit can add it again. */
+  private forget(session: string, name: string): void {
+    this.unindex(session, name);
+    const sessions = this.ownersIn.get(name);
+    sessions?.delete(session);
+    if (sessions?.size === 0) this.ownersIn.delete(name);
   }
 
   private unindex(session: string, name: string): void {
@@ -298,6 +432,13 @@ export class SessionRegistry {
     names?.delete(name);
     if (names?.size === 0) this.electionsOf.delete(session);
   }
+}
+
+function notFound(id: string): ElectdError {
+  return new ElectdError(
+    "not_found",
+    `session ${quote(id)} not found (it is unknown or was closed or expired)`,
+  );
 }
 
 /** A client-supplied id for an error message: quoted, and short whatever was sent. */

@@ -13,18 +13,21 @@ import { closeSync, existsSync, mkdirSync, openSync, readSync, statSync } from "
 import { join, resolve } from "node:path";
 import Database from "better-sqlite3";
 import { shuttingDown, unavailable } from "../errors.js";
-import { selectElections } from "./list.js";
+import { ElectionIndex } from "./elections.js";
 import {
   type ChangeListener,
   type CreateResult,
   commit,
   type Decision,
+  deletedElection,
   type Election,
   type ElectionStore,
+  type ListFilter,
   type ListQuery,
   newElection,
   type SessionRecord,
   StoreStartError,
+  type Tombstone,
   type UpdateResult,
 } from "./store.js";
 
@@ -61,10 +64,27 @@ const SCHEMA = `
   CREATE TABLE sessions (id TEXT PRIMARY KEY, ttl_ms INTEGER NOT NULL) STRICT;
 `;
 
+/**
+ * Deleted elections' last term and version, so a name created again never reuses a term.
+ * Added after schema version 1 without a version bump: it is created where missing, and an
+ * electd that does not know it ignores it.
+ */
+const TOMBSTONES = `
+  CREATE TABLE IF NOT EXISTS tombstones (
+    name TEXT PRIMARY KEY,
+    term TEXT NOT NULL,
+    version INTEGER NOT NULL
+  ) STRICT;
+`;
+
 /** Changes made in one event-loop turn, written in one transaction. */
 interface Batch {
   /** Latest state of each election changed in this batch: one row write each. */
   readonly elections: Map<string, Election>;
+  /** Elections deleted in this batch (and not created again in it), with their tombstones. */
+  readonly deleted: Map<string, Tombstone>;
+  /** Names created again in this batch from a tombstone: the tombstone goes. */
+  readonly revived: Set<string>;
   /** Sessions to write (record) or delete (null), last one wins. */
   readonly sessions: Map<string, SessionRecord | null>;
   /** Every new state in the order it was decided: what watchers hear after the commit. */
@@ -111,9 +131,19 @@ export function openDurableStore(options: DurableStoreOptions): ElectionStore {
   }
 
   /** What clients may see: only committed states (see `get`). */
-  const committed = new Map(found.elections.map((e) => [e.name, e]));
-  /** Committed states plus the ones staged in the open batch: what `decide` runs on. */
-  let current = new Map(committed);
+  const committed = new ElectionIndex();
+  for (const election of found.elections) committed.set(election);
+  /**
+   * States staged in the open batch and not committed yet (null: deleted). Together with
+   * `committed` this is what `decide` runs on.
+   */
+  let staged = new Map<string, Election | null>();
+  const current = (name: string): Election | undefined => {
+    const state = staged.get(name);
+    return state === null ? undefined : (state ?? committed.get(name));
+  };
+  /** How many elections exist counting the staged creations and deletions. */
+  let stagedSize = committed.size;
   const sessions = new Map(found.sessions.map((s) => [s.id, s]));
   const listeners = new Set<ChangeListener>();
   let open: Batch | undefined;
@@ -129,8 +159,19 @@ export function openDurableStore(options: DurableStoreOptions): ElectionStore {
     "INSERT INTO sessions (id, ttl_ms) VALUES (?, ?) ON CONFLICT (id) DO UPDATE SET ttl_ms = excluded.ttl_ms",
   );
   const deleteSessionRow = db.prepare("DELETE FROM sessions WHERE id = ?");
+  const deleteElectionRow = db.prepare("DELETE FROM elections WHERE name = ?");
+  const upsertTombstone = db.prepare(`
+    INSERT INTO tombstones (name, term, version) VALUES (?, ?, ?)
+    ON CONFLICT (name) DO UPDATE SET term = excluded.term, version = excluded.version`);
+  const deleteTombstone = db.prepare("DELETE FROM tombstones WHERE name = ?");
+  const readTombstone = db.prepare("SELECT term, version FROM tombstones WHERE name = ?");
   const write = db.transaction((batch: Batch) => {
+    for (const [name, tombstone] of batch.deleted) {
+      deleteElectionRow.run(name);
+      upsertTombstone.run(name, tombstone.term.toString(), tombstone.version);
+    }
     for (const election of batch.elections.values()) upsertElection.run(toRow(election));
+    for (const name of batch.revived) deleteTombstone.run(name);
     for (const [id, session] of batch.sessions) {
       if (session === null) deleteSessionRow.run(id);
       else upsertSession.run(id, session.ttlMs);
@@ -150,6 +191,8 @@ export function openDurableStore(options: DurableStoreOptions): ElectionStore {
     done.catch(() => {});
     const batch: Batch = {
       elections: new Map(),
+      deleted: new Map(),
+      revived: new Set(),
       sessions: new Map(),
       events: [],
       done,
@@ -163,12 +206,34 @@ export function openDurableStore(options: DurableStoreOptions): ElectionStore {
     return batch;
   }
 
-  function stageElection(election: Election): Promise<void> {
+  function stageElection(election: Election, revived = false): Promise<void> {
     const batch = stage();
-    current.set(election.name, election);
+    if (current(election.name) === undefined) stagedSize++;
+    staged.set(election.name, election);
     batch.elections.set(election.name, election);
+    batch.deleted.delete(election.name);
+    if (revived) batch.revived.add(election.name);
     batch.events.push(election);
     return batch.done;
+  }
+
+  function stageDeletion(last: Election): Promise<void> {
+    const batch = stage();
+    stagedSize--;
+    staged.set(last.name, null);
+    batch.elections.delete(last.name);
+    batch.revived.delete(last.name);
+    batch.deleted.set(last.name, { term: last.state.term, version: last.version });
+    batch.events.push(last);
+    return batch.done;
+  }
+
+  /** The tombstone a deleted election left, staged or committed. */
+  function tombstoneOf(name: string): Tombstone | undefined {
+    const pending = open?.deleted.get(name);
+    if (pending) return pending;
+    const row = readTombstone.get(name) as { term: string; version: number } | undefined;
+    return row && { term: BigInt(row.term), version: row.version };
   }
 
   function flush(): void {
@@ -181,12 +246,15 @@ export function openDurableStore(options: DurableStoreOptions): ElectionStore {
       write(batch);
     } catch (error) {
       // Nothing of this batch is on disk: forget it, so later calls decide on what is.
-      current = new Map(committed);
+      staged = new Map();
+      stagedSize = committed.size;
       batch.reject(unavailable(`the change could not be saved to ${file}: ${message(error)}`));
       return;
     }
+    staged = new Map();
     for (const election of batch.events) {
-      committed.set(election.name, election);
+      if (election.deleted) committed.delete(election.name);
+      else committed.set(election);
       for (const listener of listeners) listener(election);
     }
     batch.resolve();
@@ -198,22 +266,23 @@ export function openDurableStore(options: DurableStoreOptions): ElectionStore {
    * could take back a term the client was already shown.
    */
   async function settled(name: string): Promise<void> {
-    if (open && current.get(name) !== committed.get(name)) await open.done;
+    if (open && staged.has(name)) await open.done;
   }
 
   return {
     kind: "durable",
     async create(name: string, tags: readonly string[]): Promise<CreateResult> {
-      const existing = current.get(name);
+      const existing = current(name);
       if (existing) {
         await settled(name);
         return { ok: true, election: existing, created: false };
       }
-      if (current.size >= options.maxElections) {
+      if (stagedSize >= options.maxElections) {
         return { ok: false, limit: "elections", max: options.maxElections };
       }
-      const election = newElection(name, tags);
-      await stageElection(election);
+      const tombstone = tombstoneOf(name);
+      const election = newElection(name, tags, tombstone);
+      await stageElection(election, tombstone !== undefined);
       return { ok: true, election, created: true };
     },
     // Reads answer from the committed view rather than waiting for the open batch: a state
@@ -227,7 +296,7 @@ export function openDurableStore(options: DurableStoreOptions): ElectionStore {
       name: string,
       decide: (e: Election) => Decision,
     ): Promise<UpdateResult | undefined> {
-      const before = current.get(name);
+      const before = current(name);
       if (!before) return undefined;
       const decision = decide(before);
       if (!decision.ok) return decision;
@@ -239,9 +308,17 @@ export function openDurableStore(options: DurableStoreOptions): ElectionStore {
       await stageElection(next);
       return { ok: true, election: next, changed: true };
     },
-    async list(query: ListQuery) {
-      return selectElections(committed.values(), query);
+    async delete(name: string) {
+      const before = current(name);
+      if (!before) return undefined;
+      const last = deletedElection(before);
+      await stageDeletion(last);
+      return last;
     },
+    async list(query: ListQuery) {
+      return committed.list(query);
+    },
+    snapshot: (filter: ListFilter) => committed.snapshot(filter),
     size: () => committed.size,
     subscribe(listener: ChangeListener) {
       listeners.add(listener);
@@ -414,6 +491,7 @@ function openDataFile(file: string, timeout: number, fresh: boolean): Database.D
         );
       })();
     }
+    db.exec(TOMBSTONES);
     return db;
   } catch (error) {
     db.close();
@@ -428,7 +506,8 @@ function toRow(e: Election): ElectionRow {
     term: e.state.term.toString(),
     leader: e.state.leader,
     candidates: JSON.stringify(e.state.candidates),
-    owners: JSON.stringify(e.owners),
+    // An object built by fromEntries holds `__proto__` as its own key, which JSON keeps.
+    owners: JSON.stringify(Object.fromEntries(e.owners)),
     version: e.version,
   };
 }
@@ -444,7 +523,12 @@ function fromRow(row: ElectionRow): Election {
   if (typeof owners !== "object" || owners === null || Array.isArray(owners)) {
     throw new Error("owners is not an object");
   }
-  strings(Object.values(owners), "owners");
+  // JSON.parse defines every key as the object's own, `__proto__` included.
+  const entries = Object.entries(owners);
+  strings(
+    entries.map(([, session]) => session),
+    "owners",
+  );
   if (!Number.isSafeInteger(row.version) || row.version < 1) {
     throw new Error(`version ${row.version} is not a positive integer`);
   }
@@ -452,7 +536,7 @@ function fromRow(row: ElectionRow): Election {
     name: row.name,
     tags,
     state: { term: BigInt(row.term), leader: row.leader, candidates },
-    owners: owners as Record<string, string>,
+    owners: new Map(entries as [string, string][]),
     version: row.version,
   };
 }

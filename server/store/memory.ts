@@ -1,16 +1,19 @@
 // In-memory store: for tests and demos (`--store memory`). Nothing survives a restart.
 // JavaScript runs one mutation to completion at a time, so each update is atomic here.
-import { selectElections } from "./list.js";
+import { ElectionIndex } from "./elections.js";
 import {
   type ChangeListener,
   type CreateResult,
   commit,
   type Decision,
+  deletedElection,
   type Election,
   type ElectionStore,
+  type ListFilter,
   type ListQuery,
   newElection,
   type SessionRecord,
+  type Tombstone,
   type UpdateResult,
 } from "./store.js";
 
@@ -19,7 +22,8 @@ export interface MemoryStoreOptions {
 }
 
 export function createMemoryStore(options: MemoryStoreOptions): ElectionStore {
-  const elections = new Map<string, Election>();
+  const elections = new ElectionIndex();
+  const tombstones = new Map<string, Tombstone>();
   const listeners = new Set<ChangeListener>();
   const sessions = new Map<string, SessionRecord>();
   const publish = (election: Election) => {
@@ -34,8 +38,9 @@ export function createMemoryStore(options: MemoryStoreOptions): ElectionStore {
       if (elections.size >= options.maxElections) {
         return { ok: false, limit: "elections", max: options.maxElections };
       }
-      const election = newElection(name, tags);
-      elections.set(name, election);
+      const election = newElection(name, tags, tombstones.get(name));
+      tombstones.delete(name);
+      elections.set(election);
       publish(election);
       return { ok: true, election, created: true };
     },
@@ -52,13 +57,23 @@ export function createMemoryStore(options: MemoryStoreOptions): ElectionStore {
       if (!decision.ok) return decision;
       if (!decision.changed) return { ok: true, election: current, changed: false };
       const next = commit(current, decision);
-      elections.set(name, next);
+      elections.set(next);
       publish(next);
       return { ok: true, election: next, changed: true };
     },
-    async list(query: ListQuery) {
-      return selectElections(elections.values(), query);
+    async delete(name: string) {
+      const current = elections.get(name);
+      if (!current) return undefined;
+      const last = deletedElection(current);
+      elections.delete(name);
+      tombstones.set(name, { term: last.state.term, version: last.version });
+      publish(last);
+      return last;
     },
+    async list(query: ListQuery) {
+      return elections.list(query);
+    },
+    snapshot: (filter: ListFilter) => elections.snapshot(filter),
     size: () => elections.size,
     subscribe(listener: ChangeListener) {
       listeners.add(listener);

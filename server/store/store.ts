@@ -2,6 +2,7 @@
 // durable store, etcd) serialises the mutations of each election, persists a change
 // before resolving, and publishes each committed state exactly once, in order.
 import { type ElectionState, emptyElection } from "../election/rules.js";
+import type { ElectionView } from "./elections.js";
 
 export interface Election {
   readonly name: string;
@@ -9,9 +10,10 @@ export interface Election {
   readonly state: ElectionState;
   /**
    * Session that entered each session-bound candidate (candidate -> session id).
-   * Names that leave the election drop out of it.
+   * Names that leave the election drop out of it. A Map: candidate names are data, and
+   * `__proto__` is just another name.
    */
-  readonly owners: Readonly<Record<string, string>>;
+  readonly owners: ReadonlyMap<string, string>;
   /** 1 at creation, +1 with every committed change: orders what watchers see. */
   readonly version: number;
   /**
@@ -20,10 +22,16 @@ export interface Election {
    * restored election has none).
    */
   readonly cause?: ChangeCause;
+  /**
+   * Set on the last state an election is published with, when it is deleted: its version
+   * is one more than the state before, its owners are empty, and the store no longer has
+   * it.
+   */
+  readonly deleted?: true;
 }
 
-/** A change the server made on its own: a session's candidates withdrawn. */
-export type ChangeCause = "session-expired" | "session-closed";
+/** Why the server changed an election, when no client's call for that election did. */
+export type ChangeCause = "session-expired" | "session-closed" | "election-deleted";
 
 /** What a mutation decides, computed from the current election by a pure function. */
 export type Decision =
@@ -31,8 +39,8 @@ export type Decision =
       readonly ok: true;
       readonly state: ElectionState;
       readonly changed: boolean;
-      /** Bindings to add, for candidates this decision adds (candidate -> session id). */
-      readonly bind?: Readonly<Record<string, string>>;
+      /** A binding to add, for the candidate this decision adds: [candidate, session id]. */
+      readonly bind?: readonly [candidate: string, session: string];
       /** Set when the server, not a call, makes this change. */
       readonly cause?: ChangeCause;
     }
@@ -46,13 +54,16 @@ export type UpdateResult =
   | { readonly ok: true; readonly election: Election; readonly changed: boolean }
   | { readonly ok: false; readonly limit: "candidates"; readonly max: number };
 
-export interface ListQuery {
+export interface ListFilter {
   /** Only names starting with this. */
   readonly prefix?: string;
-  /** Only names sorting strictly after this (paging cursor). */
-  readonly after?: string;
   /** Only elections carrying this tag. */
   readonly tag?: string;
+}
+
+export interface ListQuery extends ListFilter {
+  /** Only names sorting strictly after this (paging cursor). */
+  readonly after?: string;
   /** Most elections to return. */
   readonly limit: number;
 }
@@ -79,8 +90,20 @@ export interface ElectionStore {
    * election.
    */
   update(name: string, decide: (election: Election) => Decision): Promise<UpdateResult | undefined>;
-  /** Elections in name order. */
+  /**
+   * Deletes the election and publishes its last state marked `deleted`. The store keeps
+   * its term and version, so an election created again under that name continues from
+   * them. Resolves with that last state, or `undefined` when there is no such election.
+   */
+  delete(name: string): Promise<Election | undefined>;
+  /** Elections in name order; costs the page, not the directory. */
   list(query: ListQuery): Promise<Election[]>;
+  /**
+   * The committed elections matching `filter` as they are at this call, read lazily in
+   * name order at the reader's pace. Taken in the same turn as a `subscribe`, it holds
+   * exactly the changes published before, and the subscriber hears exactly the later ones.
+   */
+  snapshot(filter: ListFilter): ElectionView;
   /** How many elections exist. */
   size(): number;
   /** Hears every committed creation and change, once each, in commit order. */
@@ -95,18 +118,51 @@ export interface ElectionStore {
   close(): Promise<void>;
 }
 
-/** A new election: term 0, no leader, no queue. */
-export function newElection(name: string, tags: readonly string[]): Election {
-  return { name, tags: [...tags], state: emptyElection, owners: {}, version: 1 };
+/** What a deleted election leaves behind, so that its name never reuses a term. */
+export interface Tombstone {
+  readonly term: bigint;
+  readonly version: number;
+}
+
+/**
+ * A new election: no leader, no queue, term 0 and version 1, or, for a name that was
+ * deleted, the deleted election's term and the version after its deletion.
+ */
+export function newElection(
+  name: string,
+  tags: readonly string[],
+  tombstone?: Tombstone,
+): Election {
+  const state = tombstone ? { ...emptyElection, term: tombstone.term } : emptyElection;
+  return {
+    name,
+    tags: [...tags],
+    state,
+    owners: new Map(),
+    version: (tombstone?.version ?? 0) + 1,
+  };
+}
+
+/** The last state of a deleted election, as its watchers are told. */
+export function deletedElection(election: Election): Election {
+  const { cause: _previous, ...rest } = election;
+  return {
+    ...rest,
+    owners: new Map(),
+    version: election.version + 1,
+    cause: "election-deleted",
+    deleted: true,
+  };
 }
 
 /** Applies a committed decision to an election: the one place owners are kept consistent. */
 export function commit(election: Election, decision: Decision & { ok: true }): Election {
   const { state } = decision;
-  const owners: Record<string, string> = {};
+  const owners = new Map<string, string>();
   const held = new Set([state.leader, ...state.candidates]);
-  for (const [name, session] of Object.entries({ ...election.owners, ...decision.bind })) {
-    if (held.has(name)) owners[name] = session;
+  const all = decision.bind ? [...election.owners, decision.bind] : election.owners;
+  for (const [name, session] of all) {
+    if (held.has(name)) owners.set(name, session);
   }
   // The cause belongs to this change only: the previous one's is dropped.
   const { cause: _previous, ...rest } = election;
@@ -126,8 +182,8 @@ export function commit(election: Election, decision: Decision & { ok: true }): E
 export class StoreStartError extends Error {}
 
 /** The candidates `session` entered that are still in the election. */
-export function ownedBy(owners: Readonly<Record<string, string>>, session: string): string[] {
-  return Object.entries(owners)
-    .filter(([, owner]) => owner === session)
-    .map(([candidate]) => candidate);
+export function ownedBy(owners: ReadonlyMap<string, string>, session: string): string[] {
+  const owned: string[] = [];
+  for (const [candidate, owner] of owners) if (owner === session) owned.push(candidate);
+  return owned;
 }

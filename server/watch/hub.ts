@@ -1,93 +1,166 @@
 // Watch fan-out (API.md section 3). The hub hears every committed change from the store
-// once and hands it to each watcher of that election. Each watcher owns a bounded mailbox:
-// when its client reads too slowly the newest state replaces the last one queued, so
-// memory stays bounded and order is never broken.
-import { electionNotFound, limitReached, shuttingDown } from "../errors.js";
-import type { Election, ElectionStore } from "../store/store.js";
+// once and hands it to each watcher concerned. Each watcher owns a bounded mailbox, so a
+// client that reads slowly costs bounded memory and never sees states out of order.
+//
+// A watch holds one of MAX_WATCHES slots from the moment it opens until its client goes
+// away or the server stops, and the slot is given back the moment the request's signal
+// aborts, whatever the stream is doing then. It must not wait for the watch's generator
+// to run its `finally`: a generator suspended at `yield` while the transport waits for
+// the peer to read (an HTTP/2 stream out of flow-control window whose client vanished)
+// is never resumed, so a release placed there would never run.
+import { ElectdError, electionNotFound, limitReached, shuttingDown } from "../errors.js";
+import type { ElectionView } from "../store/elections.js";
+import type { Election, ElectionStore, ListFilter } from "../store/store.js";
 
 export interface WatchLimits {
   /** Most concurrent watches on this server. */
   readonly maxWatches: number;
-  /** States queued per watcher before the newest starts replacing the last one queued. */
+  /** States queued per election watcher before the newest starts replacing the last one. */
   readonly mailboxSize: number;
+  /**
+   * Elections with a change queued per directory watcher before the watcher is sent a
+   * fresh snapshot instead of the changes it has not read.
+   */
+  readonly directoryBuffer: number;
 }
 
 /**
- * A watcher's queue of states not yet sent. Election watches keep up to `size` states in
- * order and then let the newest replace the last one queued; list watches keep only the
- * latest state per election (`keyed`), so a slow reader never holds more than one state
- * per election.
+ * An election watcher's queue of states not yet sent: up to `size` states in order, then
+ * the newest replaces the last one queued.
  */
 class Mailbox {
   private readonly queue: Election[] = [];
-  private readonly latest = new Map<string, Election>();
   private wake: (() => void) | undefined;
   private closed = false;
 
-  constructor(
-    private readonly size: number,
-    private readonly keyed: boolean,
-  ) {}
+  constructor(private readonly size: number) {}
 
-  /** States waiting to be sent. */
   get length(): number {
-    return this.queue.length + this.latest.size;
+    return this.queue.length;
   }
 
   push(item: Election): void {
-    if (this.keyed) {
-      this.latest.delete(item.name);
-      this.latest.set(item.name, item);
-    } else if (this.queue.length >= this.size) {
-      this.queue[this.queue.length - 1] = item;
-    } else {
-      this.queue.push(item);
-    }
-    const wake = this.wake;
-    this.wake = undefined;
-    wake?.();
+    if (this.queue.length >= this.size) this.queue[this.queue.length - 1] = item;
+    else this.queue.push(item);
+    this.notify();
   }
 
   close(): void {
     this.closed = true;
-    const wake = this.wake;
-    this.wake = undefined;
-    wake?.();
+    this.queue.length = 0;
+    this.notify();
   }
 
   /** The next state, or undefined once closed. */
   async take(): Promise<Election | undefined> {
-    if (!(await this.ready())) return undefined;
-    if (!this.keyed) return this.queue.shift();
-    const [name, item] = this.latest.entries().next().value as [string, Election];
-    this.latest.delete(name);
-    return item;
-  }
-
-  /** Every state queued (at least one), oldest first, or undefined once closed. */
-  async takeAll(): Promise<Election[] | undefined> {
-    if (!(await this.ready())) return undefined;
-    const items = this.keyed ? [...this.latest.values()] : this.queue.splice(0);
-    this.latest.clear();
-    return items;
-  }
-
-  private async ready(): Promise<boolean> {
-    while (!this.closed && this.queue.length === 0 && this.latest.size === 0) {
+    while (!this.closed && this.queue.length === 0) {
       await new Promise<void>((resolve) => {
         this.wake = resolve;
       });
     }
-    return !this.closed;
+    return this.closed ? undefined : this.queue.shift();
+  }
+
+  private notify(): void {
+    const wake = this.wake;
+    this.wake = undefined;
+    wake?.();
   }
 }
 
-export type ChangeFilter = (election: Election) => boolean;
+/**
+ * A directory watcher's pending changes: the latest state of each election changed since
+ * the watcher last read, at most `size` elections. Past that the box only remembers that
+ * it overflowed, and the watcher starts again from a snapshot.
+ */
+class ChangeBox {
+  private latest = new Map<string, Election>();
+  private overflowed = false;
+  private wake: (() => void) | undefined;
+  private closed = false;
+
+  constructor(private readonly size: number) {}
+
+  push(item: Election): void {
+    if (this.overflowed) return;
+    this.latest.delete(item.name);
+    this.latest.set(item.name, item);
+    if (this.latest.size > this.size) {
+      this.overflowed = true;
+      this.latest = new Map();
+    }
+    this.notify();
+  }
+
+  /** Forgets what is queued: the snapshot about to be taken reflects it. */
+  clear(): void {
+    this.latest = new Map();
+    this.overflowed = false;
+  }
+
+  close(): void {
+    this.closed = true;
+    this.latest = new Map();
+    this.notify();
+  }
+
+  /** What arrived (oldest first), "overflow", or undefined once closed. */
+  async takeAll(): Promise<Election[] | "overflow" | undefined> {
+    while (!this.closed && !this.overflowed && this.latest.size === 0) {
+      await new Promise<void>((resolve) => {
+        this.wake = resolve;
+      });
+    }
+    if (this.closed) return undefined;
+    if (this.overflowed) return "overflow";
+    const items = [...this.latest.values()];
+    this.latest = new Map();
+    return items;
+  }
+
+  private notify(): void {
+    const wake = this.wake;
+    this.wake = undefined;
+    wake?.();
+  }
+}
+
+/** Which elections a directory watch follows. */
+export interface DirectoryFilter extends ListFilter {
+  /** Only the election with exactly this name. */
+  readonly name?: string;
+}
+
+/** One message of a directory watch. */
+export interface DirectoryBatch {
+  /** Elections in their latest state: in name order during a snapshot. */
+  readonly elections: readonly Election[];
+  /** Names of elections deleted since the previous batch. */
+  readonly deleted: readonly string[];
+  /** First batch of a snapshot: forget everything sent before. */
+  readonly reset: boolean;
+  /** Last batch of a snapshot. */
+  readonly snapshotComplete: boolean;
+}
+
+export function matches(filter: DirectoryFilter, election: Election): boolean {
+  return (
+    (filter.name === undefined || election.name === filter.name) &&
+    (filter.prefix === undefined || election.name.startsWith(filter.prefix)) &&
+    (filter.tag === undefined || election.tags.includes(filter.tag))
+  );
+}
+
+interface DirectoryWatcher {
+  readonly filter: DirectoryFilter;
+  readonly box: ChangeBox;
+}
 
 export class WatchHub {
   private readonly byElection = new Map<string, Set<Mailbox>>();
-  private readonly everything = new Set<{ filter: ChangeFilter; box: Mailbox }>();
-  private count = 0;
+  private readonly directory = new Set<DirectoryWatcher>();
+  /** Releases of the open watches: the hub closing ends them all. */
+  private readonly open = new Set<() => void>();
   private closed = false;
   private readonly unsubscribe: () => void;
 
@@ -100,7 +173,7 @@ export class WatchHub {
 
   /** Open watches right now. */
   get size(): number {
-    return this.count;
+    return this.open.size;
   }
 
   /** States queued for election watchers and not yet sent: bounded by size x WATCH_BUFFER. */
@@ -113,10 +186,17 @@ export class WatchHub {
 
   /**
    * The election's current state, then every later committed state once, in order.
-   * Ends when `signal` aborts (the client went away) or the hub closes (shutdown).
+   * Ends when `signal` aborts (the client went away) or the hub closes (shutdown); fails
+   * with not_found when the election is deleted.
    */
   async *election(name: string, signal: AbortSignal): AsyncGenerator<Election> {
-    const box = this.open(signal, false);
+    const box = new Mailbox(this.limits.mailboxSize);
+    const release = this.acquire(signal, () => {
+      box.close();
+      const watchers = this.byElection.get(name);
+      watchers?.delete(box);
+      if (watchers?.size === 0) this.byElection.delete(name);
+    });
     let watchers = this.byElection.get(name);
     if (!watchers) {
       watchers = new Set();
@@ -133,46 +213,59 @@ export class WatchHub {
         const next = await box.take();
         if (next === undefined) return;
         if (next.version <= last) continue;
+        if (next.deleted) {
+          throw new ElectdError("not_found", `election ${JSON.stringify(name)} was deleted`);
+        }
         last = next.version;
         yield next;
       }
     } finally {
-      watchers.delete(box);
-      if (watchers.size === 0 && this.byElection.get(name) === watchers)
-        this.byElection.delete(name);
-      this.release(box);
+      release();
     }
   }
 
   /**
-   * The elections `snapshot` reads, as one batch, then every later committed creation or
-   * change of an election that passes `filter`, in batches of whatever arrived while the
-   * caller was busy: at most one state per election per batch, the latest. Changes the
-   * snapshot already reflects (same or older version) are skipped. Subscribed before the
-   * snapshot is read, so no change can fall between the two.
+   * A snapshot of the elections matching `filter`, in name order and in batches of at most
+   * `pageSize`, then every later creation, change or deletion of a matching election, in
+   * batches of whatever arrived while the caller was busy (the latest state of each). The
+   * snapshot is taken in the same turn as the subscription, so no change falls between
+   * the two or is sent twice. A watcher that leaves more than WATCH_ELECTIONS_BUFFER
+   * elections' changes unread is sent a fresh snapshot (marked reset) instead: the memory
+   * a watcher holds is bounded by that, never by the size of the directory.
    */
   async *changes(
-    filter: ChangeFilter,
+    filter: DirectoryFilter,
     signal: AbortSignal,
-    snapshot: () => Promise<readonly Election[]>,
-  ): AsyncGenerator<readonly Election[]> {
-    const box = this.open(signal, true);
-    const entry = { filter, box };
-    this.everything.add(entry);
+    pageSize: number,
+  ): AsyncGenerator<DirectoryBatch> {
+    const watcher: DirectoryWatcher = { filter, box: new ChangeBox(this.limits.directoryBuffer) };
+    const release = this.acquire(signal, () => {
+      watcher.box.close();
+      this.directory.delete(watcher);
+    });
+    this.directory.add(watcher);
     try {
-      const first = await snapshot();
-      const seen = new Map(first.map((e) => [e.name, e.version]));
-      yield first;
       for (;;) {
-        const batch = await box.takeAll();
-        if (batch === undefined) return;
-        const fresh = batch.filter((e) => (seen.get(e.name) ?? 0) < e.version);
-        for (const e of fresh) seen.set(e.name, e.version);
-        if (fresh.length > 0) yield fresh;
+        watcher.box.clear();
+        yield* this.snapshot(filter, this.store.snapshot(filter), pageSize);
+        for (;;) {
+          const batch = await watcher.box.takeAll();
+          if (batch === undefined) return;
+          if (batch === "overflow") break;
+          const deleted = batch.filter((e) => e.deleted).map((e) => e.name);
+          const live = batch.filter((e) => !e.deleted);
+          for (let i = 0; i < Math.max(live.length, 1); i += pageSize) {
+            yield {
+              elections: live.slice(i, i + pageSize),
+              deleted: i === 0 ? deleted : [],
+              reset: false,
+              snapshotComplete: false,
+            };
+          }
+        }
       }
     } finally {
-      this.everything.delete(entry);
-      this.release(box);
+      release();
     }
   }
 
@@ -180,30 +273,56 @@ export class WatchHub {
   close(): void {
     this.closed = true;
     this.unsubscribe();
-    for (const watchers of this.byElection.values()) for (const box of watchers) box.close();
-    for (const { box } of this.everything) box.close();
+    for (const release of [...this.open]) release();
   }
 
-  private open(signal: AbortSignal, keyed: boolean): Mailbox {
+  private *snapshot(
+    filter: DirectoryFilter,
+    view: ElectionView,
+    pageSize: number,
+  ): Generator<DirectoryBatch> {
+    const query = filter.name === undefined ? filter : { ...filter, prefix: filter.name };
+    const elections = view.scan(query);
+    let page: Election[] = [];
+    let reset = true;
+    for (const election of elections) {
+      if (filter.name !== undefined) {
+        if (election.name !== filter.name) break;
+        if (!matches(filter, election)) continue;
+      }
+      if (page.length === pageSize) {
+        yield { elections: page, deleted: [], reset, snapshotComplete: false };
+        reset = false;
+        page = [];
+      }
+      page.push(election);
+    }
+    yield { elections: page, deleted: [], reset, snapshotComplete: true };
+  }
+
+  /**
+   * Takes a watch slot. The returned release gives it back and runs `detach` once, on
+   * whichever comes first: the signal aborting, the hub closing, or the watch ending.
+   */
+  private acquire(signal: AbortSignal, detach: () => void): () => void {
     if (this.closed) throw shuttingDown();
-    if (this.count >= this.limits.maxWatches) {
+    if (signal.aborted) throw new ElectdError("unavailable", "the client went away");
+    if (this.open.size >= this.limits.maxWatches) {
       throw limitReached(`${this.limits.maxWatches} concurrent watches (MAX_WATCHES)`);
     }
-    this.count++;
-    const box = new Mailbox(this.limits.mailboxSize, keyed);
-    if (signal.aborted) box.close();
-    else signal.addEventListener("abort", () => box.close(), { once: true });
-    return box;
-  }
-
-  private release(box: Mailbox): void {
-    box.close();
-    this.count--;
+    const release = () => {
+      if (!this.open.delete(release)) return;
+      signal.removeEventListener("abort", release);
+      detach();
+    };
+    this.open.add(release);
+    signal.addEventListener("abort", release, { once: true });
+    return release;
   }
 
   private publish(election: Election): void {
     const watchers = this.byElection.get(election.name);
     if (watchers) for (const box of watchers) box.push(election);
-    for (const { filter, box } of this.everything) if (filter(election)) box.push(election);
+    for (const { filter, box } of this.directory) if (matches(filter, election)) box.push(election);
   }
 }

@@ -254,7 +254,7 @@ describe("the election summary", () => {
       ok: true,
       changed: true,
       state: { ...e.state, term: 1n, leader: "x" },
-      bind: { x: session.id },
+      bind: ["x", session.id] as const,
     }));
     const directory = createClient(
       ElectionDirectoryService,

@@ -25,7 +25,7 @@ async function seed(store: ElectionStore, name: string, session: string | undefi
     ok: true,
     state,
     changed: true,
-    ...(session === undefined ? {} : { bind: { leader: session } }),
+    ...(session === undefined ? {} : { bind: ["leader", session] as const }),
   }));
 }
 
@@ -85,7 +85,7 @@ describe("session registry", () => {
     );
     assert.ok(performance.now() - started >= 400);
     assert.equal(after?.state.term, 2n);
-    assert.deepEqual(after?.owners, {});
+    assert.deepEqual(after?.owners, new Map());
     assert.deepEqual(await store.listSessions(), []);
   });
 

@@ -138,7 +138,7 @@ for (const [index, protocol] of protocols.entries()) {
       }
     });
 
-    it("withdraws the candidates of a closed session in every election, and forgets it", async () => {
+    it("withdraws the candidates of a closed session in every election, forgets it, and takes a repeated close as done", async () => {
       const one = await election();
       const two = await election();
       const session = await open(5000);
@@ -155,7 +155,14 @@ for (const [index, protocol] of protocols.entries()) {
         const other = (await elections.getTerm({ id: two })).term;
         assert.deepEqual([other?.term, other?.leader, other?.candidates], [1n, "x", ["y"]]);
         await rejects(sessions.keepAlive({ sessionId: session }), Code.NotFound, /not found/);
-        await rejects(sessions.closeSession({ sessionId: session }), Code.NotFound, /not found/);
+        await rejects(sessions.getSession({ sessionId: session }), Code.NotFound, /not found/);
+        // Closing it again is a retry of the same request: it succeeds and changes nothing.
+        await sessions.closeSession({ sessionId: session });
+        await rejects(
+          sessions.closeSession({ sessionId: "never-opened" }),
+          Code.NotFound,
+          /not found/,
+        );
       } finally {
         await watch.close();
       }

@@ -12,7 +12,7 @@ import { tempDir } from "../support/tempdir.js";
 
 const limits = { maxCandidates: 100 };
 
-function rule(op: Operation, bind?: Record<string, string>) {
+function rule(op: Operation, bind?: readonly [string, string]) {
   return (e: Election): Decision => {
     const outcome = apply(e.state, op, limits);
     if (!outcome.ok || !outcome.changed || bind === undefined) return outcome;
@@ -34,9 +34,9 @@ describe("durable store", () => {
     const first = open(dataDir);
     await first.create("e", ["team:a", "zone:1"]);
     await first.create("f", []);
-    await first.update("e", rule({ kind: "enter", candidate: "a" }, { a: "s1" }));
+    await first.update("e", rule({ kind: "enter", candidate: "a" }, ["a", "s1"]));
     await first.update("e", rule({ kind: "enter", candidate: "b" }));
-    await first.update("e", rule({ kind: "enter", candidate: "c" }, { c: "s2" }));
+    await first.update("e", rule({ kind: "enter", candidate: "c" }, ["c", "s2"]));
     await first.update("e", rule({ kind: "promote", candidate: "b" }));
     await first.putSession({ id: "s1", ttlMs: 10_000 });
     await first.putSession({ id: "s2", ttlMs: 3_000 });
@@ -54,6 +54,36 @@ describe("durable store", () => {
     });
     assert.deepEqual(await second.listSessions(), [{ id: "s1", ttlMs: 10_000 }]);
     assert.equal(second.size(), 2);
+  });
+
+  it("keeps a deleted election's term across a restart, also when deleted and created in one commit", async () => {
+    const dataDir = directory();
+    const first = open(dataDir);
+    await first.create("gone", []);
+    await first.update("gone", rule({ kind: "enter", candidate: "a" }));
+    await first.update("gone", rule({ kind: "enter", candidate: "b" }));
+    await first.update("gone", rule({ kind: "withdraw", candidate: "a" })); // term 2
+    await first.create("flip", []);
+    await first.update("flip", rule({ kind: "enter", candidate: "a" })); // term 1
+    // In one event-loop turn, so in one batch: deleted, created again, deleted again.
+    await Promise.all([first.delete("gone"), first.delete("flip"), first.create("flip", [])]);
+    await Promise.all([first.delete("flip"), first.create("brief", []), first.delete("brief")]);
+    await first.close();
+
+    const second = open(dataDir);
+    after(() => second.close());
+    assert.equal(second.size(), 0);
+    assert.deepEqual(await second.list({ limit: 10 }), []);
+    const gone = await second.create("gone", []);
+    assert.ok(gone.ok);
+    assert.equal(gone.election.state.term, 2n);
+    assert.equal(gone.election.version, 6);
+    const flip = await second.create("flip", []);
+    assert.ok(flip.ok);
+    assert.equal(flip.election.state.term, 1n);
+    const brief = await second.create("brief", []);
+    assert.ok(brief.ok);
+    assert.equal(brief.election.version, 3);
   });
 
   it("keeps a term beyond 2^53 and up to 2^64-1 exactly", async () => {

@@ -26,7 +26,7 @@ const implementations: Implementation[] = [
   },
 ];
 
-function rule(op: Operation, bind?: Record<string, string>) {
+function rule(op: Operation, bind?: readonly [string, string]) {
   return (e: Election): Decision => {
     const outcome = apply(e.state, op, limits);
     if (!outcome.ok || !outcome.changed || bind === undefined) return outcome;
@@ -34,7 +34,7 @@ function rule(op: Operation, bind?: Record<string, string>) {
   };
 }
 
-const enter = (candidate: string, bind?: Record<string, string>) =>
+const enter = (candidate: string, bind?: readonly [string, string]) =>
   rule({ kind: "enter", candidate }, bind);
 const withdraw = (candidate: string) => rule({ kind: "withdraw", candidate });
 
@@ -55,7 +55,7 @@ for (const impl of implementations) {
         name: "e",
         tags: ["a", "b"],
         state: { term: 0n, leader: "", candidates: [] },
-        owners: {},
+        owners: new Map(),
         version: 1,
       });
       assert.deepEqual(await store.get("e"), result.election);
@@ -133,11 +133,17 @@ for (const impl of implementations) {
     it("keeps session bindings only for candidates still present", async () => {
       const store = use();
       await store.create("e", []);
-      await store.update("e", enter("a", { a: "s1" }));
-      await store.update("e", enter("b", { b: "s2" }));
-      assert.deepEqual((await store.get("e"))?.owners, { a: "s1", b: "s2" });
+      await store.update("e", enter("a", ["a", "s1"]));
+      await store.update("e", enter("b", ["b", "s2"]));
+      assert.deepEqual(
+        (await store.get("e"))?.owners,
+        new Map([
+          ["a", "s1"],
+          ["b", "s2"],
+        ]),
+      );
       await store.update("e", withdraw("a"));
-      assert.deepEqual((await store.get("e"))?.owners, { b: "s2" });
+      assert.deepEqual((await store.get("e"))?.owners, new Map([["b", "s2"]]));
     });
 
     it("lists elections in name order by prefix, cursor, tag and limit", async () => {
@@ -181,6 +187,96 @@ for (const impl of implementations) {
       stop();
       await store.update("y", withdraw("b"));
       assert.deepEqual(heard, ["x@1:", "y@1:", "x@2:a", "y@2:b", "x@3:", "x@4:a"]);
+    });
+
+    it("deletes an election, frees its place, and continues its term and version when the name is created again", async () => {
+      const store = use(2);
+      await store.create("e", ["t"]);
+      await store.create("f", []);
+      await store.update("e", enter("a", ["a", "s1"]));
+      await store.update("e", enter("b"));
+      await store.update("e", withdraw("a")); // term 2, leader b
+      const heard: string[] = [];
+      store.subscribe((e) => heard.push(`${e.name}@${e.version}${e.deleted ? ":deleted" : ""}`));
+      const last = await store.delete("e");
+      assert.deepEqual(last?.state, { term: 2n, leader: "b", candidates: [] });
+      assert.equal(last?.deleted, true);
+      assert.equal(last?.version, 5);
+      assert.deepEqual(last?.owners, new Map());
+      assert.equal(await store.get("e"), undefined);
+      assert.equal(await store.delete("e"), undefined);
+      assert.equal(store.size(), 1);
+      assert.deepEqual(
+        (await store.list({ limit: 10 })).map((e) => e.name),
+        ["f"],
+      );
+      assert.deepEqual(
+        (await store.list({ tag: "t", limit: 10 })).map((e) => e.name),
+        [],
+      );
+      // Its place is free again (the limit is 2), and its term goes on from 2.
+      const again = await store.create("e", []);
+      assert.ok(again.ok && again.created);
+      assert.deepEqual(again.election.state, { term: 2n, leader: "", candidates: [] });
+      assert.equal(again.election.version, 6);
+      const next = await store.update("e", enter("c"));
+      assert.ok(next?.ok);
+      assert.equal(next.election.state.term, 3n);
+      assert.deepEqual(heard, ["e@5:deleted", "e@6", "e@7"]);
+    });
+
+    it("takes names such as __proto__ and constructor as data: bindings, tags and listing", async () => {
+      const store = use();
+      const names = ["__proto__", "constructor", "toString", "hasOwnProperty", "valueOf"];
+      for (const name of names) {
+        await store.create(name, [name]);
+        await store.update(name, enter(name, [name, `session-${name}`]));
+        await store.update(name, enter("__proto__", ["__proto__", "s-proto"]));
+      }
+      for (const name of names) {
+        const e = await store.get(name);
+        assert.equal(e?.name, name);
+        assert.equal(e?.state.leader, name);
+        assert.equal(e?.owners.get(name), `session-${name}`);
+        assert.equal(
+          e?.owners.get("__proto__"),
+          name === "__proto__" ? `session-${name}` : "s-proto",
+        );
+        assert.deepEqual(
+          (await store.list({ tag: name, limit: 10 })).map((x) => x.name),
+          [name],
+        );
+      }
+      assert.deepEqual(
+        (await store.list({ limit: 10 })).map((e) => e.name),
+        [...names].sort(),
+      );
+    });
+
+    it("gives a snapshot that stays as it was while the elections change", async () => {
+      const store = use();
+      await store.create("s/a", []);
+      await store.create("s/b", ["x"]);
+      const all = store.snapshot({ prefix: "s/" });
+      const tagged = store.snapshot({ tag: "x" });
+      await store.update("s/a", enter("new"));
+      await store.create("s/c", ["x"]);
+      await store.delete("s/b");
+      assert.deepEqual(
+        [...all.scan({})].map((e) => [e.name, e.state.leader]),
+        [
+          ["s/a", ""],
+          ["s/b", ""],
+        ],
+      );
+      assert.deepEqual(
+        [...all.scan({ after: "s/a" })].map((e) => e.name),
+        ["s/b"],
+      );
+      assert.deepEqual(
+        [...tagged.scan({})].map((e) => e.name),
+        ["s/b"],
+      );
     });
 
     it("persists, replaces and deletes sessions", async () => {

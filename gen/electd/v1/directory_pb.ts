@@ -17,7 +17,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file electd/v1/directory.proto.
  */
 export const file_electd_v1_directory: GenFile = /*@__PURE__*/
-  fileDesc("ChllbGVjdGQvdjEvZGlyZWN0b3J5LnByb3RvEgllbGVjdGQudjEinAIKCEVsZWN0aW9uEgwKBG5hbWUYASABKAkSDAoEdGFncxgCIAMoCRIuCgR0ZXJtGAMgASgLMiAuYXRvbWl4LnJ1bnRpbWUuZWxlY3Rpb24udjEuVGVybRJGChJjYW5kaWRhdGVfc2Vzc2lvbnMYBCADKAsyKi5lbGVjdGQudjEuRWxlY3Rpb24uQ2FuZGlkYXRlU2Vzc2lvbnNFbnRyeRIxChFsYXN0X2NoYW5nZV9jYXVzZRgFIAEoDjIWLmVsZWN0ZC52MS5DaGFuZ2VDYXVzZRIPCgd2ZXJzaW9uGAYgASgEGjgKFkNhbmRpZGF0ZVNlc3Npb25zRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASJfChRMaXN0RWxlY3Rpb25zUmVxdWVzdBIRCglwYWdlX3NpemUYASABKAUSEgoKcGFnZV90b2tlbhgCIAEoCRITCgtuYW1lX3ByZWZpeBgDIAEoCRILCgN0YWcYBCABKAkiWAoVTGlzdEVsZWN0aW9uc1Jlc3BvbnNlEiYKCWVsZWN0aW9ucxgBIAMoCzITLmVsZWN0ZC52MS5FbGVjdGlvbhIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiRwoVV2F0Y2hFbGVjdGlvbnNSZXF1ZXN0EhMKC25hbWVfcHJlZml4GAEgASgJEgsKA3RhZxgCIAEoCRIMCgRuYW1lGAMgASgJInsKFldhdGNoRWxlY3Rpb25zUmVzcG9uc2USJgoJZWxlY3Rpb25zGAEgAygLMhMuZWxlY3RkLnYxLkVsZWN0aW9uEhkKEXNuYXBzaG90X2NvbXBsZXRlGAIgASgIEg8KB2RlbGV0ZWQYAyADKAkSDQoFcmVzZXQYBCABKAgiKgoaR2V0RWxlY3Rpb25TZXNzaW9uc1JlcXVlc3QSDAoEbmFtZRgBIAEoCSKYAQoQQ2FuZGlkYXRlU2Vzc2lvbhIRCgljYW5kaWRhdGUYASABKAkSGwoTc2Vzc2lvbl9maW5nZXJwcmludBgCIAEoCRImCgN0dGwYAyABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SLAoJcmVtYWluaW5nGAQgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uIk4KG0dldEVsZWN0aW9uU2Vzc2lvbnNSZXNwb25zZRIvCgpjYW5kaWRhdGVzGAEgAygLMhsuZWxlY3RkLnYxLkNhbmRpZGF0ZVNlc3Npb24qbgoLQ2hhbmdlQ2F1c2USHAoYQ0hBTkdFX0NBVVNFX1VOU1BFQ0lGSUVEEAASIAocQ0hBTkdFX0NBVVNFX1NFU1NJT05fRVhQSVJFRBABEh8KG0NIQU5HRV9DQVVTRV9TRVNTSU9OX0NMT1NFRBACMrcCChhFbGVjdGlvbkRpcmVjdG9yeVNlcnZpY2USVwoNTGlzdEVsZWN0aW9ucxIfLmVsZWN0ZC52MS5MaXN0RWxlY3Rpb25zUmVxdWVzdBogLmVsZWN0ZC52MS5MaXN0RWxlY3Rpb25zUmVzcG9uc2UiA5ACARJXCg5XYXRjaEVsZWN0aW9ucxIgLmVsZWN0ZC52MS5XYXRjaEVsZWN0aW9uc1JlcXVlc3QaIS5lbGVjdGQudjEuV2F0Y2hFbGVjdGlvbnNSZXNwb25zZTABEmkKE0dldEVsZWN0aW9uU2Vzc2lvbnMSJS5lbGVjdGQudjEuR2V0RWxlY3Rpb25TZXNzaW9uc1JlcXVlc3QaJi5lbGVjdGQudjEuR2V0RWxlY3Rpb25TZXNzaW9uc1Jlc3BvbnNlIgOQAgFiBnByb3RvMw", [file_atomix_runtime_election_v1_election, file_google_protobuf_duration]);
+  fileDesc("ChllbGVjdGQvdjEvZGlyZWN0b3J5LnByb3RvEgllbGVjdGQudjEizwIKCEVsZWN0aW9uEgwKBG5hbWUYASABKAkSDAoEdGFncxgCIAMoCRIuCgR0ZXJtGAMgASgLMiAuYXRvbWl4LnJ1bnRpbWUuZWxlY3Rpb24udjEuVGVybRJKChJjYW5kaWRhdGVfc2Vzc2lvbnMYBCADKAsyKi5lbGVjdGQudjEuRWxlY3Rpb24uQ2FuZGlkYXRlU2Vzc2lvbnNFbnRyeUICGAESMQoRbGFzdF9jaGFuZ2VfY2F1c2UYBSABKA4yFi5lbGVjdGQudjEuQ2hhbmdlQ2F1c2USDwoHdmVyc2lvbhgGIAEoBBItCghiaW5kaW5ncxgHIAMoCzIbLmVsZWN0ZC52MS5DYW5kaWRhdGVCaW5kaW5nGjgKFkNhbmRpZGF0ZVNlc3Npb25zRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASJCChBDYW5kaWRhdGVCaW5kaW5nEhEKCWNhbmRpZGF0ZRgBIAEoCRIbChNzZXNzaW9uX2ZpbmdlcnByaW50GAIgASgJIl8KFExpc3RFbGVjdGlvbnNSZXF1ZXN0EhEKCXBhZ2Vfc2l6ZRgBIAEoBRISCgpwYWdlX3Rva2VuGAIgASgJEhMKC25hbWVfcHJlZml4GAMgASgJEgsKA3RhZxgEIAEoCSJYChVMaXN0RWxlY3Rpb25zUmVzcG9uc2USJgoJZWxlY3Rpb25zGAEgAygLMhMuZWxlY3RkLnYxLkVsZWN0aW9uEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJHChVXYXRjaEVsZWN0aW9uc1JlcXVlc3QSEwoLbmFtZV9wcmVmaXgYASABKAkSCwoDdGFnGAIgASgJEgwKBG5hbWUYAyABKAkiewoWV2F0Y2hFbGVjdGlvbnNSZXNwb25zZRImCgllbGVjdGlvbnMYASADKAsyEy5lbGVjdGQudjEuRWxlY3Rpb24SGQoRc25hcHNob3RfY29tcGxldGUYAiABKAgSDwoHZGVsZXRlZBgDIAMoCRINCgVyZXNldBgEIAEoCCIqChpHZXRFbGVjdGlvblNlc3Npb25zUmVxdWVzdBIMCgRuYW1lGAEgASgJIpgBChBDYW5kaWRhdGVTZXNzaW9uEhEKCWNhbmRpZGF0ZRgBIAEoCRIbChNzZXNzaW9uX2ZpbmdlcnByaW50GAIgASgJEiYKA3R0bBgDIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhIsCglyZW1haW5pbmcYBCABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24iTgobR2V0RWxlY3Rpb25TZXNzaW9uc1Jlc3BvbnNlEi8KCmNhbmRpZGF0ZXMYASADKAsyGy5lbGVjdGQudjEuQ2FuZGlkYXRlU2Vzc2lvbipuCgtDaGFuZ2VDYXVzZRIcChhDSEFOR0VfQ0FVU0VfVU5TUEVDSUZJRUQQABIgChxDSEFOR0VfQ0FVU0VfU0VTU0lPTl9FWFBJUkVEEAESHwobQ0hBTkdFX0NBVVNFX1NFU1NJT05fQ0xPU0VEEAIytwIKGEVsZWN0aW9uRGlyZWN0b3J5U2VydmljZRJXCg1MaXN0RWxlY3Rpb25zEh8uZWxlY3RkLnYxLkxpc3RFbGVjdGlvbnNSZXF1ZXN0GiAuZWxlY3RkLnYxLkxpc3RFbGVjdGlvbnNSZXNwb25zZSIDkAIBElcKDldhdGNoRWxlY3Rpb25zEiAuZWxlY3RkLnYxLldhdGNoRWxlY3Rpb25zUmVxdWVzdBohLmVsZWN0ZC52MS5XYXRjaEVsZWN0aW9uc1Jlc3BvbnNlMAESaQoTR2V0RWxlY3Rpb25TZXNzaW9ucxIlLmVsZWN0ZC52MS5HZXRFbGVjdGlvblNlc3Npb25zUmVxdWVzdBomLmVsZWN0ZC52MS5HZXRFbGVjdGlvblNlc3Npb25zUmVzcG9uc2UiA5ACAWIGcHJvdG8z", [file_atomix_runtime_election_v1_election, file_google_protobuf_duration]);
 
 /**
  * Election summarises one election.
@@ -47,12 +47,12 @@ export type Election = Message<"electd.v1.Election"> & {
   term?: Term | undefined;
 
   /**
-   * Candidates entered with a session (candidate -> session fingerprint). The fingerprint
-   * tells candidates of one session apart from another's; it is not the session id, which
-   * would let its reader keep the session alive or close it. Candidates without a session
-   * are absent.
+   * Deprecated: read `bindings`. The same pairs as a map; a map's keys become object keys
+   * in JSON and in JavaScript's protobuf runtimes, where a candidate named `__proto__` is
+   * silently dropped.
    *
-   * @generated from field: map<string, string> candidate_sessions = 4;
+   * @generated from field: map<string, string> candidate_sessions = 4 [deprecated = true];
+   * @deprecated
    */
   candidateSessions: { [key: string]: string };
 
@@ -72,6 +72,16 @@ export type Election = Message<"electd.v1.Election"> & {
    * @generated from field: uint64 version = 6;
    */
   version: bigint;
+
+  /**
+   * Candidates entered with a session, leader first, then in queue order, each with its
+   * session's fingerprint. The fingerprint tells candidates of one session apart from
+   * another's; it is not the session id, which would let its reader keep the session alive
+   * or close it. Candidates without a session are absent.
+   *
+   * @generated from field: repeated electd.v1.CandidateBinding bindings = 7;
+   */
+  bindings: CandidateBinding[];
 };
 
 /**
@@ -80,6 +90,34 @@ export type Election = Message<"electd.v1.Election"> & {
  */
 export const ElectionSchema: GenMessage<Election> = /*@__PURE__*/
   messageDesc(file_electd_v1_directory, 0);
+
+/**
+ * CandidateBinding names a candidate entered with a session, and that session.
+ *
+ * @generated from message electd.v1.CandidateBinding
+ */
+export type CandidateBinding = Message<"electd.v1.CandidateBinding"> & {
+  /**
+   * The candidate's name.
+   *
+   * @generated from field: string candidate = 1;
+   */
+  candidate: string;
+
+  /**
+   * A short digest of the session id (never the id itself).
+   *
+   * @generated from field: string session_fingerprint = 2;
+   */
+  sessionFingerprint: string;
+};
+
+/**
+ * Describes the message electd.v1.CandidateBinding.
+ * Use `create(CandidateBindingSchema)` to create a new message.
+ */
+export const CandidateBindingSchema: GenMessage<CandidateBinding> = /*@__PURE__*/
+  messageDesc(file_electd_v1_directory, 1);
 
 /**
  * ListElectionsRequest selects one page of elections.
@@ -122,7 +160,7 @@ export type ListElectionsRequest = Message<"electd.v1.ListElectionsRequest"> & {
  * Use `create(ListElectionsRequestSchema)` to create a new message.
  */
 export const ListElectionsRequestSchema: GenMessage<ListElectionsRequest> = /*@__PURE__*/
-  messageDesc(file_electd_v1_directory, 1);
+  messageDesc(file_electd_v1_directory, 2);
 
 /**
  * ListElectionsResponse is one page of elections.
@@ -150,7 +188,7 @@ export type ListElectionsResponse = Message<"electd.v1.ListElectionsResponse"> &
  * Use `create(ListElectionsResponseSchema)` to create a new message.
  */
 export const ListElectionsResponseSchema: GenMessage<ListElectionsResponse> = /*@__PURE__*/
-  messageDesc(file_electd_v1_directory, 2);
+  messageDesc(file_electd_v1_directory, 3);
 
 /**
  * WatchElectionsRequest selects the elections to watch.
@@ -185,7 +223,7 @@ export type WatchElectionsRequest = Message<"electd.v1.WatchElectionsRequest"> &
  * Use `create(WatchElectionsRequestSchema)` to create a new message.
  */
 export const WatchElectionsRequestSchema: GenMessage<WatchElectionsRequest> = /*@__PURE__*/
-  messageDesc(file_electd_v1_directory, 3);
+  messageDesc(file_electd_v1_directory, 4);
 
 /**
  * WatchElectionsResponse carries elections in their latest state.
@@ -233,7 +271,7 @@ export type WatchElectionsResponse = Message<"electd.v1.WatchElectionsResponse">
  * Use `create(WatchElectionsResponseSchema)` to create a new message.
  */
 export const WatchElectionsResponseSchema: GenMessage<WatchElectionsResponse> = /*@__PURE__*/
-  messageDesc(file_electd_v1_directory, 4);
+  messageDesc(file_electd_v1_directory, 5);
 
 /**
  * GetElectionSessionsRequest names one election.
@@ -254,7 +292,7 @@ export type GetElectionSessionsRequest = Message<"electd.v1.GetElectionSessionsR
  * Use `create(GetElectionSessionsRequestSchema)` to create a new message.
  */
 export const GetElectionSessionsRequestSchema: GenMessage<GetElectionSessionsRequest> = /*@__PURE__*/
-  messageDesc(file_electd_v1_directory, 5);
+  messageDesc(file_electd_v1_directory, 6);
 
 /**
  * CandidateSession is the session of one session-bound candidate.
@@ -297,7 +335,7 @@ export type CandidateSession = Message<"electd.v1.CandidateSession"> & {
  * Use `create(CandidateSessionSchema)` to create a new message.
  */
 export const CandidateSessionSchema: GenMessage<CandidateSession> = /*@__PURE__*/
-  messageDesc(file_electd_v1_directory, 6);
+  messageDesc(file_electd_v1_directory, 7);
 
 /**
  * GetElectionSessionsResponse lists the session-bound candidates of one election.
@@ -318,7 +356,7 @@ export type GetElectionSessionsResponse = Message<"electd.v1.GetElectionSessions
  * Use `create(GetElectionSessionsResponseSchema)` to create a new message.
  */
 export const GetElectionSessionsResponseSchema: GenMessage<GetElectionSessionsResponse> = /*@__PURE__*/
-  messageDesc(file_electd_v1_directory, 7);
+  messageDesc(file_electd_v1_directory, 8);
 
 /**
  * ChangeCause tells why an election last changed.
