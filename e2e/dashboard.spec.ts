@@ -18,6 +18,7 @@ import {
 } from "./fixtures.js";
 
 const LIVE = { timeout: 1000 };
+const ADMIN = "electd.v1.ElectionAdminService";
 
 async function screenshot(page: import("@playwright/test").Page, file: string): Promise<void> {
   const path = `test-results/screenshots/${file}`;
@@ -353,6 +354,108 @@ test.describe("election page", () => {
     await page.goto(`${electd.url}/elections/${uniqueName("missing")}`);
     await page.getByRole("link", { name: "All elections" }).last().click();
     await expect(page.getByRole("heading", { level: 1, name: "Elections" })).toBeVisible();
+  });
+});
+
+test.describe("election page, follows and deletes", () => {
+  test("follows its own election only: elections whose names start with its name send it nothing", async ({
+    page,
+    electd,
+  }) => {
+    const name = uniqueName("spam");
+    await electd.create(name, ["solo"]);
+    // 300 elections named `<name>0` to `<name>299`, about 70 KB of directory entries.
+    const others = Array.from({ length: 300 }, (_, i) => `${name}${i}`);
+    await Promise.all(others.map((other) => electd.create(other, ["noise", "n".repeat(200)])));
+    // Bytes of directory stream responses, as the browser's network layer counts them.
+    const cdp = await page.context().newCDPSession(page);
+    await cdp.send("Network.enable");
+    const streams = new Set<string>();
+    let received = 0;
+    cdp.on("Network.requestWillBeSent", (event) => {
+      if (event.request.url.endsWith("/electd.v1.ElectionDirectoryService/WatchElections")) {
+        streams.add(event.requestId);
+      }
+    });
+    cdp.on("Network.dataReceived", (event) => {
+      if (streams.has(event.requestId)) received += event.dataLength;
+    });
+
+    await page.goto(`${electd.url}/elections/${name}`);
+    await expect(page.getByRole("list", { name: "Tags" })).toHaveText("solo");
+    await Promise.all(others.slice(0, 100).map((other) => electd.candidate("Enter", other, "x")));
+    // A session-bound leader: only the directory stream tells the page about sessions, so
+    // once the badge shows, that stream has delivered everything sent before it.
+    const { sessionId } = (await electd.call("OpenSession", { ttl: "60s" }, SESSIONS)) as {
+      sessionId: string;
+    };
+    await electd.call("Enter", { id: { name }, candidate: "own" }, LEADER_ELECTION, {
+      "electd-session": sessionId,
+    });
+    await expect(page.locator("#leader")).toHaveText("own", LIVE);
+    await expect(page.locator("#leader-session")).toHaveText(/^session [0-9a-f]{12}/, LIVE);
+    expect(streams.size).toBeGreaterThan(0);
+    // This election's own two states weigh a few hundred bytes.
+    expect(received).toBeLessThan(2000);
+    await electd.call("CloseSession", { sessionId }, SESSIONS);
+  });
+
+  test("Delete, after a confirmation, deletes the election: its page says so and the list drops the row live", async ({
+    page,
+    electd,
+    context,
+  }) => {
+    const name = uniqueName("doomed");
+    await electd.create(name, ["temp"]);
+    for (const c of ["a", "b"]) await electd.candidate("Enter", name, c);
+    await electd.candidate("Anoint", name, "b");
+    const list = await context.newPage();
+    await list.goto(electd.url);
+    await list.getByLabel("Filter").fill("doomed-");
+    await expect(list.locator(`tr[data-name='${name}']`)).toBeVisible();
+
+    await page.goto(`${electd.url}/elections/${name}`);
+    await expect(page.locator("#term")).toHaveText("2");
+    // Cancel keeps it, and the focus goes back where it was.
+    await page.getByRole("button", { name: "Delete election…" }).click();
+    await expect(page.getByRole("group")).toContainText(`Delete ${name} for every client?`);
+    await expect(page.getByRole("button", { name: "Cancel" })).toBeFocused();
+    await page.getByRole("button", { name: "Cancel" }).click();
+    await expect(page.getByRole("button", { name: "Delete election…" })).toBeFocused();
+    expect(await electd.term(name)).toEqual({ term: "2", leader: "b", candidates: ["a"] });
+
+    await page.getByRole("button", { name: "Delete election…" }).click();
+    await page.getByRole("button", { name: "Yes, delete it" }).click();
+    await expect(page.getByRole("heading", { level: 1, name: "Election deleted" })).toBeFocused();
+    await expect(page.getByText(`The election ${name} was deleted from this page.`)).toBeVisible();
+    await expect(page.locator(".last-term")).toHaveText(
+      "Its last term (fencing token) was 2. Created again under this name, it continues from term 2, so no fencing token is handed out twice.",
+    );
+    await expect(list.locator(`tr[data-name='${name}']`)).toHaveCount(0, LIVE);
+    await expect(electd.term(name)).rejects.toThrow(/not_found/);
+
+    // Deleted by another client while its page is open.
+    const other = uniqueName("doomed");
+    await electd.create(other, []);
+    await electd.candidate("Enter", other, "x");
+    await page.goto(`${electd.url}/elections/${other}`);
+    await expect(page.locator("#leader")).toHaveText("x");
+    await expect(list.locator(`tr[data-name='${other}']`)).toBeVisible(LIVE);
+    await electd.call("DeleteElection", { name: other }, ADMIN);
+    await expect(page.getByRole("heading", { level: 1, name: "Election deleted" })).toBeVisible(
+      LIVE,
+    );
+    await expect(page.getByText(`The election ${other} was deleted.`)).toBeVisible();
+    await expect(list.locator(`tr[data-name='${other}']`)).toHaveCount(0, LIVE);
+    await expect(list.getByText("No election matches the filter.")).toBeVisible();
+
+    // Created again, it continues from its last term, and "Check again" opens it.
+    await electd.create(other, []);
+    await page.getByRole("button", { name: "Check again" }).click();
+    await expect(page.getByRole("heading", { level: 1, name: other })).toBeVisible();
+    await expect(page.locator("#term")).toHaveText("1");
+    await expect(list.locator(`tr[data-name='${other}']`)).toBeVisible(LIVE);
+    await list.close();
   });
 });
 

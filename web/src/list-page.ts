@@ -18,7 +18,7 @@
 // link, `?tag=`) or a name-prefix view (`?prefix=`) does go to the server: then the page
 // subscribes to that subset only, and holds nothing else.
 import { createCommand, directory } from "./api.js";
-import { electionPath, h, setText } from "./dom.js";
+import { electionPath, h, setText, tagPath } from "./dom.js";
 import { ElectionIndex, type Entry } from "./election-index.js";
 import { follow } from "./live.js";
 
@@ -45,13 +45,8 @@ interface Row {
   entry: Entry | undefined;
 }
 
-/** A tag links to the list of every election carrying it, filtered by the server. */
-export function tagLink(tag: string): HTMLAnchorElement {
-  return h(
-    "a",
-    { class: "tag", href: `/?${new URLSearchParams({ tag })}`, "data-link": true, title: tag },
-    tag,
-  );
+function tagLink(tag: string): HTMLAnchorElement {
+  return h("a", { class: "tag", href: tagPath(tag), "data-link": true, title: tag }, tag);
 }
 
 function newRow(name: string): Row {
