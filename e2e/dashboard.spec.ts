@@ -457,6 +457,24 @@ test.describe("election page, follows and deletes", () => {
     await expect(list.locator(`tr[data-name='${other}']`)).toBeVisible(LIVE);
     await list.close();
   });
+
+  test("a malformed address says so instead of showing a blank page", async ({ page, electd }) => {
+    await page.goto(`${electd.url}/elections/%E0%A4%A`);
+    await expect(
+      page.getByRole("heading", { level: 1, name: "Not a valid election address" }),
+    ).toBeVisible();
+    await expect(page.locator(".not-found code")).toHaveText("%E0%A4%A");
+    await page.getByRole("link", { name: "All elections" }).click();
+    await expect(page.getByRole("heading", { level: 1, name: "Elections" })).toBeVisible();
+    // The same from a link inside the app.
+    await page.evaluate(() => {
+      window.history.pushState(null, "", "/elections/%ZZ");
+      window.dispatchEvent(new PopStateEvent("popstate"));
+    });
+    await expect(
+      page.getByRole("heading", { level: 1, name: "Not a valid election address" }),
+    ).toBeVisible();
+  });
 });
 
 test.describe("sessions", () => {
