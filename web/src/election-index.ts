@@ -154,8 +154,8 @@ export class ElectionIndex {
 
   /** Lowercase, trimmed text to match; "" shows everything. */
   setQuery(query: string): void {
-    if (query === this.query) return;
     this.settle();
+    if (query === this.query) return;
     // Typing one more letter only narrows: search what matched, not everything.
     const from = this.query !== "" && query.includes(this.query) ? this.matching : this.sorted;
     this.query = query;
