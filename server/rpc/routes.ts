@@ -5,7 +5,7 @@ import { ElectionDirectoryService } from "../../gen/electd/v1/directory_pb.js";
 import { SessionService } from "../../gen/electd/v1/session_pb.js";
 import { type DirectoryServiceOptions, directoryService } from "./directory.js";
 import { type ElectionServiceOptions, electionService } from "./election.js";
-import { guardBinaryRequests } from "./malformed.js";
+import { guardMalformedRequests } from "./malformed.js";
 import { type SessionServiceOptions, sessionService } from "./session.js";
 
 export type RouteOptions = ElectionServiceOptions &
@@ -20,6 +20,6 @@ export function routes(options: RouteOptions) {
     router.service(SessionService, sessionService(options.sessions));
     router.service(ElectionDirectoryService, directoryService(options));
     // Last: it wraps the handlers registered above.
-    guardBinaryRequests(router, options.maxRequestBytes);
+    guardMalformedRequests(router, options.maxRequestBytes);
   };
 }
