@@ -1,9 +1,16 @@
-// Fastify's request log without secrets. A Connect GET request carries its whole request
-// message in the query (`message=`), and some messages are bearer secrets: GetSession's is
-// a session id, which lets whoever holds it keep the session alive or close it. Fastify
-// logs `req.url` on every incoming request and in "Route ... not found", so both are
-// replaced here by the path with only the Connect protocol parameters' values kept.
-import { type FastifyRequest, type FastifyServerOptions, LogController } from "fastify";
+// How the server logs requests: Fastify's JSON log, without secrets and without noise.
+//
+// A Connect GET request carries its whole request message in the query (`message=`), and
+// some messages are bearer secrets: GetSession's is a session id, which lets whoever holds
+// it keep the session alive or close it. Fastify logs `req.url` on every incoming request
+// and in "Route ... not found", so both are replaced here by the path with only the
+// Connect protocol parameters' values kept.
+import {
+  type FastifyInstance,
+  type FastifyRequest,
+  type FastifyServerOptions,
+  LogController,
+} from "fastify";
 
 /** Query parameters that describe how a Connect GET is encoded, never what it says. */
 const harmless = new Set(["connect", "encoding", "base64", "compression"]);
@@ -49,4 +56,24 @@ export function loggerOptions(
     },
     logController: new RedactingLogController(),
   };
+}
+
+/**
+ * One debug line when a connection closes before its response was complete: usually a
+ * client that went away (a Watch it stopped, a call it cancelled). Fastify logs "request
+ * completed" only for responses that finish, and nothing at all for these otherwise.
+ */
+export function logUnfinishedResponses(fastify: FastifyInstance): void {
+  fastify.addHook("onRequest", (req, reply, done) => {
+    // Not "finish": an HTTP/2 response emits it also when the client resets the stream.
+    reply.raw.once("close", () => {
+      if (!reply.raw.writableEnded) {
+        req.log.debug(
+          { responseTime: reply.elapsedTime },
+          "connection closed before the response was complete",
+        );
+      }
+    });
+    done();
+  });
 }

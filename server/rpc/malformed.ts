@@ -110,6 +110,11 @@ async function* replay(
   if (rest) yield* { [Symbol.asyncIterator]: () => rest };
 }
 
+async function* failing(chunks: Uint8Array[], error: unknown): AsyncIterable<Uint8Array> {
+  yield* chunks;
+  throw error;
+}
+
 async function checked(
   handler: UniversalHandler,
   req: UniversalServerRequest,
@@ -127,11 +132,18 @@ async function checked(
   const chunks: Uint8Array[] = [];
   let size = 0;
   const it = (body as AsyncIterable<Uint8Array>)[Symbol.asyncIterator]();
-  for (let next = await it.next(); !next.done; next = await it.next()) {
-    chunks.push(next.value);
-    size += next.value.length;
-    // Past the limit Connect itself answers resource_exhausted: hand everything on.
-    if (size > readMaxBytes + 5) return { ...req, body: replay(chunks, it) };
+  try {
+    for (let next = await it.next(); !next.done; next = await it.next()) {
+      chunks.push(next.value);
+      size += next.value.length;
+      // Past the limit Connect itself answers resource_exhausted: hand everything on.
+      if (size > readMaxBytes + 5) return { ...req, body: replay(chunks, it) };
+    }
+  } catch (error) {
+    // The client went away before its request was complete. Thrown from here, the raw
+    // stream error would escape the handler and connect-fastify would print it with its
+    // stack; read by Connect, it ends the call quietly as any abandoned call does.
+    return { ...req, body: failing(chunks, error) };
   }
   const bytes = Buffer.concat(chunks);
   const unchanged = { ...req, body: replay([bytes]) };
