@@ -82,6 +82,7 @@ const protocols: Protocol[] = [
       }),
   },
   {
+    // Unary calls go as GET with the message in the query; Watch, streaming, as a POST.
     name: "Connect binary GET",
     binary: true,
     transport: (sendCompression) =>
