@@ -10,6 +10,7 @@ import type { ElectionStore } from "../store/store.js";
 import type { WatchHub } from "../watch/hub.js";
 import { builtDashboard, dashboard } from "./dashboard.js";
 import { createListener, type Handler, type Listener } from "./listener.js";
+import { loggerOptions, logUnfinishedResponses } from "./logging.js";
 
 export interface AppOptions {
   readonly config: Config;
@@ -31,11 +32,12 @@ export async function build(options: AppOptions): Promise<App> {
     return listener.server as ReturnType<FastifyServerFactory>;
   };
   const fastify = Fastify({
-    logger: { level: config.logLevel },
+    ...loggerOptions(config.logLevel),
     serverFactory,
     // Connect enforces its own body limit (readMaxBytes); this only bounds non-RPC routes.
     bodyLimit: config.limits.maxRequestBytes,
   });
+  logUnfinishedResponses(fastify);
   await fastify.register(fastifyConnectPlugin, {
     routes: routes(options.routes),
     readMaxBytes: config.limits.maxRequestBytes,
