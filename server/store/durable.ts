@@ -9,8 +9,18 @@
 // and the batch is written in one transaction when the turn ends (group commit): with more
 // concurrent clients each fsync carries more changes. Only after the commit are the new
 // states published to watchers, in commit order, and the callers' promises resolved.
-import { closeSync, existsSync, mkdirSync, openSync, readSync, statSync } from "node:fs";
-import { join, resolve } from "node:path";
+import {
+  closeSync,
+  existsSync,
+  fsyncSync,
+  mkdirSync,
+  openSync,
+  readSync,
+  renameSync,
+  rmSync,
+  statSync,
+} from "node:fs";
+import { dirname, join, resolve } from "node:path";
 import Database from "better-sqlite3";
 import { shuttingDown, unavailable } from "../errors.js";
 import { selectElections } from "./list.js";
@@ -43,6 +53,8 @@ export interface DurableStoreOptions {
 export const SCHEMA_VERSION = 1;
 export const DATA_FILE = "electd.db";
 export const LOCK_FILE = "electd.lock";
+/** Where a new data file is written before it is renamed to DATA_FILE. */
+export const NEW_DATA_FILE = "electd.db.new";
 
 const SQLITE_HEADER = Buffer.from("SQLite format 3\0", "latin1");
 const MAX_TERM = 2n ** 64n - 1n;
@@ -92,7 +104,12 @@ export function openDurableStore(options: DurableStoreOptions): ElectionStore {
   const dataDir = resolve(options.dataDir);
   const file = join(dataDir, DATA_FILE);
   try {
-    mkdirSync(dataDir, { recursive: true });
+    const created = mkdirSync(dataDir, { recursive: true });
+    // A new directory survives power loss only once the entry in its parent is fsynced.
+    for (let dir = dataDir; created !== undefined; dir = dirname(dir)) {
+      fsyncPath(dirname(dir));
+      if (dir === created) break;
+    }
   } catch (error) {
     throw new StoreStartError(
       `cannot create the data directory ${dataDir}: ${message(error)}; create it or set --data-dir / DATA_DIR`,
@@ -103,7 +120,7 @@ export function openDurableStore(options: DurableStoreOptions): ElectionStore {
   let db: Database.Database;
   try {
     found = inspectDataFile(file, dataDir);
-    db = openDataFile(file, options.busyTimeoutMs ?? 5000, found.fresh);
+    db = openDataFile(file, options.busyTimeoutMs ?? 5000);
   } catch (error) {
     lock.close();
     if (error instanceof StoreStartError) throw error;
@@ -303,14 +320,13 @@ function lockDataDir(dataDir: string): Database.Database {
   }
 }
 
-/** A non-empty file that is not SQLite at all is refused before SQLite opens it. */
+/**
+ * A file that is not SQLite at all is refused before SQLite opens it. So is an empty or
+ * cut-short one: electd writes a new data file complete before it takes this name.
+ */
 function refuseForeignFile(file: string, dataDir: string): void {
-  let size: number;
-  try {
-    size = statSync(file).size;
-  } catch {
-    return; // missing: a new, empty store
-  }
+  const size = statSync(file).size;
+  if (size === 0) throw damaged(file, dataDir, "it is empty (0 bytes)");
   const head = Buffer.alloc(SQLITE_HEADER.length);
   const fd = openSync(file, "r");
   try {
@@ -318,14 +334,11 @@ function refuseForeignFile(file: string, dataDir: string): void {
   } finally {
     closeSync(fd);
   }
-  if (size > 0 && !head.equals(SQLITE_HEADER)) {
-    throw damaged(file, dataDir, "it is not a SQLite database");
-  }
+  if (!head.equals(SQLITE_HEADER)) throw damaged(file, dataDir, "it is not a SQLite database");
 }
 
-/** What a data file holds; `fresh` when it has no tables yet. */
+/** What a data file holds. */
 interface Contents {
-  readonly fresh: boolean;
   readonly elections: Election[];
   readonly sessions: SessionRecord[];
 }
@@ -334,12 +347,20 @@ interface Contents {
  * Checks and reads the data file through a read-only connection. Read-only matters: a
  * read-write connection folds the write-ahead log into the file when it closes, so even a
  * refusal would change a damaged file and its log. This one leaves both as they were.
+ * A missing file is a new store: it is created here, complete, and found empty.
  */
 function inspectDataFile(file: string, dataDir: string): Contents {
-  refuseForeignFile(file, dataDir);
-  if (!existsSync(file) || statSync(file).size === 0) {
-    return { fresh: true, elections: [], sessions: [] };
+  if (!existsSync(file)) {
+    // Without its data file a log is a fragment of something lost: SQLite would apply it
+    // to the new file.
+    const log = `${file}-wal`;
+    if (existsSync(log) && statSync(log).size > 0) {
+      throw damaged(file, dataDir, `it is missing, but its log ${log} is there`);
+    }
+    createDataFile(dataDir);
+    return { elections: [], sessions: [] };
   }
+  refuseForeignFile(file, dataDir);
   const db = new Database(file, { readonly: true, fileMustExist: true });
   try {
     const check = db.pragma("quick_check") as { quick_check: string }[];
@@ -354,7 +375,7 @@ function inspectDataFile(file: string, dataDir: string): Contents {
         }[]
       ).map((t) => t.name),
     );
-    if (tables.size === 0) return { fresh: true, elections: [], sessions: [] };
+    if (tables.size === 0) throw damaged(file, dataDir, "it holds no tables");
     if (!tables.has("meta")) {
       throw new StoreStartError(
         `${file} is a SQLite database but not an electd data file (it has no meta table): point --data-dir / DATA_DIR at another directory, or move ${dataDir} aside`,
@@ -385,15 +406,54 @@ function inspectDataFile(file: string, dataDir: string): Contents {
     const sessions = (
       db.prepare("SELECT id, ttl_ms FROM sessions").all() as { id: string; ttl_ms: number }[]
     ).map((r) => ({ id: r.id, ttlMs: r.ttl_ms }));
-    return { fresh: false, elections, sessions };
+    return { elections, sessions };
   } finally {
     db.close();
   }
 }
 
-/** The read-write connection, after inspection: durable settings, and the schema if new. */
-function openDataFile(file: string, timeout: number, fresh: boolean): Database.Database {
-  const db = new Database(file, { timeout });
+/**
+ * Writes a new data file under another name, fsyncs it and renames it into place, then
+ * fsyncs the directory: electd.db never exists empty or half made, so one that is was
+ * damaged after electd wrote it, and is refused rather than taken for a new store.
+ */
+function createDataFile(dataDir: string): void {
+  const temp = join(dataDir, NEW_DATA_FILE);
+  // A leftover of a crash during creation never holds more than the schema.
+  rmSync(temp, { force: true });
+  rmSync(`${temp}-journal`, { force: true });
+  // The default rollback journal: each commit lands in the file itself, so the file alone
+  // is complete once closed. openDataFile switches the renamed file to WAL.
+  const db = new Database(temp);
+  try {
+    db.pragma("synchronous = FULL");
+    db.pragma("fullfsync = ON");
+    db.transaction(() => {
+      db.exec(SCHEMA);
+      db.prepare("INSERT INTO meta (key, value) VALUES ('schema_version', ?)").run(
+        String(SCHEMA_VERSION),
+      );
+    })();
+  } finally {
+    db.close();
+  }
+  fsyncPath(temp);
+  renameSync(temp, join(dataDir, DATA_FILE));
+  fsyncPath(dataDir);
+}
+
+function fsyncPath(path: string): void {
+  const fd = openSync(path, "r");
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** The read-write connection, after inspection, with the settings durability relies on. */
+function openDataFile(file: string, timeout: number): Database.Database {
+  const db = new Database(file, { timeout, fileMustExist: true });
   try {
     // WAL: a commit is one sequential append plus one fsync, and readers (such as an
     // online backup) never block the writer. FULL: the WAL is fsynced at every commit,
@@ -406,14 +466,6 @@ function openDataFile(file: string, timeout: number, fresh: boolean): Database.D
     // The log is reused after each checkpoint; this only trims it after it grew large,
     // for example while a long backup kept the checkpoint from finishing.
     db.pragma("journal_size_limit = 67108864");
-    if (fresh) {
-      db.transaction(() => {
-        db.exec(SCHEMA);
-        db.prepare("INSERT INTO meta (key, value) VALUES ('schema_version', ?)").run(
-          String(SCHEMA_VERSION),
-        );
-      })();
-    }
     return db;
   } catch (error) {
     db.close();

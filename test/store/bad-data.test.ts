@@ -3,14 +3,14 @@
 // second server on the same DATA_DIR is refused while the first keeps serving.
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { existsSync, readFileSync, statSync, truncateSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
 import { createClient } from "@connectrpc/connect";
 import { createConnectTransport, Http2SessionManager } from "@connectrpc/connect-node";
 import Database from "better-sqlite3";
 import { LeaderElection } from "../../gen/atomix/runtime/election/v1/election_pb.js";
-import { DATA_FILE, openDurableStore } from "../../server/store/durable.js";
+import { DATA_FILE, NEW_DATA_FILE, openDurableStore } from "../../server/store/durable.js";
 import { StoreStartError } from "../../server/store/store.js";
 import { root, runMain, type ServerProcess, spawnServer } from "../support/process.js";
 import { tempDir } from "../support/tempdir.js";
@@ -72,6 +72,81 @@ describe("durable store refuses data it cannot trust", () => {
     const file = join(dataDir, DATA_FILE);
     truncateSync(file, Math.floor(readFileSync(file).length / 2));
     await expectRefusal(dataDir, /damaged or unreadable.*restore .* from a backup/);
+  });
+
+  it("refuses an empty data file instead of starting a new store on it", async () => {
+    const dataDir = directory();
+    writeFileSync(join(dataDir, DATA_FILE), "");
+    await expectRefusal(dataDir, /damaged or unreadable \(it is empty.*restore .* from a backup/);
+  });
+
+  it("refuses a new data file cut short at any length", async () => {
+    const made = directory();
+    await openDurableStore({ dataDir: made, maxElections: 10 }).close();
+    const bytes = readFileSync(join(made, DATA_FILE));
+    const pageSize = bytes.readUInt16BE(16);
+    const cuts = [0, 10, 100, pageSize - 1];
+    for (let cut = pageSize; cut < bytes.length; cut += pageSize) cuts.push(cut);
+    for (const cut of cuts) {
+      const dataDir = directory();
+      writeFileSync(join(dataDir, DATA_FILE), bytes.subarray(0, cut));
+      assert.throws(
+        () => openDurableStore({ dataDir, maxElections: 10 }),
+        (error) => error instanceof StoreStartError && /damaged or unreadable/.test(error.message),
+        `cut at ${cut} of ${bytes.length} bytes`,
+      );
+      assert.equal(readFileSync(join(dataDir, DATA_FILE)).length, cut);
+    }
+  });
+
+  it("refuses a SQLite file without tables", async () => {
+    const dataDir = directory();
+    const db = new Database(join(dataDir, DATA_FILE));
+    db.pragma("journal_mode = WAL");
+    db.close();
+    await expectRefusal(dataDir, /damaged or unreadable \(it holds no tables\)/);
+  });
+
+  it("refuses a log whose data file is missing", async () => {
+    const dataDir = await populated();
+    const file = join(dataDir, DATA_FILE);
+    // A writer killed after committing: its last change is only in the log.
+    const crash = spawnSync(
+      process.execPath,
+      [
+        "-e",
+        `const db = new (require("better-sqlite3"))(${JSON.stringify(file)});
+         db.pragma("journal_mode = WAL");
+         db.prepare("DELETE FROM elections").run();
+         process.kill(process.pid, "SIGKILL");`,
+      ],
+      { cwd: root },
+    );
+    assert.equal(crash.signal, "SIGKILL");
+    rmSync(file);
+    const log = readFileSync(`${file}-wal`);
+    const { code, stderr } = await runMain(["--store", "durable", "--data-dir", dataDir]);
+    assert.notEqual(code, 0);
+    assert.match(stderr, /electd\.db is damaged or unreadable \(it is missing, but its log/);
+    assert.ok(!existsSync(file), "a new data file was made next to the log");
+    assert.ok(readFileSync(`${file}-wal`).equals(log), "the log was changed");
+  });
+
+  it("writes a new data file complete, discarding what an interrupted creation left", async () => {
+    const dataDir = directory();
+    writeFileSync(join(dataDir, NEW_DATA_FILE), "half of a schema");
+    const store = openDurableStore({ dataDir, maxElections: 10 });
+    await store.create("e", []);
+    await store.close();
+    assert.ok(!existsSync(join(dataDir, NEW_DATA_FILE)));
+    const db = new Database(join(dataDir, DATA_FILE), { readonly: true });
+    try {
+      assert.deepEqual(db.pragma("quick_check"), [{ quick_check: "ok" }]);
+      assert.equal(db.pragma("journal_mode", { simple: true }), "wal");
+      assert.deepEqual(db.prepare("SELECT name FROM elections").all(), [{ name: "e" }]);
+    } finally {
+      db.close();
+    }
   });
 
   it("refuses a data file whose pages were overwritten", async () => {
