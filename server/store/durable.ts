@@ -10,7 +10,9 @@
 // concurrent clients each fsync carries more changes. Only after the commit are the new
 // states published to watchers, in commit order, and the callers' promises resolved.
 import {
+  accessSync,
   closeSync,
+  constants,
   existsSync,
   fsyncSync,
   mkdirSync,
@@ -20,6 +22,7 @@ import {
   rmSync,
   statSync,
 } from "node:fs";
+import { userInfo } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import Database from "better-sqlite3";
 import { shuttingDown, unavailable } from "../errors.js";
@@ -112,9 +115,11 @@ export function openDurableStore(options: DurableStoreOptions): ElectionStore {
     }
   } catch (error) {
     throw new StoreStartError(
-      `cannot create the data directory ${dataDir}: ${message(error)}; create it or set --data-dir / DATA_DIR`,
+      `electd runs as ${currentUser()} and cannot create the data directory ${dataDir}: ${message(error)}; create it for that user, or set --data-dir / DATA_DIR`,
     );
   }
+  const denied = accessProblem(dataDir);
+  if (denied) throw denied;
   const lock = lockDataDir(dataDir);
   let found: Contents;
   let db: Database.Database;
@@ -123,8 +128,7 @@ export function openDurableStore(options: DurableStoreOptions): ElectionStore {
     db = openDataFile(file, options.busyTimeoutMs ?? 5000);
   } catch (error) {
     lock.close();
-    if (error instanceof StoreStartError) throw error;
-    throw damaged(file, dataDir, error);
+    throw startFailure(file, dataDir, error);
   }
 
   /** What clients may see: only committed states (see `get`). */
@@ -314,8 +318,11 @@ function lockDataDir(dataDir: string): Database.Database {
         `another electd is already using the data directory ${dataDir} (${path} is locked): stop it, or give this server its own --data-dir / DATA_DIR`,
       );
     }
-    throw new StoreStartError(
-      `cannot lock the data directory with ${path}: ${message(error)}; check that ${dataDir} is writable by this user (the lock file holds no data and may be deleted while electd is stopped)`,
+    throw (
+      accessProblem(dataDir) ??
+      new StoreStartError(
+        `cannot lock the data directory with ${path}: ${message(error)} (the lock file holds no data and may be deleted while electd is stopped)`,
+      )
     );
   }
 }
@@ -516,10 +523,101 @@ function strings(value: unknown, field: string): string[] {
   return value;
 }
 
+/** Why startup failed, told as what the operator has to do about it. */
+function startFailure(file: string, dataDir: string, error: unknown): StoreStartError {
+  if (error instanceof StoreStartError) return error;
+  const code = errorCode(error) ?? "";
+  if (PERMISSION_ERRORS.has(code)) {
+    return noAccess((error as NodeJS.ErrnoException).path ?? file, dataDir, error);
+  }
+  if (
+    code.startsWith("SQLITE_READONLY") ||
+    code.startsWith("SQLITE_CANTOPEN") ||
+    code === "SQLITE_PERM"
+  ) {
+    // SQLite does not say which file it could not open or write; the file system does.
+    const found = accessProblem(dataDir);
+    if (found) return found;
+    if (!code.startsWith("SQLITE_CANTOPEN")) return noAccess(file, dataDir, error);
+  }
+  if (code.startsWith("SQLITE_BUSY") || code.startsWith("SQLITE_LOCKED")) {
+    return new StoreStartError(
+      `${file} is locked by another process (such as a sqlite3 shell with a transaction open): end that transaction or process, then start electd again`,
+    );
+  }
+  return damaged(file, dataDir, error);
+}
+
+const PERMISSION_ERRORS = new Set(["EACCES", "EPERM", "EROFS"]);
+
+/**
+ * The first file in DATA_DIR this process may not read and write, as a refusal. Checked
+ * before SQLite opens anything: SQLite quietly opens a file it may not write read-only
+ * and fails later with "attempt to write a readonly database" or "unable to open database
+ * file", which reads like damage and would send the operator to move good data aside.
+ * access(2) rather than a trial open: closing any descriptor of a file drops the locks
+ * this process holds on it through another.
+ */
+function accessProblem(dataDir: string): StoreStartError | undefined {
+  const files = [LOCK_FILE, DATA_FILE, `${DATA_FILE}-wal`, `${DATA_FILE}-shm`];
+  for (const path of [dataDir, ...files.map((f) => join(dataDir, f))]) {
+    const mode =
+      path === dataDir
+        ? constants.R_OK | constants.W_OK | constants.X_OK
+        : constants.R_OK | constants.W_OK;
+    try {
+      accessSync(path, mode);
+    } catch (error) {
+      if (PERMISSION_ERRORS.has(errorCode(error) ?? "")) return noAccess(path, dataDir, error);
+    }
+  }
+  return undefined;
+}
+
+/** A permission problem: the data is fine, the fix is ownership, modes or the mount. */
+function noAccess(path: string, dataDir: string, cause: unknown): StoreStartError {
+  if (errorCode(cause) === "EROFS") {
+    return new StoreStartError(
+      `${path} is on a read-only file system, and electd must write to ${dataDir}: mount it read-write (the data itself is not damaged)`,
+    );
+  }
+  let owner = "";
+  try {
+    const stat = statSync(path);
+    owner = `; it is owned by uid ${stat.uid}, group ${stat.gid}, mode ${(stat.mode & 0o7777).toString(8).padStart(4, "0")}`;
+  } catch {
+    // Not even visible: the message still names the path and the user.
+  }
+  const lockNote =
+    path === join(dataDir, LOCK_FILE)
+      ? " (the lock file holds no data: it may also be deleted while electd is stopped)"
+      : "";
+  return new StoreStartError(
+    `permission denied: electd runs as ${currentUser()} and may not read and write ${path} (${message(cause)}${owner}): give that user read and write access to ${dataDir} and everything in it (chown or chmod), or run electd as the user that owns them${lockNote}; the data itself is not damaged`,
+  );
+}
+
+function currentUser(): string {
+  const uid = process.getuid?.();
+  const id = uid === undefined ? "" : ` (uid ${uid})`;
+  try {
+    return `user ${userInfo().username}${id}`;
+  } catch {
+    return `uid ${uid}`; // no entry in the user database
+  }
+}
+
 function damaged(file: string, dataDir: string, cause: unknown): StoreStartError {
   return new StoreStartError(
     `${file} is damaged or unreadable (${message(cause)}); electd will not start on it: restore ${DATA_FILE} from a backup, or move ${dataDir} aside to start with no elections`,
   );
+}
+
+/** SQLite's code (SQLITE_...) or the system's (EACCES, ...). */
+function errorCode(error: unknown): string | undefined {
+  if (error instanceof Database.SqliteError) return error.code;
+  const code = (error as NodeJS.ErrnoException | undefined)?.code;
+  return typeof code === "string" ? code : undefined;
 }
 
 function sqliteCode(error: unknown): string | undefined {

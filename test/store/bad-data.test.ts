@@ -3,14 +3,29 @@
 // second server on the same DATA_DIR is refused while the first keeps serving.
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { existsSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import {
+  chmodSync,
+  chownSync,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  truncateSync,
+  writeFileSync,
+} from "node:fs";
+import { dirname, join } from "node:path";
 import { after, describe, it } from "node:test";
 import { createClient } from "@connectrpc/connect";
 import { createConnectTransport, Http2SessionManager } from "@connectrpc/connect-node";
 import Database from "better-sqlite3";
 import { LeaderElection } from "../../gen/atomix/runtime/election/v1/election_pb.js";
-import { DATA_FILE, NEW_DATA_FILE, openDurableStore } from "../../server/store/durable.js";
+import {
+  DATA_FILE,
+  LOCK_FILE,
+  NEW_DATA_FILE,
+  openDurableStore,
+} from "../../server/store/durable.js";
 import { StoreStartError } from "../../server/store/store.js";
 import { root, runMain, type ServerProcess, spawnServer } from "../support/process.js";
 import { tempDir } from "../support/tempdir.js";
@@ -44,12 +59,13 @@ async function expectRefusal(
   dataDir: string,
   pattern: RegExp,
   named = join(dataDir, DATA_FILE),
+  as: { uid?: number; gid?: number } = {},
 ): Promise<string> {
   const file = join(dataDir, DATA_FILE);
   const log = `${file}-wal`;
   const before = readFileSync(file);
   const logBefore = existsSync(log) ? readFileSync(log) : undefined;
-  const { code, stderr, stdout } = await runMain(["--store", "durable", "--data-dir", dataDir]);
+  const { code, stderr, stdout } = await runMain(["--store", "durable", "--data-dir", dataDir], as);
   assert.notEqual(code, 0, `electd started: ${stdout}`);
   assert.match(stderr, /^electd: /);
   assert.ok(stderr.includes(named), `message does not name ${named}: ${stderr}`);
@@ -235,3 +251,101 @@ describe("durable store refuses data it cannot trust", () => {
     assert.equal(await stop(second), 0);
   });
 });
+
+/**
+ * Tests run as root, whom file modes do not stop: the server runs as `nobody` instead,
+ * on files root owns, as an operator's electd would on files of another account.
+ */
+const NOBODY = { uid: 65534, gid: 65534 };
+
+/** A populated data directory that `nobody` may enter, every file in it root's. */
+async function rootsDirectory(): Promise<string> {
+  const dataDir = await populated();
+  chmodSync(dirname(dataDir), 0o755);
+  chmodSync(dataDir, 0o755);
+  return dataDir;
+}
+
+function giveToNobody(...paths: string[]): void {
+  for (const path of paths) chownSync(path, NOBODY.uid, NOBODY.gid);
+}
+
+/** A refusal that is about permissions: names the user, and never calls the data bad. */
+async function expectPermissionRefusal(
+  dataDir: string,
+  named: string,
+  pattern: RegExp,
+  as: { uid?: number; gid?: number } = NOBODY,
+): Promise<void> {
+  const stderr = await expectRefusal(dataDir, pattern, named, as);
+  assert.doesNotMatch(stderr, /damaged or unreadable|aside|restore|backup/);
+}
+
+describe("durable store reports permission problems as such", () => {
+  it("a data directory the server's user may not write", async () => {
+    const dataDir = await rootsDirectory();
+    await expectPermissionRefusal(
+      dataDir,
+      dataDir,
+      /permission denied: electd runs as user nobody \(uid 65534\).*owned by uid 0.*chown or chmod/,
+    );
+  });
+
+  it("a data file the server's user may not write", async () => {
+    const dataDir = await rootsDirectory();
+    giveToNobody(dataDir, join(dataDir, LOCK_FILE));
+    const file = join(dataDir, DATA_FILE);
+    await expectPermissionRefusal(
+      dataDir,
+      file,
+      /user nobody.*may not read and write \S*electd\.db /,
+    );
+  });
+
+  it("a data file the server's user may not even read", async () => {
+    const dataDir = await rootsDirectory();
+    giveToNobody(dataDir, join(dataDir, LOCK_FILE));
+    const file = join(dataDir, DATA_FILE);
+    chmodSync(file, 0o600);
+    await expectPermissionRefusal(dataDir, file, /user nobody.*mode 0600/);
+  });
+
+  it("a lock file owned by another user", async () => {
+    const dataDir = await rootsDirectory();
+    giveToNobody(dataDir, join(dataDir, DATA_FILE));
+    const lock = join(dataDir, LOCK_FILE);
+    await expectPermissionRefusal(
+      dataDir,
+      lock,
+      /user nobody.*electd\.lock.*the lock file holds no data/,
+    );
+  });
+
+  it("a data directory on a read-only file system", async () => {
+    const source = await populated();
+    const dataDir = join(directory(), "read-only");
+    mkdirSync(dataDir);
+    mount(["--bind", source, dataDir]);
+    try {
+      mount(["-o", "remount,bind,ro", dataDir]);
+      await expectPermissionRefusal(
+        dataDir,
+        dataDir,
+        /read-only file system.*mount it read-write/,
+        {},
+      );
+    } finally {
+      umount(dataDir);
+    }
+  });
+});
+
+function mount(args: string[]): void {
+  const result = spawnSync("mount", args, { encoding: "utf8" });
+  assert.equal(result.status, 0, `mount ${args.join(" ")}: ${result.stderr}`);
+}
+
+function umount(path: string): void {
+  const result = spawnSync("umount", [path], { encoding: "utf8" });
+  assert.equal(result.status, 0, `umount ${path}: ${result.stderr}`);
+}
