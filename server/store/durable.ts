@@ -50,6 +50,19 @@ export interface DurableStoreOptions {
    * (one server per directory); only an outside tool such as the sqlite3 shell can.
    */
   readonly busyTimeoutMs?: number;
+  /**
+   * Hears every commit that failed, with what its callers are not told (they get only the
+   * cause, never the server's paths): the file and SQLite's code and message. For the log.
+   */
+  readonly onCommitError?: (failure: CommitFailure) => void;
+}
+
+export interface CommitFailure {
+  /** One line for the log: the file, SQLite's code and message, how many changes. */
+  readonly message: string;
+  readonly file: string;
+  readonly code: string | undefined;
+  readonly error: unknown;
 }
 
 /** The schema this code writes. Bump it with a migration when the tables change. */
@@ -203,7 +216,15 @@ export function openDurableStore(options: DurableStoreOptions): ElectionStore {
     } catch (error) {
       // Nothing of this batch is on disk: forget it, so later calls decide on what is.
       current = new Map(committed);
-      batch.reject(unavailable(`the change could not be saved to ${file}: ${message(error)}`));
+      batch.reject(unavailable(`the change could not be saved: ${commitCause(error)}`));
+      const code = errorCode(error);
+      const changes = batch.events.length + batch.sessions.size;
+      options.onCommitError?.({
+        message: `could not save ${changes} change(s) to ${file}: ${code ?? "error"}: ${message(error)}`,
+        file,
+        code,
+        error,
+      });
       return;
     }
     for (const election of batch.events) {
@@ -521,6 +542,21 @@ function strings(value: unknown, field: string): string[] {
     throw new Error(`${field} is not a list of strings`);
   }
   return value;
+}
+
+/** Why a commit failed, as its callers are told: without the server's paths. */
+function commitCause(error: unknown): string {
+  const code = errorCode(error) ?? "";
+  if (code === "SQLITE_FULL") return "the disk is full";
+  if (code.startsWith("SQLITE_BUSY") || code.startsWith("SQLITE_LOCKED")) {
+    return "the data file is locked by another process; retry";
+  }
+  if (code.startsWith("SQLITE_READONLY") || code === "SQLITE_PERM") {
+    return "the server may not write its data file";
+  }
+  if (code.startsWith("SQLITE_IOERR")) return "the disk reported an I/O error";
+  if (code.startsWith("SQLITE_CORRUPT")) return "the data file is damaged";
+  return "the data file could not be written";
 }
 
 /** Why startup failed, told as what the operator has to do about it. */

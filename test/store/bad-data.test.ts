@@ -27,6 +27,7 @@ import {
   openDurableStore,
 } from "../../server/store/durable.js";
 import { StoreStartError } from "../../server/store/store.js";
+import { mount, umount } from "../support/mount.js";
 import { root, runMain, type ServerProcess, spawnServer } from "../support/process.js";
 import { tempDir } from "../support/tempdir.js";
 
@@ -339,13 +340,3 @@ describe("durable store reports permission problems as such", () => {
     }
   });
 });
-
-function mount(args: string[]): void {
-  const result = spawnSync("mount", args, { encoding: "utf8" });
-  assert.equal(result.status, 0, `mount ${args.join(" ")}: ${result.stderr}`);
-}
-
-function umount(path: string): void {
-  const result = spawnSync("umount", [path], { encoding: "utf8" });
-  assert.equal(result.status, 0, `umount ${path}: ${result.stderr}`);
-}
