@@ -27,6 +27,7 @@ export async function start(config: Config): Promise<Electd> {
       ? openDurableStore({
           dataDir: config.dataDir,
           maxElections,
+          busyTimeoutMs: config.storeBusyTimeoutMs,
           // The callers hear only the cause; the path and SQLite's code are for the operator.
           onCommitError: ({ message, file, code, error }) =>
             app?.fastify.log.error({ err: error, file, code }, message),

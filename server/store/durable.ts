@@ -46,8 +46,10 @@ export interface DurableStoreOptions {
   readonly dataDir: string;
   readonly maxElections: number;
   /**
-   * How long a commit waits while something else writes the data file. electd never does
-   * (one server per directory); only an outside tool such as the sqlite3 shell can.
+   * How long a commit waits while something else writes the data file (default 50 ms).
+   * electd never does (one server per directory); only an outside tool such as the
+   * sqlite3 shell can. The wait blocks the event loop, so it must stay short: after it the
+   * commit fails as unavailable ("the data file is locked by another process; retry").
    */
   readonly busyTimeoutMs?: number;
   /**
@@ -138,7 +140,7 @@ export function openDurableStore(options: DurableStoreOptions): ElectionStore {
   let db: Database.Database;
   try {
     found = inspectDataFile(file, dataDir);
-    db = openDataFile(file, options.busyTimeoutMs ?? 5000);
+    db = openDataFile(file, options.busyTimeoutMs ?? 50);
   } catch (error) {
     lock.close();
     throw startFailure(file, dataDir, error);

@@ -6,8 +6,10 @@ import assert from "node:assert/strict";
 import { closeSync, mkdirSync, openSync, rmSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { describe, it } from "node:test";
+import { setTimeout } from "node:timers/promises";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
+import Database from "better-sqlite3";
 import { LeaderElection } from "../../gen/atomix/runtime/election/v1/election_pb.js";
 import { DATA_FILE } from "../../server/store/durable.js";
 import { mount, umount } from "../support/mount.js";
@@ -52,6 +54,63 @@ function fill(path: string): void {
 }
 
 describe("durable store under faults", () => {
+  it("keeps serving while another process holds the data file's write lock", async () => {
+    const dataDir = tempDir("locked");
+    const server = await startDurable(dataDir);
+    try {
+      const client = clientOf(server);
+      const id = { name: "e" };
+      await client.create({ id });
+      // A sqlite3 shell in the middle of a transaction, as an operator might leave one.
+      const outside = new Database(join(dataDir, DATA_FILE));
+      outside.exec("BEGIN IMMEDIATE");
+      let slowest = 0;
+      const refusals: ConnectError[] = [];
+      try {
+        const until = Date.now() + 1500;
+        const health = async () => {
+          while (Date.now() < until) {
+            const started = performance.now();
+            const res = await fetch(`${server.url}/healthz`);
+            assert.equal(res.status, 200);
+            await res.json();
+            slowest = Math.max(slowest, performance.now() - started);
+            await setTimeout(20);
+          }
+        };
+        const writer = async (w: number) => {
+          for (let i = 0; Date.now() < until; i++) {
+            await client.enter({ id, candidate: `w${w}-${i}` }).then(
+              () => assert.fail("a write was acknowledged while the file was locked"),
+              (error: unknown) => refusals.push(ConnectError.from(error)),
+            );
+          }
+        };
+        await Promise.all([health(), writer(0), writer(1), writer(2), writer(3)]);
+      } finally {
+        outside.exec("ROLLBACK");
+        outside.close();
+      }
+      // Each commit waits for the lock only briefly (50 ms by default), so the event loop
+      // keeps turning: a generous bound for a loaded machine, far below a frozen loop.
+      assert.ok(slowest < 1000, `/healthz took ${Math.round(slowest)} ms`);
+      assert.ok(refusals.length >= 4);
+      for (const error of refusals) {
+        assert.equal(error.code, Code.Unavailable);
+        assert.equal(
+          error.rawMessage,
+          "the change could not be saved: the data file is locked by another process; retry",
+        );
+      }
+      const { term } = await client.enter({ id, candidate: "after" });
+      assert.deepEqual(term?.candidates, []);
+      assert.equal(term?.leader, "after");
+      assert.ok(server.output().includes(`to ${join(dataDir, DATA_FILE)}: SQLITE_BUSY`));
+    } finally {
+      await stop(server);
+    }
+  });
+
   it("answers unavailable while the disk is full, and saves again once there is room", async () => {
     const dataDir = join(tempDir("full"), "tmpfs");
     mkdirSync(dataDir);
