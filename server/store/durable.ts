@@ -147,10 +147,10 @@ export function openDurableStore(options: DurableStoreOptions): ElectionStore {
   }
 
   /** What clients may see: only committed states (see `get`). */
-  const committed = new Map(found.elections.map((e) => [e.name, e]));
+  const committed = found.elections;
   /** Committed states plus the ones staged in the open batch: what `decide` runs on. */
   let current = new Map(committed);
-  const sessions = new Map(found.sessions.map((s) => [s.id, s]));
+  const sessions = found.sessions;
   const listeners = new Set<ChangeListener>();
   let open: Batch | undefined;
   let closed = false;
@@ -367,10 +367,10 @@ function refuseForeignFile(file: string, dataDir: string): void {
   if (!head.equals(SQLITE_HEADER)) throw damaged(file, dataDir, "it is not a SQLite database");
 }
 
-/** What a data file holds. */
+/** What a data file holds, by name and by id. */
 interface Contents {
-  readonly elections: Election[];
-  readonly sessions: SessionRecord[];
+  readonly elections: Map<string, Election>;
+  readonly sessions: Map<string, SessionRecord>;
 }
 
 /**
@@ -388,7 +388,7 @@ function inspectDataFile(file: string, dataDir: string): Contents {
       throw damaged(file, dataDir, `it is missing, but its log ${log} is there`);
     }
     createDataFile(dataDir);
-    return { elections: [], sessions: [] };
+    return { elections: new Map(), sessions: new Map() };
   }
   refuseForeignFile(file, dataDir);
   const db = new Database(file, { readonly: true, fileMustExist: true });
@@ -426,16 +426,21 @@ function inspectDataFile(file: string, dataDir: string): Contents {
     for (const table of ["elections", "sessions"]) {
       if (!tables.has(table)) throw damaged(file, dataDir, `its ${table} table is missing`);
     }
-    const elections = (db.prepare("SELECT * FROM elections").all() as ElectionRow[]).map((r) => {
+    // Row by row into the maps the store keeps: no array of every row next to the
+    // elections built from it, so loading needs no more memory than serving them.
+    const elections = new Map<string, Election>();
+    for (const row of db.prepare("SELECT * FROM elections").iterate() as Iterable<ElectionRow>) {
       try {
-        return fromRow(r);
+        elections.set(row.name, fromRow(row));
       } catch (error) {
-        throw damaged(file, dataDir, `election "${r.name}": ${message(error)}`);
+        throw damaged(file, dataDir, `election "${row.name}": ${message(error)}`);
       }
-    });
-    const sessions = (
-      db.prepare("SELECT id, ttl_ms FROM sessions").all() as { id: string; ttl_ms: number }[]
-    ).map((r) => ({ id: r.id, ttlMs: r.ttl_ms }));
+    }
+    const sessions = new Map<string, SessionRecord>();
+    const sessionRows = db.prepare("SELECT id, ttl_ms FROM sessions").iterate();
+    for (const row of sessionRows as Iterable<{ id: string; ttl_ms: number }>) {
+      sessions.set(row.id, { id: row.id, ttlMs: row.ttl_ms });
+    }
     return { elections, sessions };
   } finally {
     db.close();
