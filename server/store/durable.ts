@@ -336,7 +336,7 @@ function lockDataDir(dataDir: string): Database.Database {
     return lock;
   } catch (error) {
     lock?.close();
-    if (sqliteCode(error) === "SQLITE_BUSY") {
+    if (errorCode(error) === "SQLITE_BUSY") {
       throw new StoreStartError(
         `another electd is already using the data directory ${dataDir} (${path} is locked): stop it, or give this server its own --data-dir / DATA_DIR`,
       );
@@ -661,10 +661,6 @@ function errorCode(error: unknown): string | undefined {
   if (error instanceof Database.SqliteError) return error.code;
   const code = (error as NodeJS.ErrnoException | undefined)?.code;
   return typeof code === "string" ? code : undefined;
-}
-
-function sqliteCode(error: unknown): string | undefined {
-  return error instanceof Database.SqliteError ? error.code : undefined;
 }
 
 function message(error: unknown): string {
