@@ -14,7 +14,7 @@ import {
   truncateSync,
   writeFileSync,
 } from "node:fs";
-import { dirname, join } from "node:path";
+import { join } from "node:path";
 import { after, describe, it } from "node:test";
 import { createClient } from "@connectrpc/connect";
 import { createConnectTransport, Http2SessionManager } from "@connectrpc/connect-node";
@@ -262,7 +262,7 @@ const NOBODY = { uid: 65534, gid: 65534 };
 /** A populated data directory that `nobody` may enter, every file in it root's. */
 async function rootsDirectory(): Promise<string> {
   const dataDir = await populated();
-  chmodSync(dirname(dataDir), 0o755);
+  // mkdtemp makes it 0700; its parent is the system's temporary directory, open to all.
   chmodSync(dataDir, 0o755);
   return dataDir;
 }
