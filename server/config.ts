@@ -11,6 +11,8 @@ export interface Config {
   /** Where elections live: "durable" (SQLite in dataDir) or "memory" (lost on exit). */
   readonly store: "durable" | "memory";
   readonly dataDir: string;
+  /** How long a commit may wait for another process's lock on the data file. */
+  readonly storeBusyTimeoutMs: number;
   readonly limits: {
     readonly maxNameBytes: number;
     readonly maxTags: number;
@@ -73,6 +75,12 @@ export const settings = {
     env: "DATA_DIR",
     fallback: "./data",
     help: "directory of the durable store, created if missing",
+  },
+  storeBusyTimeout: {
+    flag: "store-busy-timeout",
+    env: "STORE_BUSY_TIMEOUT",
+    fallback: "50ms",
+    help: "longest wait for another process's lock on the data file before a write fails (at most 1s)",
   },
   maxNameBytes: {
     flag: "max-name-bytes",
@@ -150,6 +158,8 @@ export const settings = {
 } as const satisfies Record<string, Setting>;
 
 type Key = keyof typeof settings;
+
+const MAX_STORE_BUSY_TIMEOUT_MS = 1000;
 
 export class ConfigError extends Error {}
 
@@ -240,6 +250,13 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Con
   }
   const dataDir = raw("dataDir");
   if (dataDir === "") throw new ConfigError("--data-dir / DATA_DIR: must not be empty");
+  // The wait blocks the event loop: every call, keep-alive and session timer waits with it.
+  const storeBusyTimeoutMs = duration("storeBusyTimeout");
+  if (storeBusyTimeoutMs > MAX_STORE_BUSY_TIMEOUT_MS) {
+    throw new ConfigError(
+      `--store-busy-timeout / STORE_BUSY_TIMEOUT: at most 1s, since the whole server waits with it`,
+    );
+  }
   return {
     host: raw("host"),
     port: int("port", 0, 65535),
@@ -247,6 +264,7 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Con
     logLevel: raw("logLevel"),
     store,
     dataDir,
+    storeBusyTimeoutMs,
     limits: {
       maxNameBytes: int("maxNameBytes", 1),
       maxTags: int("maxTags", 0),
