@@ -48,6 +48,9 @@ export async function build(options: AppOptions): Promise<App> {
     store: store.kind,
     elections: store.size(),
     watches: hub.size,
+    sessions: options.routes.sessions.registry.size,
+    // Ended sessions whose candidates are still being withdrawn (the store is failing).
+    endingSessions: options.routes.sessions.registry.endingSize,
   }));
   await fastify.register(dashboard, { root: builtDashboard });
   fastify.addHook("preClose", async () => {
