@@ -27,7 +27,7 @@ export async function build(options: AppOptions): Promise<App> {
   const { config, store, hub } = options;
   let listener: Listener | undefined;
   const serverFactory: FastifyServerFactory = (handler) => {
-    listener = createListener(handler as Handler, config.tls);
+    listener = createListener(handler as Handler, config.tls, config.connections);
     return listener.server as ReturnType<FastifyServerFactory>;
   };
   const fastify = Fastify({
