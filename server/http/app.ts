@@ -46,6 +46,7 @@ export async function build(options: AppOptions): Promise<App> {
     store: store.kind,
     elections: store.size(),
     watches: hub.size,
+    connections: listener?.open ?? 0,
   }));
   await fastify.register(dashboard, { root: builtDashboard });
   fastify.addHook("preClose", async () => {

@@ -1,4 +1,5 @@
-// One listening socket for every protocol, with Node's timeouts for HTTP/1.1 working on it.
+// One listening socket for every protocol, and the rules that keep any client from
+// holding it: deadlines for a first request, idle timeouts.
 //
 // Cleartext: HTTP/1.1 and HTTP/2 with prior knowledge (h2c) are told apart by the
 // connection preface. Node's cleartext http2 server cannot fall back to HTTP/1.1 and reads a
@@ -8,7 +9,10 @@
 // ALPN itself.
 //
 // Node's HTTP/1.1 server already enforces headersTimeout, requestTimeout and
-// keepAliveTimeout, so those are configured rather than rewritten.
+// keepAliveTimeout, so those are configured rather than rewritten. What Node leaves open is
+// kept here: a connection that has not yet reached a parser (silent, a half-sent h2c
+// preface, a TLS handshake) and an HTTP/2 session that never opens a stream or has none
+// open.
 import { readFileSync } from "node:fs";
 import type {
   Server as HttpServer,
@@ -21,6 +25,7 @@ import {
   type Http2ServerRequest,
   type Http2ServerResponse,
   type Http2Session,
+  type ServerHttp2Stream,
 } from "node:http2";
 import type { Server as NetServer, Socket } from "node:net";
 import { createServer as createPolyglot } from "@httptoolkit/httpolyglot";
@@ -33,10 +38,31 @@ export type Handler = (
 
 export interface Listener {
   readonly server: NetServer;
-  /** Stop keep-alive connections and HTTP/2 sessions politely: idle ones close now. */
+  /**
+   * Stop politely: connections with no request in progress close now, HTTP/1.1 ones in use
+   * close when their request ends, HTTP/2 sessions get GOAWAY and close after their streams.
+   */
   drain(): void;
   /** Destroy whatever is still connected. */
   destroy(): void;
+  /** Connections open now. */
+  readonly open: number;
+}
+
+/** One accepted TCP connection, whatever it turns out to speak. */
+interface Connection {
+  readonly socket: Socket;
+  readonly key: string;
+  session: Http2Session | undefined;
+  /** HTTP/1.1 requests or HTTP/2 streams in progress. */
+  active: number;
+  /** Runs from accept until the first request: a client that never asks is dropped. */
+  firstRequest: NodeJS.Timeout | undefined;
+  /**
+   * HTTP/2 only (idle HTTP/1.1 is timed by Node's keepAliveTimeout): the idle timeout, then
+   * how long a peer sent GOAWAY has to hang up.
+   */
+  idle: NodeJS.Timeout | undefined;
 }
 
 // Node's own default: a request body (ours are at most MAX_REQUEST_BYTES) must arrive
@@ -64,7 +90,6 @@ export function createListener(
   const http2 = { settings: { maxConcurrentStreams: limits.maxConcurrentStreams } };
 
   let server: NetServer;
-  let inner: HttpServer | undefined;
   let stopTracking = () => {};
   if (tls) {
     const secure = createSecureServer(
@@ -80,44 +105,148 @@ export function createListener(
     // connections (the headers and request timeouts) when a server emits 'listening'.
     // Emitted now, before anything subscribes through httpolyglot (which copies every
     // listener of the outer server onto its inner servers), it starts that and nothing else.
-    const http1Server = (polyglot as unknown as { _httpServer: HttpServer })._httpServer;
-    http1Server.emit("listening");
-    inner = http1Server;
+    const inner = (polyglot as unknown as { _httpServer: HttpServer })._httpServer;
+    inner.emit("listening");
     stopTracking = () => {
       // close() is the public way to stop the tracking timer. Its 'close' event would reach
       // the listeners copied from the outer server (Fastify's among them), which have
       // already seen the real one.
-      http1Server.removeAllListeners("close");
-      http1Server.close();
+      inner.removeAllListeners("close");
+      inner.close();
     };
     server = polyglot;
   }
 
+  /** Every accepted socket until it closes: what destroy() ends. */
   const sockets = new Set<Socket>();
-  const sessions = new Set<Http2Session>();
+  /** Open connections by remote address (see keyOf). */
+  const connections = new Map<string, Connection>();
+  let draining = false;
+
+  // A TLS socket and an HTTP/2 session over TLS are other objects than the accepted socket,
+  // but report its address; no two open connections share one.
+  const keyOf = (socket: {
+    remoteAddress?: string | undefined;
+    remotePort?: number | undefined;
+  }) =>
+    socket.remoteAddress === undefined || socket.remotePort === undefined
+      ? undefined
+      : `${socket.remoteAddress}|${socket.remotePort}`;
+  const find = (socket: Parameters<typeof keyOf>[0] | undefined) => {
+    const key = socket && keyOf(socket);
+    return key === undefined ? undefined : connections.get(key);
+  };
+
+  const forget = (c: Connection) => {
+    if (connections.get(c.key) === c) connections.delete(c.key);
+    clearTimeout(c.firstRequest);
+    clearTimeout(c.idle);
+  };
+  /** Closes now: for a connection that missed its deadline. */
+  const drop = (c: Connection) => {
+    forget(c);
+    // An HTTP/2 session still sends GOAWAY, without waiting for the peer to hang up.
+    if (c.session && !c.session.destroyed) c.session.destroy();
+    else c.socket.destroy();
+  };
+  /** Closes a connection with nothing in progress; an HTTP/2 peer is told by GOAWAY. */
+  const retire = (c: Connection) => {
+    if (!c.session || c.session.destroyed) return drop(c);
+    // close() half-closes and waits for the peer to hang up, which a peer that stopped
+    // reading never does: it gets as long as a new connection has to send its request.
+    c.session.close();
+    clearTimeout(c.idle);
+    c.idle = setTimeout(() => drop(c), limits.headersTimeoutMs);
+  };
+
+  const started = (c: Connection) => {
+    clearTimeout(c.firstRequest);
+    c.firstRequest = undefined;
+    clearTimeout(c.idle);
+    c.active += 1;
+  };
+  const ended = (c: Connection) => {
+    c.active -= 1;
+    if (c.active > 0 || connections.get(c.key) !== c) return;
+    if (draining) retire(c);
+    else if (c.session) c.idle = setTimeout(() => retire(c), limits.idleTimeoutMs);
+  };
+
+  const link = (c: Connection, session: Http2Session) => {
+    c.session = session;
+    session.on("stream", (stream: ServerHttp2Stream) => {
+      started(c);
+      stream.once("close", () => ended(c));
+    });
+    if (draining) retire(c);
+  };
+  /** An h2c session, whose socket reports no address: linked when its handover is seen. */
+  let unlinked: Http2Session | undefined;
+
   server.on("connection", (socket: Socket) => {
+    if (sockets.has(socket)) {
+      // httpolyglot handing the socket to its inner HTTP/1.1 or HTTP/2 server (it copies
+      // this listener there). Node's http2 server has already run its own listener, which
+      // created and announced the session; that session reads the socket through a JS
+      // stream wrapper with no address of its own, so this is where the two are linked.
+      const c = find(socket);
+      if (c && unlinked) link(c, unlinked);
+      unlinked = undefined;
+      return;
+    }
+    sockets.add(socket);
+    socket.once("close", () => sockets.delete(socket));
     // RPCs are small request/response exchanges: without this, Nagle's algorithm and the
     // peer's delayed ACK add ~40 ms to every HTTP/2 call (measured on loopback: 44 ms vs 1.4 ms per call).
     socket.setNoDelay(true);
     // A peer that vanished while a Watch was quiet is otherwise never noticed: nothing is
     // sent, so nothing fails.
     socket.setKeepAlive(true, limits.tcpKeepAliveMs);
-    sockets.add(socket);
-    socket.once("close", () => sockets.delete(socket));
+    const key = keyOf(socket);
+    if (key === undefined || draining) {
+      socket.destroy(); // already gone, or arriving after shutdown began
+      return;
+    }
+    const c: Connection = {
+      socket,
+      key,
+      session: undefined,
+      active: 0,
+      firstRequest: setTimeout(() => drop(c), limits.headersTimeoutMs),
+      idle: undefined,
+    };
+    socket.once("close", () => forget(c));
+    connections.set(key, c);
   });
+
+  server.on("request", (req: IncomingMessage | Http2ServerRequest, res: ServerResponse) => {
+    if (req.httpVersionMajor !== 1) return; // HTTP/2 streams are counted on their session
+    const c = find(req.socket);
+    if (!c) return;
+    started(c);
+    res.once("close", () => ended(c));
+  });
+
   server.on("session", (session: Http2Session) => {
-    sessions.add(session);
-    session.once("close", () => sessions.delete(session));
+    const c = find(session.socket);
+    if (c) link(c, session);
+    else unlinked = session;
   });
+
   server.once("close", () => stopTracking());
+
   return {
     server,
+    get open() {
+      return connections.size;
+    },
     drain() {
-      for (const session of sessions) session.close();
-      // Node's own list of HTTP/1.1 connections, now kept: idle keep-alive ones close now.
-      inner?.closeIdleConnections();
-      if ("closeIdleConnections" in server && typeof server.closeIdleConnections === "function") {
-        server.closeIdleConnections();
+      // Node's closeIdleConnections() knows only HTTP/1.1 connections between requests; this
+      // list also has those still to finish their first one, and HTTP/2 sessions.
+      draining = true;
+      for (const c of connections.values()) {
+        if (c.active === 0) retire(c);
+        else c.session?.close();
       }
     },
     destroy() {

@@ -1,13 +1,18 @@
-// Node's own HTTP/1.1 timeouts hold on the one port: a keep-alive connection whose next
-// request's headers never finish is answered 408 and closed, an idle one is closed after
-// --idle-timeout, and shutdown closes idle keep-alive connections at once. HTTP/2 advertises
-// --max-concurrent-streams. Real sockets against a real server on loopback.
+// No client can wedge the server by holding connections: silent connections, half-sent
+// headers and an h2c preface with nothing after it are closed by --headers-timeout, idle
+// connections by --idle-timeout (HTTP/2 politely, with GOAWAY; a quiet Watch is not idle),
+// HTTP/2 advertises --max-concurrent-streams. Real sockets against a real server on
+// loopback.
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { once } from "node:events";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from "node:http";
-import { connect as http2Connect } from "node:http2";
+import {
+  type ClientHttp2Session,
+  type ClientHttp2Stream,
+  connect as http2Connect,
+} from "node:http2";
 import { Agent as HttpsAgent, request as httpsRequest } from "node:https";
 import { connect as netConnect, type Socket } from "node:net";
 import { tmpdir } from "node:os";
@@ -18,6 +23,8 @@ import { ConfigError, loadConfig } from "../../server/config.js";
 import { start } from "../../server/electd.js";
 import { startServer, testConfig } from "../support/server.js";
 
+const service = "/atomix.runtime.election.v1.LeaderElection";
+const PREFACE = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 /** How long anything the server should do may take on a loaded machine. */
 const PATIENCE_MS = 10_000;
 
@@ -31,6 +38,44 @@ async function until(ready: () => boolean | Promise<boolean>, what: string): Pro
     await sleep(20);
   }
 }
+
+/** The server's count of open connections, asked on a connection of its own. */
+async function openConnections(url: string): Promise<number> {
+  const res = await new Promise<IncomingMessage>((resolve, reject) =>
+    httpRequest(`${url}/healthz`, { agent: false }, resolve).on("error", reject).end(),
+  );
+  let text = "";
+  for await (const chunk of res) text += chunk;
+  return (JSON.parse(text) as { connections: number }).connections;
+}
+
+/** An HTTP/2 frame, for clients that misbehave on purpose. */
+function h2Frame(type: number, flags: number, stream: number, payload = Buffer.alloc(0)): Buffer {
+  const head = Buffer.alloc(9);
+  head.writeUIntBE(payload.length, 0, 3);
+  head[3] = type;
+  head[4] = flags;
+  head.writeUInt32BE(stream, 5);
+  return Buffer.concat([head, payload]);
+}
+
+/** Preface, SETTINGS and `GET /healthz` on stream 1, encoded by hand (HPACK, no Huffman). */
+const H2_GET_HEALTHZ = Buffer.concat([
+  Buffer.from(PREFACE),
+  h2Frame(0x4, 0, 0), // SETTINGS
+  h2Frame(
+    0x1, // HEADERS
+    0x5, // END_STREAM | END_HEADERS
+    1,
+    Buffer.concat([
+      Buffer.from([0x82, 0x86]), // :method GET, :scheme http (static table)
+      Buffer.from([0x04, 8]), // :path, literal without indexing
+      Buffer.from("/healthz"),
+      Buffer.from([0x01, 1]), // :authority
+      Buffer.from("x"),
+    ]),
+  ),
+]);
 
 /** A raw TCP connection, destroyed when the test ends; `received` is what the server sent. */
 async function dial(t: TestContext, url: string) {
@@ -64,6 +109,49 @@ async function h2(t: TestContext, url: string, ca?: Buffer) {
   });
   await once(session, "remoteSettings");
   return state;
+}
+
+function envelope(message: unknown): Buffer {
+  const body = Buffer.from(JSON.stringify(message));
+  const head = Buffer.alloc(5);
+  head.writeUInt32BE(body.length, 1);
+  return Buffer.concat([head, body]);
+}
+
+/** A Connect JSON Watch on `session`; `states` fills as the server streams them. */
+function watch(session: ClientHttp2Session, name: string) {
+  const stream: ClientHttp2Stream = session.request({
+    ":method": "POST",
+    ":path": `${service}/Watch`,
+    "content-type": "application/connect+json",
+  });
+  stream.end(envelope({ id: { name } }));
+  const state = { stream, states: [] as unknown[], ended: false };
+  let pending = Buffer.alloc(0);
+  stream.on("data", (chunk: Buffer) => {
+    pending = Buffer.concat([pending, chunk]);
+    while (pending.length >= 5 && pending.length >= 5 + pending.readUInt32BE(1)) {
+      const end = 5 + pending.readUInt32BE(1);
+      const flags = pending[0] ?? 0;
+      if ((flags & 0x02) === 0) state.states.push(JSON.parse(pending.subarray(5, end).toString()));
+      pending = pending.subarray(end);
+    }
+  });
+  stream.on("error", () => {});
+  stream.once("close", () => {
+    state.ended = true;
+  });
+  return state;
+}
+
+/** A unary Connect JSON call on a connection of its own. */
+async function post(url: string, method: string, body: unknown): Promise<unknown> {
+  const res = await fetch(`${url}${service}/${method}`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify(body),
+  });
+  return res.json();
 }
 
 describe("connection settings", () => {
@@ -110,7 +198,29 @@ describe("connection settings", () => {
     }
   });
 });
-describe("Node's HTTP/1.1 timeouts on the shared port", () => {
+
+describe("connections that send nothing useful are closed", () => {
+  it("closes a connection that sends nothing within --headers-timeout", async (t) => {
+    const server = await startServer(["--headers-timeout", "500ms"]);
+    const silent = await dial(t, server.url);
+    await until(() => silent.closed, "the silent connection is closed");
+    const waited = Date.now() - silent.openedAt;
+    t.diagnostic(`closed after ${waited} ms`);
+    assert.ok(waited >= 250, `not before the timeout: closed after ${waited} ms`);
+  });
+
+  it("closes a connection whose first request's headers never finish (slowloris)", async (t) => {
+    const server = await startServer(["--headers-timeout", "500ms"]);
+    const slow = await dial(t, server.url);
+    slow.socket.write("GET /healthz HTTP/1.1\r\nHost: electd\r\n");
+    for (let i = 0; !slow.closed && i < PATIENCE_MS / 100; i++) {
+      slow.socket.write(`X-Slow-${i}: y\r\n`);
+      await sleep(100);
+    }
+    assert.ok(slow.closed, "closed while still trickling headers");
+    assert.doesNotMatch(slow.received, /serving/);
+  });
+
   it("closes a keep-alive connection whose next request's headers never finish", async (t) => {
     // The idle timeout is long, so only the headers timeout can close it.
     const server = await startServer(["--headers-timeout", "500ms", "--idle-timeout", "60s"]);
@@ -126,6 +236,75 @@ describe("Node's HTTP/1.1 timeouts on the shared port", () => {
     assert.match(slow.received, /HTTP\/1\.1 408/, "Node's own headers timeout answered 408");
   });
 
+  it("closes an h2c connection that sends the preface, part of it, or no stream", async (t) => {
+    const server = await startServer(["--headers-timeout", "500ms"]);
+    const preface = await dial(t, server.url);
+    preface.socket.write(PREFACE);
+    const part = await dial(t, server.url);
+    part.socket.write(PREFACE.slice(0, 10));
+    const noStream = await h2(t, server.url); // preface and SETTINGS, then nothing
+    await until(() => preface.closed, "the connection with only a preface is closed");
+    await until(() => part.closed, "the connection with part of a preface is closed");
+    await until(() => noStream.closed, "the session that opens no stream is closed");
+  });
+});
+
+describe("peers that stop reading", () => {
+  it("closes an h2c connection whose peer sent the preface and never reads", async (t) => {
+    const server = await startServer(["--headers-timeout", "500ms"]);
+    const { hostname, port } = new URL(server.url);
+    const deaf = netConnect({ host: hostname, port: Number(port) });
+    t.after(() => deaf.destroy());
+    deaf.on("error", () => {});
+    deaf.pause();
+    deaf.write(PREFACE);
+    await once(deaf, "connect");
+    await until(
+      async () => (await openConnections(server.url)) === 1,
+      "only the asking connection is left open on the server",
+    );
+  });
+
+  it("closes an idle HTTP/2 session whose peer stopped reading after GOAWAY", async (t) => {
+    const server = await startServer(["--idle-timeout", "300ms", "--headers-timeout", "500ms"]);
+    const client = await dial(t, server.url);
+    client.socket.write(H2_GET_HEALTHZ);
+    await until(() => client.received.includes("serving"), "the request is answered");
+    client.socket.pause(); // GOAWAY and the server's FIN are never read
+    await until(
+      async () => (await openConnections(server.url)) === 1,
+      "only the asking connection is left open on the server",
+    );
+  });
+});
+
+describe("idle connections", () => {
+  it("sends GOAWAY to an idle HTTP/2 session but keeps one whose Watch is quiet", async (t) => {
+    const server = await startServer(["--idle-timeout", "500ms"]);
+    await post(server.url, "Create", { id: { name: "quiet" } });
+
+    const watching = await h2(t, server.url);
+    const w = watch(watching.session, "quiet");
+    await until(() => w.states.length === 1, "the Watch sends the current state");
+
+    const idle = await h2(t, server.url);
+    const health = idle.session.request({ ":path": "/healthz" });
+    health.resume();
+    await once(health, "close");
+    await until(() => idle.goaway, "the idle session gets GOAWAY");
+    await until(() => idle.closed, "the idle session is closed");
+
+    await sleep(2000); // four idle timeouts without a byte on the Watch
+    assert.equal(watching.goaway, false, "a session with an open Watch is not idle");
+    assert.equal(w.ended, false);
+    await post(server.url, "Enter", { id: { name: "quiet" }, candidate: "a" });
+    await until(() => w.states.length === 2, "the Watch still delivers changes");
+    assert.deepEqual(w.states[1], { term: { term: "1", leader: "a" } });
+
+    w.stream.close();
+    await until(() => watching.goaway, "once the Watch ends, the session is idle");
+  });
+
   it("closes an idle HTTP/1.1 keep-alive connection after --idle-timeout", async (t) => {
     const server = await startServer(["--idle-timeout", "500ms"]);
     const client = await dial(t, server.url);
@@ -134,9 +313,7 @@ describe("Node's HTTP/1.1 timeouts on the shared port", () => {
     assert.match(client.received, /keep-alive/i);
     await until(() => client.closed, "the idle keep-alive connection is closed");
   });
-});
 
-describe("HTTP/2 settings", () => {
   it("advertises --max-concurrent-streams in its HTTP/2 SETTINGS", async (t) => {
     const server = await startServer(["--max-concurrent-streams", "7"]);
     const client = await h2(t, server.url);
@@ -145,7 +322,7 @@ describe("HTTP/2 settings", () => {
 });
 
 describe("shutdown", () => {
-  it("closes idle keep-alive connections at once instead of waiting out the grace", async (t) => {
+  it("closes idle keep-alive and silent connections at once instead of waiting out the grace", async (t) => {
     const electd = await start(testConfig());
     after(() => electd.stop());
     const agent = new HttpAgent({ keepAlive: true });
@@ -155,12 +332,14 @@ describe("shutdown", () => {
     );
     res.resume();
     await once(res, "end");
+    const silent = await dial(t, electd.url);
 
     const started = performance.now();
     await electd.stop(); // a 3 s grace
     const took = performance.now() - started;
     t.diagnostic(`stop() took ${took.toFixed(1)} ms`);
     assert.ok(took < 2500, `stopped in ${took.toFixed(0)} ms, not forced after the grace`);
+    await until(() => silent.closed, "the silent connection is closed");
   });
 });
 
@@ -195,10 +374,26 @@ describe("the same rules over TLS", () => {
   after(() => rmSync(dir, { recursive: true, force: true }));
   const tlsFlags = () => ["--tls-cert", cert, "--tls-key", key];
 
-  it("advertises --max-concurrent-streams over TLS", async (t) => {
-    const server = await startServer([...tlsFlags(), "--max-concurrent-streams", "7"]);
+  it("closes a connection that never starts its TLS handshake", async (t) => {
+    const server = await startServer([...tlsFlags(), "--headers-timeout", "500ms"]);
+    const silent = await dial(t, server.url);
+    await until(() => silent.closed, "the silent connection is closed");
+  });
+
+  it("advertises --max-concurrent-streams and sends GOAWAY to an idle h2 session", async (t) => {
+    const server = await startServer([
+      ...tlsFlags(),
+      "--max-concurrent-streams",
+      "7",
+      "--idle-timeout",
+      "500ms",
+    ]);
     const client = await h2(t, server.url, ca);
     assert.equal(client.session.remoteSettings.maxConcurrentStreams, 7);
+    const health = client.session.request({ ":path": "/healthz" });
+    health.resume();
+    await once(health, "close");
+    await until(() => client.goaway, "the idle session gets GOAWAY");
   });
 
   it("closes an idle HTTP/1.1 keep-alive connection after --idle-timeout", async (t) => {
