@@ -1,5 +1,5 @@
 // One listening socket for every protocol, and the rules that keep any client from
-// holding it: deadlines for a first request, idle timeouts.
+// holding it: deadlines for a first request, idle timeouts, a cap on connections.
 //
 // Cleartext: HTTP/1.1 and HTTP/2 with prior knowledge (h2c) are told apart by the
 // connection preface. Node's cleartext http2 server cannot fall back to HTTP/1.1 and reads a
@@ -11,8 +11,8 @@
 // Node's HTTP/1.1 server already enforces headersTimeout, requestTimeout and
 // keepAliveTimeout, so those are configured rather than rewritten. What Node leaves open is
 // kept here: a connection that has not yet reached a parser (silent, a half-sent h2c
-// preface, a TLS handshake) and an HTTP/2 session that never opens a stream or has none
-// open.
+// preface, a TLS handshake), an HTTP/2 session that never opens a stream or has none open,
+// and how many connections there may be.
 import { readFileSync } from "node:fs";
 import type {
   Server as HttpServer,
@@ -45,7 +45,7 @@ export interface Listener {
   drain(): void;
   /** Destroy whatever is still connected. */
   destroy(): void;
-  /** Connections open now. */
+  /** Connections counted against the cap now. */
   readonly open: number;
 }
 
@@ -117,10 +117,12 @@ export function createListener(
     server = polyglot;
   }
 
-  /** Every accepted socket until it closes: what destroy() ends. */
+  /** Every accepted socket until it closes, counted or not: what destroy() ends. */
   const sockets = new Set<Socket>();
-  /** Open connections by remote address (see keyOf). */
+  /** Open connections, counted against the cap, by remote address (see keyOf). */
   const connections = new Map<string, Connection>();
+  /** Connections with no request in progress, longest idle first: who makes room. */
+  const idle = new Set<Connection>();
   let draining = false;
 
   // A TLS socket and an HTTP/2 session over TLS are other objects than the accepted socket,
@@ -139,10 +141,11 @@ export function createListener(
 
   const forget = (c: Connection) => {
     if (connections.get(c.key) === c) connections.delete(c.key);
+    idle.delete(c);
     clearTimeout(c.firstRequest);
     clearTimeout(c.idle);
   };
-  /** Closes now: for a connection that missed its deadline. */
+  /** Closes now, uncounted at once: for the deadline and for making room. */
   const drop = (c: Connection) => {
     forget(c);
     // An HTTP/2 session still sends GOAWAY, without waiting for the peer to hang up.
@@ -154,6 +157,7 @@ export function createListener(
     if (!c.session || c.session.destroyed) return drop(c);
     // close() half-closes and waits for the peer to hang up, which a peer that stopped
     // reading never does: it gets as long as a new connection has to send its request.
+    // Until then it still counts, first in line to make room.
     c.session.close();
     clearTimeout(c.idle);
     c.idle = setTimeout(() => drop(c), limits.headersTimeoutMs);
@@ -164,10 +168,12 @@ export function createListener(
     c.firstRequest = undefined;
     clearTimeout(c.idle);
     c.active += 1;
+    idle.delete(c);
   };
   const ended = (c: Connection) => {
     c.active -= 1;
     if (c.active > 0 || connections.get(c.key) !== c) return;
+    idle.add(c);
     if (draining) retire(c);
     else if (c.session) c.idle = setTimeout(() => retire(c), limits.idleTimeoutMs);
   };
@@ -217,6 +223,19 @@ export function createListener(
     };
     socket.once("close", () => forget(c));
     connections.set(key, c);
+    idle.add(c);
+    if (connections.size <= limits.maxConnections) return;
+    // Over the cap: the connection idle the longest makes room (a silent one counts as idle
+    // since it connected), so a flood of silent connections cannot lock clients out. Only
+    // when every other connection has a request in progress is the new one refused.
+    let victim = c;
+    for (const other of idle) {
+      if (other !== c) {
+        victim = other;
+        break;
+      }
+    }
+    drop(victim);
   });
 
   server.on("request", (req: IncomingMessage | Http2ServerRequest, res: ServerResponse) => {

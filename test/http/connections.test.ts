@@ -1,8 +1,8 @@
 // No client can wedge the server by holding connections: silent connections, half-sent
 // headers and an h2c preface with nothing after it are closed by --headers-timeout, idle
 // connections by --idle-timeout (HTTP/2 politely, with GOAWAY; a quiet Watch is not idle),
-// HTTP/2 advertises --max-concurrent-streams. Real sockets against a real server on
-// loopback.
+// HTTP/2 advertises --max-concurrent-streams, and at --max-connections the longest idle
+// connection makes room for a new one. Real sockets against a real server on loopback.
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { once } from "node:events";
@@ -19,6 +19,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it, type TestContext } from "node:test";
 import { promisify } from "node:util";
+import { createClient } from "@connectrpc/connect";
+import { createConnectTransport } from "@connectrpc/connect-node";
+import { LeaderElection } from "../../gen/atomix/runtime/election/v1/election_pb.js";
 import { ConfigError, loadConfig } from "../../server/config.js";
 import { start } from "../../server/electd.js";
 import { startServer, testConfig } from "../support/server.js";
@@ -142,6 +145,23 @@ function watch(session: ClientHttp2Session, name: string) {
     state.ended = true;
   });
   return state;
+}
+
+/** A unary Connect JSON call over an existing HTTP/2 session. */
+async function call(session: ClientHttp2Session, method: string, body: unknown): Promise<unknown> {
+  const stream = session.request({
+    ":method": "POST",
+    ":path": `${service}/${method}`,
+    "content-type": "application/json",
+  });
+  stream.end(JSON.stringify(body));
+  let text = "";
+  stream.setEncoding("utf8");
+  stream.on("data", (chunk: string) => {
+    text += chunk;
+  });
+  await once(stream, "end", { signal: AbortSignal.timeout(PATIENCE_MS) });
+  return JSON.parse(text);
 }
 
 /** A unary Connect JSON call on a connection of its own. */
@@ -318,6 +338,63 @@ describe("idle connections", () => {
     const server = await startServer(["--max-concurrent-streams", "7"]);
     const client = await h2(t, server.url);
     assert.equal(client.session.remoteSettings.maxConcurrentStreams, 7);
+  });
+});
+
+describe("--max-connections", () => {
+  it("serves a new client while hundreds of silent connections are open", async (t) => {
+    // The headers timeout is long: only making room can close the silent connections.
+    const server = await startServer(["--max-connections", "50", "--headers-timeout", "5m"]);
+    const silent: Awaited<ReturnType<typeof dial>>[] = [];
+    for (let batch = 0; batch < 6; batch++) {
+      silent.push(...(await Promise.all(Array.from({ length: 50 }, () => dial(t, server.url)))));
+    }
+    await until(
+      () => silent.filter((s) => s.closed).length >= silent.length - 50,
+      "all but the newest 50 silent connections are closed to make room",
+    );
+
+    const started = Date.now();
+    const health = await fetch(`${server.url}/healthz`, {
+      signal: AbortSignal.timeout(PATIENCE_MS),
+    });
+    assert.equal(health.status, 200);
+    const { connections } = (await health.json()) as { connections: number };
+    assert.ok(connections <= 50, `${connections} connections open on the server`);
+    const client = createClient(
+      LeaderElection,
+      createConnectTransport({ baseUrl: server.url, httpVersion: "1.1" }),
+    );
+    await client.create({ id: { name: "crowded" } }, { timeoutMs: PATIENCE_MS });
+    const term = await client.enter({ id: { name: "crowded" }, candidate: "a" });
+    assert.equal(term.term?.leader, "a");
+    t.diagnostic(`/healthz and two RPCs took ${Date.now() - started} ms`);
+  });
+
+  it("refuses a new connection only while every connection has a request in progress", async (t) => {
+    const server = await startServer(["--max-connections", "3"]);
+    await post(server.url, "Create", { id: { name: "busy" } });
+    await sleep(100); // let that request's connection be counted before the watchers arrive
+    const sessions = await Promise.all([1, 2, 3].map(() => h2(t, server.url)));
+    const watches = sessions.map((s) => watch(s.session, "busy"));
+    await until(() => watches.every((w) => w.states.length === 1), "three Watches run");
+
+    const refused = await dial(t, server.url);
+    await until(() => refused.closed, "a fourth connection is refused while all three are busy");
+    const [first, second] = sessions;
+    assert.ok(first && second);
+    await call(first.session, "Enter", { id: { name: "busy" }, candidate: "a" });
+    await until(() => watches.every((w) => w.states.length === 2), "the Watches carry on");
+    assert.ok(sessions.every((s) => !s.goaway && !s.closed));
+
+    watches[1]?.stream.close(); // the second session has nothing in progress now
+    await sleep(200);
+    const health = await fetch(`${server.url}/healthz`, {
+      signal: AbortSignal.timeout(PATIENCE_MS),
+    });
+    assert.equal(health.status, 200);
+    await until(() => second.goaway, "the idle session made room, with GOAWAY");
+    assert.ok(!first.goaway && !first.closed, "a session with a Watch stays");
   });
 });
 
