@@ -174,7 +174,7 @@ export const settings = {
   maxConcurrentStreams: {
     flag: "max-concurrent-streams",
     env: "MAX_CONCURRENT_STREAMS",
-    fallback: "100",
+    fallback: "1000",
     help: "most concurrent HTTP/2 streams (calls and watches) on one connection",
   },
   maxConnections: {

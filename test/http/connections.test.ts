@@ -175,12 +175,12 @@ async function post(url: string, method: string, body: unknown): Promise<unknown
 }
 
 describe("connection settings", () => {
-  it("default to 10s for headers, 60s idle, 30s TCP keep-alive, 100 streams, 10000 connections", () => {
+  it("default to 10s for headers, 60s idle, 30s TCP keep-alive, 1000 streams, 10000 connections", () => {
     assert.deepEqual(testConfig().connections, {
       headersTimeoutMs: 10_000,
       idleTimeoutMs: 60_000,
       tcpKeepAliveMs: 30_000,
-      maxConcurrentStreams: 100,
+      maxConcurrentStreams: 1000,
       maxConnections: 10_000,
     });
     const config = loadConfig([], {
