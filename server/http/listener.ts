@@ -65,8 +65,8 @@ interface Connection {
   idle: NodeJS.Timeout | undefined;
 }
 
-// Node's own default: a request body (ours are at most MAX_REQUEST_BYTES) must arrive
-// within 5 minutes of its first byte.
+// Node's own default: a whole HTTP/1.1 request must arrive within 5 minutes of its first
+// byte (ours are small: at most MAX_REQUEST_BYTES).
 const REQUEST_TIMEOUT_MS = 300_000;
 
 export function createListener(
@@ -80,8 +80,8 @@ export function createListener(
     requestTimeout: Math.max(REQUEST_TIMEOUT_MS, limits.headersTimeoutMs),
     // Node adds a second to this and advertises it in `Keep-Alive: timeout=`.
     keepAliveTimeout: limits.idleTimeoutMs,
-    // Node checks the two timeouts above on this interval (30 s by default), so a deadline
-    // is met within a quarter of itself, and within a second for the usual ones.
+    // Node checks the two timeouts above on this interval (30 s by default): this way it
+    // enforces them at most a quarter of the headers timeout late, and at most a second.
     connectionsCheckingInterval: Math.max(
       1,
       Math.min(1000, Math.floor(limits.headersTimeoutMs / 4)),
