@@ -363,7 +363,9 @@ while (Date.now() - started < runMs) {
   await sleep(Math.min(faultEveryMs, runMs - (Date.now() - started)));
   if (Date.now() - started >= runMs) break;
   const kind = turn++ % 3;
-  out(`  ${Math.round((Date.now() - started) / 1000)} s: ${kind === 0 ? "SIGKILL and restart" : kind === 1 || !tmpfs ? "data file locked" : "disk full"}`);
+  out(
+    `  ${Math.round((Date.now() - started) / 1000)} s: ${kind === 0 ? "SIGKILL and restart" : kind === 1 || !tmpfs ? "data file locked" : "disk full"}`,
+  );
   if (kind === 0) await killAndRestart();
   else if (kind === 1 || !tmpfs) await lockFor(2000);
   else await diskFullFor(2000);

@@ -28,7 +28,7 @@ export async function build(options: AppOptions): Promise<App> {
   const { config, store, hub } = options;
   let listener: Listener | undefined;
   const serverFactory: FastifyServerFactory = (handler) => {
-    listener = createListener(handler as Handler, config.tls);
+    listener = createListener(handler as Handler, config.tls, config.connections);
     return listener.server as ReturnType<FastifyServerFactory>;
   };
   const fastify = Fastify({
@@ -48,6 +48,7 @@ export async function build(options: AppOptions): Promise<App> {
     store: store.kind,
     elections: store.size(),
     watches: hub.size,
+    connections: listener?.open ?? 0,
     sessions: options.routes.sessions.registry.size,
     // Ended sessions whose candidates are still being withdrawn (the store is failing).
     endingSessions: options.routes.sessions.registry.endingSize,
