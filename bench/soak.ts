@@ -374,6 +374,47 @@ running = false;
 await Promise.all(workers);
 h2.abort();
 
+// 10,000 abandoned watches: streams that never read an election larger than an HTTP/2
+// window, on connections that then vanish. Every slot must come back.
+const ABANDONED = 10_000;
+const frame = (() => {
+  const body = toBinary(
+    WatchRequestSchema,
+    create(WatchRequestSchema, { id: { name: "soak-big" } }),
+  );
+  const bytes = Buffer.alloc(5 + body.length);
+  bytes.writeUInt32BE(body.length, 1);
+  bytes.set(body, 5);
+  return bytes;
+})();
+const abandoned = Array.from({ length: ABANDONED / 500 }, () => {
+  const session = connectHttp2(url);
+  session.on("error", () => {});
+  return session;
+});
+await Promise.all(
+  Array.from({ length: ABANDONED }, (_, i) => {
+    const stream = (abandoned[i % abandoned.length] as ReturnType<typeof connectHttp2>).request({
+      ":method": "POST",
+      ":path": "/atomix.runtime.election.v1.LeaderElection/Watch",
+      "content-type": "application/grpc+proto",
+      te: "trailers",
+    });
+    stream.on("error", () => {});
+    stream.end(frame);
+    stream.pause();
+    return new Promise((resolve) => stream.once("response", resolve));
+  }),
+);
+const held = await healthz();
+const vanished = performance.now();
+for (const session of abandoned) session.destroy();
+while ((await healthz()).watches !== 0 && performance.now() - vanished < 30_000) await sleep(20);
+out(
+  `${held.watches} abandoned paused watches: all released ${(performance.now() - vanished).toFixed(0)} ms after their clients vanished`,
+);
+count(calls, `abandoned paused Watch x${ABANDONED}`);
+
 // Every client is gone; the sessions left open expire within their TTL. Then no election
 // may keep a leader or a candidate: every candidate was bound to a session.
 const deadline = Date.now() + TTL_MS * 3 + 10_000;
