@@ -58,6 +58,8 @@ export interface Leadership {
 }
 
 const OPEN_TIMEOUT_MS = 5000;
+/** First pause before a failed watch is opened again; it doubles up to half the TTL. */
+const WATCH_RETRY_FIRST_MS = 100;
 
 /** Campaigns for leadership until stop() (or eviction), across lost sessions. */
 export function campaign(options: LeadershipOptions): Leadership {
@@ -141,22 +143,37 @@ export function campaign(options: LeadershipOptions): Leadership {
         { id, candidate: options.candidate },
         { ...call, headers: { [SESSION_HEADER]: sessionId } },
       );
-      for await (const { term: now } of elections.watch({ id }, call)) {
-        if (now === undefined) continue;
-        if (now.leader === options.candidate) {
-          // A different term while still leader means someone else led in between.
-          if (leading && now.term !== term) depose();
-          if (!leading && claimable()) {
-            leading = true;
-            term = now.term;
-            options.onElected(term);
+      // A watch that fails (the server's watch slots are full, a proxy cut the stream) is
+      // opened again while the session holds: giving the session up instead would withdraw
+      // the candidate and enter it again, pushing the term up on every attempt. Without a
+      // watch this process cannot tell whether it leads, so it does not claim to.
+      for (let pause = WATCH_RETRY_FIRST_MS; ; pause = Math.min(pause * 2, ttlMs / 2)) {
+        try {
+          for await (const { term: now } of elections.watch({ id }, call)) {
+            pause = WATCH_RETRY_FIRST_MS;
+            if (now === undefined) continue;
+            if (now.leader === options.candidate) {
+              // A different term while still leader means someone else led in between.
+              if (leading && now.term !== term) depose();
+              if (!leading && claimable()) {
+                leading = true;
+                term = now.term;
+                options.onElected(term);
+              }
+            } else {
+              depose();
+              if (!now.candidates.includes(options.candidate)) return "evicted";
+            }
           }
-        } else {
+          throw new ConnectError("watch ended by the server", Code.Unavailable);
+        } catch (error) {
+          const code = ConnectError.from(error).code;
+          if (ended.signal.aborted || code === Code.NotFound) throw error;
           depose();
-          if (!now.candidates.includes(options.candidate)) return "evicted";
+          options.onError?.(error);
+          await sleep(pause, ended.signal);
         }
       }
-      throw new ConnectError("watch ended by the server", Code.Unavailable);
     } catch (error) {
       if (!ended.signal.aborted) options.onError?.(error);
       return "lost";

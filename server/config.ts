@@ -11,6 +11,8 @@ export interface Config {
   /** Where elections live: "durable" (SQLite in dataDir) or "memory" (lost on exit). */
   readonly store: "durable" | "memory";
   readonly dataDir: string;
+  /** How long a commit may wait for another process's lock on the data file. */
+  readonly storeBusyTimeoutMs: number;
   readonly limits: {
     readonly maxNameBytes: number;
     readonly maxTags: number;
@@ -23,6 +25,7 @@ export interface Config {
     readonly maxPageSize: number;
   };
   readonly sessions: SessionSettings;
+  readonly connections: ConnectionSettings;
 }
 
 /** Session TTLs in milliseconds (API.md section 5). */
@@ -31,6 +34,18 @@ export interface SessionSettings {
   readonly minTtlMs: number;
   readonly maxTtlMs: number;
   readonly maxSessions: number;
+}
+
+/** What one client connection may hold and for how long; durations in milliseconds. */
+export interface ConnectionSettings {
+  /** From accept to a complete first request; also bounds every HTTP/1.1 request's headers. */
+  readonly headersTimeoutMs: number;
+  /** A connection with no request in progress is closed after this long. */
+  readonly idleTimeoutMs: number;
+  /** Silence on a connection before TCP keep-alive probes start. */
+  readonly tcpKeepAliveMs: number;
+  readonly maxConcurrentStreams: number;
+  readonly maxConnections: number;
 }
 
 interface Setting {
@@ -73,6 +88,12 @@ export const settings = {
     env: "DATA_DIR",
     fallback: "./data",
     help: "directory of the durable store, created if missing",
+  },
+  storeBusyTimeout: {
+    flag: "store-busy-timeout",
+    env: "STORE_BUSY_TIMEOUT",
+    fallback: "50ms",
+    help: "longest wait for another process's lock on the data file before a write fails (at most 1s)",
   },
   maxNameBytes: {
     flag: "max-name-bytes",
@@ -147,25 +168,58 @@ export const settings = {
     fallback: "1000",
     help: "most elections in one ListElections page or WatchElections response",
   },
+  headersTimeout: {
+    flag: "headers-timeout",
+    env: "HEADERS_TIMEOUT",
+    fallback: "10s",
+    help: "time a connection has to send a request's headers (HTTP/2: preface and first stream)",
+  },
+  idleTimeout: {
+    flag: "idle-timeout",
+    env: "IDLE_TIMEOUT",
+    fallback: "60s",
+    help: "a connection with no request in progress is closed after this long",
+  },
+  tcpKeepalive: {
+    flag: "tcp-keepalive",
+    env: "TCP_KEEPALIVE",
+    fallback: "30s",
+    help: "silence before TCP keep-alive probes look for a vanished peer (1s to 9h)",
+  },
+  maxConcurrentStreams: {
+    flag: "max-concurrent-streams",
+    env: "MAX_CONCURRENT_STREAMS",
+    fallback: "1000",
+    help: "most concurrent HTTP/2 streams (calls and watches) on one connection",
+  },
+  maxConnections: {
+    flag: "max-connections",
+    env: "MAX_CONNECTIONS",
+    fallback: "10000",
+    help: "most open connections; at the cap the longest idle one makes room",
+  },
 } as const satisfies Record<string, Setting>;
 
 type Key = keyof typeof settings;
 
+const MAX_STORE_BUSY_TIMEOUT_MS = 1000;
+
 export class ConfigError extends Error {}
 
 export function usage(): string {
+  const width = Math.max(...Object.values(settings).map((s) => s.flag.length));
   const rows = Object.values(settings).map(
     (s) =>
-      `  --${s.flag.padEnd(20)} ${s.env.padEnd(18)} ${s.help} (default: ${s.fallback || "unset"})`,
+      `  --${s.flag.padEnd(width)} ${s.env.padEnd(22)} ${s.help} (default: ${s.fallback || "unset"})`,
   );
   return [
     "electd: leader elections over Connect, gRPC and gRPC-Web on one port",
     "",
     "usage: npm start -- [flags]",
     "",
-    `  ${"flag".padEnd(22)} ${"environment".padEnd(18)} meaning`,
+    `  ${"flag".padEnd(width + 2)} ${"environment".padEnd(22)} meaning`,
     ...rows,
-    `  --${"help".padEnd(20)} ${"".padEnd(18)} print this and exit`,
+    `  --${"help".padEnd(width)} ${"".padEnd(22)} print this and exit`,
   ].join("\n");
 }
 
@@ -229,6 +283,19 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Con
     );
   }
 
+  const connections: ConnectionSettings = {
+    headersTimeoutMs: duration("headersTimeout"),
+    idleTimeoutMs: duration("idleTimeout"),
+    tcpKeepAliveMs: duration("tcpKeepalive"),
+    // RFC 9113 allows up to 2^31-1 stream ids per side, so more could never be used.
+    maxConcurrentStreams: int("maxConcurrentStreams", 1, 2_147_483_647),
+    maxConnections: int("maxConnections", 1),
+  };
+  // The kernel takes whole seconds, from 1 to 32767 (Linux refuses 0 and more than that).
+  if (!(connections.tcpKeepAliveMs >= 1000 && connections.tcpKeepAliveMs <= 9 * 3_600_000)) {
+    throw new ConfigError("--tcp-keepalive / TCP_KEEPALIVE: must be from 1s to 9h");
+  }
+
   const cert = raw("tlsCert");
   const key = raw("tlsKey");
   if ((cert === "") !== (key === "")) {
@@ -240,6 +307,13 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Con
   }
   const dataDir = raw("dataDir");
   if (dataDir === "") throw new ConfigError("--data-dir / DATA_DIR: must not be empty");
+  // The wait blocks the event loop: every call, keep-alive and session timer waits with it.
+  const storeBusyTimeoutMs = duration("storeBusyTimeout");
+  if (storeBusyTimeoutMs > MAX_STORE_BUSY_TIMEOUT_MS) {
+    throw new ConfigError(
+      `--store-busy-timeout / STORE_BUSY_TIMEOUT: at most 1s, since the whole server waits with it`,
+    );
+  }
   return {
     host: raw("host"),
     port: int("port", 0, 65535),
@@ -247,6 +321,7 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Con
     logLevel: raw("logLevel"),
     store,
     dataDir,
+    storeBusyTimeoutMs,
     limits: {
       maxNameBytes: int("maxNameBytes", 1),
       maxTags: int("maxTags", 0),
@@ -259,5 +334,6 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Con
       maxPageSize: int("maxPageSize", 1),
     },
     sessions,
+    connections,
   };
 }

@@ -21,16 +21,23 @@ export interface Electd {
 
 export async function start(config: Config): Promise<Electd> {
   const { maxElections } = config.limits;
+  let app: App | undefined;
   const store =
     config.store === "durable"
-      ? openDurableStore({ dataDir: config.dataDir, maxElections })
+      ? openDurableStore({
+          dataDir: config.dataDir,
+          maxElections,
+          busyTimeoutMs: config.storeBusyTimeoutMs,
+          // The callers hear only the cause; the path and SQLite's code are for the operator.
+          onCommitError: ({ message, file, code, error }) =>
+            app?.fastify.log.error({ err: error, file, code }, message),
+        })
       : createMemoryStore({ maxElections });
   const hub = new WatchHub(store, {
     maxWatches: config.limits.maxWatches,
     mailboxSize: config.limits.watchBuffer,
     directoryBuffer: config.limits.watchElectionsBuffer,
   });
-  let app: App | undefined;
   const sessions = new SessionRegistry({
     store,
     settings: config.sessions,

@@ -10,6 +10,7 @@ import type { ElectionStore } from "../store/store.js";
 import type { WatchHub } from "../watch/hub.js";
 import { builtDashboard, dashboard } from "./dashboard.js";
 import { createListener, type Handler, type Listener } from "./listener.js";
+import { loggerOptions, logUnfinishedResponses } from "./logging.js";
 
 export interface AppOptions {
   readonly config: Config;
@@ -27,15 +28,16 @@ export async function build(options: AppOptions): Promise<App> {
   const { config, store, hub } = options;
   let listener: Listener | undefined;
   const serverFactory: FastifyServerFactory = (handler) => {
-    listener = createListener(handler as Handler, config.tls);
+    listener = createListener(handler as Handler, config.tls, config.connections);
     return listener.server as ReturnType<FastifyServerFactory>;
   };
   const fastify = Fastify({
-    logger: { level: config.logLevel },
+    ...loggerOptions(config.logLevel),
     serverFactory,
     // Connect enforces its own body limit (readMaxBytes); this only bounds non-RPC routes.
     bodyLimit: config.limits.maxRequestBytes,
   });
+  logUnfinishedResponses(fastify);
   await fastify.register(fastifyConnectPlugin, {
     routes: routes(options.routes),
     readMaxBytes: config.limits.maxRequestBytes,
@@ -46,6 +48,10 @@ export async function build(options: AppOptions): Promise<App> {
     store: store.kind,
     elections: store.size(),
     watches: hub.size,
+    connections: listener?.open ?? 0,
+    sessions: options.routes.sessions.registry.size,
+    // Ended sessions whose candidates are still being withdrawn (the store is failing).
+    endingSessions: options.routes.sessions.registry.endingSize,
   }));
   await fastify.register(dashboard, { root: builtDashboard });
   fastify.addHook("preClose", async () => {

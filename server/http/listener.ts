@@ -1,19 +1,35 @@
-// One listening socket for every protocol. Cleartext: HTTP/1.1 and HTTP/2 with prior
-// knowledge (h2c) are told apart by the connection preface. Node's cleartext http2 server
-// cannot fall back to HTTP/1.1 and reads a handed-over socket's native handle directly
-// (bytes peeked and unshifted at JS level would be lost); @httptoolkit/httpolyglot sniffs
-// the preface and hands h2c sockets over as JS streams, so nothing is lost. TLS: Node's
-// secure http2 server negotiates h2 or http/1.1 by ALPN itself.
+// One listening socket for every protocol, and the rules that keep any client from
+// holding it: deadlines for a first request, idle timeouts, a cap on connections.
+//
+// Cleartext: HTTP/1.1 and HTTP/2 with prior knowledge (h2c) are told apart by the
+// connection preface. Node's cleartext http2 server cannot fall back to HTTP/1.1 and reads a
+// handed-over socket's native handle directly (bytes peeked and unshifted at JS level would
+// be lost); @httptoolkit/httpolyglot sniffs the preface and hands h2c sockets over as JS
+// streams, so nothing is lost. TLS: Node's secure http2 server negotiates h2 or http/1.1 by
+// ALPN itself.
+//
+// Node's HTTP/1.1 server already enforces headersTimeout, requestTimeout and
+// keepAliveTimeout, so those are configured rather than rewritten. What Node leaves open is
+// kept here: a connection that has not yet reached a parser (silent, a half-sent h2c
+// preface, a TLS handshake), an HTTP/2 session that never opens a stream or has none open,
+// and how many connections there may be.
 import { readFileSync } from "node:fs";
-import type { IncomingMessage, RequestListener, ServerResponse } from "node:http";
+import type {
+  Server as HttpServer,
+  IncomingMessage,
+  RequestListener,
+  ServerResponse,
+} from "node:http";
 import {
   createSecureServer,
   type Http2ServerRequest,
   type Http2ServerResponse,
   type Http2Session,
+  type ServerHttp2Stream,
 } from "node:http2";
 import type { Server as NetServer, Socket } from "node:net";
 import { createServer as createPolyglot } from "@httptoolkit/httpolyglot";
+import type { ConnectionSettings } from "../config.js";
 
 export type Handler = (
   req: IncomingMessage | Http2ServerRequest,
@@ -22,46 +38,234 @@ export type Handler = (
 
 export interface Listener {
   readonly server: NetServer;
-  /** Stop keep-alive connections and HTTP/2 sessions politely: idle ones close now. */
+  /**
+   * Stop politely: connections with no request in progress close now, HTTP/1.1 ones in use
+   * close when their request ends, HTTP/2 sessions get GOAWAY and close after their streams.
+   */
   drain(): void;
   /** Destroy whatever is still connected. */
   destroy(): void;
+  /** Connections counted against the cap now. */
+  readonly open: number;
 }
+
+/** One accepted TCP connection, whatever it turns out to speak. */
+interface Connection {
+  readonly socket: Socket;
+  readonly key: string;
+  session: Http2Session | undefined;
+  /** HTTP/1.1 requests or HTTP/2 streams in progress. */
+  active: number;
+  /** Runs from accept until the first request: a client that never asks is dropped. */
+  firstRequest: NodeJS.Timeout | undefined;
+  /**
+   * HTTP/2 only (idle HTTP/1.1 is timed by Node's keepAliveTimeout): the idle timeout, then
+   * how long a peer sent GOAWAY has to hang up.
+   */
+  idle: NodeJS.Timeout | undefined;
+}
+
+// Node's own default: a whole HTTP/1.1 request must arrive within 5 minutes of its first
+// byte (ours are small: at most MAX_REQUEST_BYTES).
+const REQUEST_TIMEOUT_MS = 300_000;
 
 export function createListener(
   handler: Handler,
   tls: { cert: string; key: string } | undefined,
+  limits: ConnectionSettings,
 ): Listener {
+  const http1 = {
+    headersTimeout: limits.headersTimeoutMs,
+    // Node refuses a request timeout shorter than the headers timeout.
+    requestTimeout: Math.max(REQUEST_TIMEOUT_MS, limits.headersTimeoutMs),
+    // Node adds a second to this and advertises it in `Keep-Alive: timeout=`.
+    keepAliveTimeout: limits.idleTimeoutMs,
+    // Node checks the two timeouts above on this interval (30 s by default): this way it
+    // enforces them at most a quarter of the headers timeout late, and at most a second.
+    connectionsCheckingInterval: Math.max(
+      1,
+      Math.min(1000, Math.floor(limits.headersTimeoutMs / 4)),
+    ),
+  };
+  const http2 = { settings: { maxConcurrentStreams: limits.maxConcurrentStreams } };
+
+  let server: NetServer;
+  let stopTracking = () => {};
+  if (tls) {
+    const secure = createSecureServer(
+      { allowHTTP1: true, cert: readFileSync(tls.cert), key: readFileSync(tls.key), ...http2 },
+      handler as (req: Http2ServerRequest, res: Http2ServerResponse) => void,
+    );
+    // With allowHTTP1 Node tracks HTTP/1.1 connections on this server from 'listening' on,
+    // but fixes its timeouts in the constructor and sets no keep-alive timeout at all.
+    server = Object.assign(secure, http1);
+  } else {
+    const polyglot = createPolyglot({ http: http1, http2 }, handler as RequestListener);
+    // httpolyglot's HTTP/1.1 server never listens, and Node only starts tracking
+    // connections (the headers and request timeouts) when a server emits 'listening'.
+    // Emitted now, before anything subscribes through httpolyglot (which copies every
+    // listener of the outer server onto its inner servers), it starts that and nothing else.
+    const inner = (polyglot as unknown as { _httpServer: HttpServer })._httpServer;
+    inner.emit("listening");
+    stopTracking = () => {
+      // close() is the public way to stop the tracking timer. Its 'close' event would reach
+      // the listeners copied from the outer server (Fastify's among them), which have
+      // already seen the real one.
+      inner.removeAllListeners("close");
+      inner.close();
+    };
+    server = polyglot;
+  }
+
+  /** Every accepted socket until it closes, counted or not: what destroy() ends. */
   const sockets = new Set<Socket>();
-  const sessions = new Set<Http2Session>();
-  const server: NetServer = tls
-    ? createSecureServer(
-        { allowHTTP1: true, cert: readFileSync(tls.cert), key: readFileSync(tls.key) },
-        handler as (req: Http2ServerRequest, res: Http2ServerResponse) => void,
-      )
-    : createPolyglot(handler as RequestListener);
+  /** Open connections, counted against the cap, by remote address (see keyOf). */
+  const connections = new Map<string, Connection>();
+  /** Connections with no request in progress, longest idle first: who makes room. */
+  const idle = new Set<Connection>();
+  let draining = false;
+
+  // A TLS socket and an HTTP/2 session over TLS are other objects than the accepted socket,
+  // but report its address; no two open connections share one.
+  const keyOf = (socket: {
+    remoteAddress?: string | undefined;
+    remotePort?: number | undefined;
+  }) =>
+    socket.remoteAddress === undefined || socket.remotePort === undefined
+      ? undefined
+      : `${socket.remoteAddress}|${socket.remotePort}`;
+  const find = (socket: Parameters<typeof keyOf>[0] | undefined) => {
+    const key = socket && keyOf(socket);
+    return key === undefined ? undefined : connections.get(key);
+  };
+
+  const forget = (c: Connection) => {
+    if (connections.get(c.key) === c) connections.delete(c.key);
+    idle.delete(c);
+    clearTimeout(c.firstRequest);
+    clearTimeout(c.idle);
+  };
+  /** Closes now, uncounted at once: for the deadline and for making room. */
+  const drop = (c: Connection) => {
+    forget(c);
+    // An HTTP/2 session still sends GOAWAY, without waiting for the peer to hang up.
+    if (c.session && !c.session.destroyed) c.session.destroy();
+    else c.socket.destroy();
+  };
+  /** Closes a connection with nothing in progress; an HTTP/2 peer is told by GOAWAY. */
+  const retire = (c: Connection) => {
+    if (!c.session || c.session.destroyed) return drop(c);
+    // close() half-closes and waits for the peer to hang up, which a peer that stopped
+    // reading never does: it gets as long as a new connection has to send its request.
+    // Until then it still counts, first in line to make room.
+    c.session.close();
+    clearTimeout(c.idle);
+    c.idle = setTimeout(() => drop(c), limits.headersTimeoutMs);
+  };
+
+  const started = (c: Connection) => {
+    clearTimeout(c.firstRequest);
+    c.firstRequest = undefined;
+    clearTimeout(c.idle);
+    c.active += 1;
+    idle.delete(c);
+  };
+  const ended = (c: Connection) => {
+    c.active -= 1;
+    if (c.active > 0 || connections.get(c.key) !== c) return;
+    idle.add(c);
+    if (draining) retire(c);
+    else if (c.session) c.idle = setTimeout(() => retire(c), limits.idleTimeoutMs);
+  };
+
+  const link = (c: Connection, session: Http2Session) => {
+    c.session = session;
+    session.on("stream", (stream: ServerHttp2Stream) => {
+      started(c);
+      stream.once("close", () => ended(c));
+    });
+    if (draining) retire(c);
+  };
+  /** An h2c session, whose socket reports no address: linked when its handover is seen. */
+  let unlinked: Http2Session | undefined;
+
   server.on("connection", (socket: Socket) => {
+    if (sockets.has(socket)) {
+      // httpolyglot handing the socket to its inner HTTP/1.1 or HTTP/2 server (it copies
+      // this listener there). Node's http2 server has already run its own listener, which
+      // created and announced the session; that session reads the socket through a JS
+      // stream wrapper with no address of its own, so this is where the two are linked.
+      const c = find(socket);
+      if (c && unlinked) link(c, unlinked);
+      unlinked = undefined;
+      return;
+    }
+    sockets.add(socket);
+    socket.once("close", () => sockets.delete(socket));
     // RPCs are small request/response exchanges: without this, Nagle's algorithm and the
     // peer's delayed ACK add ~40 ms to every HTTP/2 call (measured on loopback: 44 ms vs 1.4 ms per call).
     socket.setNoDelay(true);
-    sockets.add(socket);
-    socket.once("close", () => sockets.delete(socket));
+    // A peer that vanished while a Watch was quiet is otherwise never noticed: nothing is
+    // sent, so nothing fails.
+    socket.setKeepAlive(true, limits.tcpKeepAliveMs);
+    const key = keyOf(socket);
+    if (key === undefined || draining) {
+      socket.destroy(); // already gone, or arriving after shutdown began
+      return;
+    }
+    const c: Connection = {
+      socket,
+      key,
+      session: undefined,
+      active: 0,
+      firstRequest: setTimeout(() => drop(c), limits.headersTimeoutMs),
+      idle: undefined,
+    };
+    socket.once("close", () => forget(c));
+    connections.set(key, c);
+    idle.add(c);
+    if (connections.size <= limits.maxConnections) return;
+    // Over the cap: the connection idle the longest makes room (a silent one counts as idle
+    // since it connected), so a flood of silent connections cannot lock clients out. Only
+    // when every other connection has a request in progress is the new one refused.
+    let victim = c;
+    for (const other of idle) {
+      if (other !== c) {
+        victim = other;
+        break;
+      }
+    }
+    drop(victim);
   });
+
+  server.on("request", (req: IncomingMessage | Http2ServerRequest, res: ServerResponse) => {
+    if (req.httpVersionMajor !== 1) return; // HTTP/2 streams are counted on their session
+    const c = find(req.socket);
+    if (!c) return;
+    started(c);
+    res.once("close", () => ended(c));
+  });
+
   server.on("session", (session: Http2Session) => {
-    sessions.add(session);
-    session.once("close", () => sessions.delete(session));
+    const c = find(session.socket);
+    if (c) link(c, session);
+    else unlinked = session;
   });
+
+  server.once("close", () => stopTracking());
+
   return {
     server,
+    get open() {
+      return connections.size;
+    },
     drain() {
-      for (const session of sessions) session.close();
-      // httpolyglot keeps its HTTP/1.1 server private; closing its idle keep-alive
-      // connections is the only way to let close() finish before they time out.
-      (
-        server as { _httpServer?: { closeIdleConnections(): void } }
-      )._httpServer?.closeIdleConnections();
-      if ("closeIdleConnections" in server && typeof server.closeIdleConnections === "function") {
-        server.closeIdleConnections();
+      // Node's closeIdleConnections() knows only HTTP/1.1 connections between requests; this
+      // list also has those still to finish their first one, and HTTP/2 sessions.
+      draining = true;
+      for (const c of connections.values()) {
+        if (c.active === 0) retire(c);
+        else c.session?.close();
       }
     },
     destroy() {

@@ -7,7 +7,7 @@ import { SessionService } from "../../gen/electd/v1/session_pb.js";
 import { adminService } from "./admin.js";
 import { type DirectoryServiceOptions, directoryService } from "./directory.js";
 import { type ElectionServiceOptions, electionService } from "./election.js";
-import { guardBinaryRequests } from "./malformed.js";
+import { guardMalformedRequests } from "./malformed.js";
 import { type SessionServiceOptions, sessionService } from "./session.js";
 
 export type RouteOptions = ElectionServiceOptions &
@@ -23,6 +23,6 @@ export function routes(options: RouteOptions) {
     router.service(ElectionDirectoryService, directoryService(options));
     router.service(ElectionAdminService, adminService(options));
     // Last: it wraps the handlers registered above.
-    guardBinaryRequests(router, options.maxRequestBytes);
+    guardMalformedRequests(router, options.maxRequestBytes);
   };
 }

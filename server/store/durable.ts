@@ -9,8 +9,21 @@
 // and the batch is written in one transaction when the turn ends (group commit): with more
 // concurrent clients each fsync carries more changes. Only after the commit are the new
 // states published to watchers, in commit order, and the callers' promises resolved.
-import { closeSync, existsSync, mkdirSync, openSync, readSync, statSync } from "node:fs";
-import { join, resolve } from "node:path";
+import {
+  accessSync,
+  closeSync,
+  constants,
+  existsSync,
+  fsyncSync,
+  mkdirSync,
+  openSync,
+  readSync,
+  renameSync,
+  rmSync,
+  statSync,
+} from "node:fs";
+import { userInfo } from "node:os";
+import { dirname, join, resolve } from "node:path";
 import Database from "better-sqlite3";
 import { shuttingDown, unavailable } from "../errors.js";
 import { ElectionIndex } from "./elections.js";
@@ -36,16 +49,33 @@ export interface DurableStoreOptions {
   readonly dataDir: string;
   readonly maxElections: number;
   /**
-   * How long a commit waits while something else writes the data file. electd never does
-   * (one server per directory); only an outside tool such as the sqlite3 shell can.
+   * How long a commit waits while something else writes the data file (default 50 ms).
+   * electd never does (one server per directory); only an outside tool such as the
+   * sqlite3 shell can. The wait blocks the event loop, so it must stay short: after it the
+   * commit fails as unavailable ("the data file is locked by another process; retry").
    */
   readonly busyTimeoutMs?: number;
+  /**
+   * Hears every commit that failed, with what its callers are not told (they get only the
+   * cause, never the server's paths): the file and SQLite's code and message. For the log.
+   */
+  readonly onCommitError?: (failure: CommitFailure) => void;
+}
+
+export interface CommitFailure {
+  /** One line for the log: the file, SQLite's code and message, how many changes. */
+  readonly message: string;
+  readonly file: string;
+  readonly code: string | undefined;
+  readonly error: unknown;
 }
 
 /** The schema this code writes. Bump it with a migration when the tables change. */
 export const SCHEMA_VERSION = 1;
 export const DATA_FILE = "electd.db";
 export const LOCK_FILE = "electd.lock";
+/** Where a new data file is written before it is renamed to DATA_FILE. */
+export const NEW_DATA_FILE = "electd.db.new";
 
 const SQLITE_HEADER = Buffer.from("SQLite format 3\0", "latin1");
 const MAX_TERM = 2n ** 64n - 1n;
@@ -112,27 +142,32 @@ export function openDurableStore(options: DurableStoreOptions): ElectionStore {
   const dataDir = resolve(options.dataDir);
   const file = join(dataDir, DATA_FILE);
   try {
-    mkdirSync(dataDir, { recursive: true });
+    const created = mkdirSync(dataDir, { recursive: true });
+    // A new directory survives power loss only once the entry in its parent is fsynced.
+    for (let dir = dataDir; created !== undefined; dir = dirname(dir)) {
+      fsyncPath(dirname(dir));
+      if (dir === created) break;
+    }
   } catch (error) {
     throw new StoreStartError(
-      `cannot create the data directory ${dataDir}: ${message(error)}; create it or set --data-dir / DATA_DIR`,
+      `electd runs as ${currentUser()} and cannot create the data directory ${dataDir}: ${message(error)}; create it for that user, or set --data-dir / DATA_DIR`,
     );
   }
+  const denied = accessProblem(dataDir);
+  if (denied) throw denied;
   const lock = lockDataDir(dataDir);
   let found: Contents;
   let db: Database.Database;
   try {
     found = inspectDataFile(file, dataDir);
-    db = openDataFile(file, options.busyTimeoutMs ?? 5000, found.fresh);
+    db = openDataFile(file, options.busyTimeoutMs ?? 50);
   } catch (error) {
     lock.close();
-    if (error instanceof StoreStartError) throw error;
-    throw damaged(file, dataDir, error);
+    throw startFailure(file, dataDir, error);
   }
 
   /** What clients may see: only committed states (see `get`). */
-  const committed = new ElectionIndex();
-  for (const election of found.elections) committed.set(election);
+  const committed = found.elections;
   /**
    * States staged in the open batch and not committed yet (null: deleted). Together with
    * `committed` this is what `decide` runs on.
@@ -144,7 +179,7 @@ export function openDurableStore(options: DurableStoreOptions): ElectionStore {
   };
   /** How many elections exist counting the staged creations and deletions. */
   let stagedSize = committed.size;
-  const sessions = new Map(found.sessions.map((s) => [s.id, s]));
+  const sessions = found.sessions;
   const listeners = new Set<ChangeListener>();
   let open: Batch | undefined;
   let closed = false;
@@ -248,7 +283,15 @@ export function openDurableStore(options: DurableStoreOptions): ElectionStore {
       // Nothing of this batch is on disk: forget it, so later calls decide on what is.
       staged = new Map();
       stagedSize = committed.size;
-      batch.reject(unavailable(`the change could not be saved to ${file}: ${message(error)}`));
+      batch.reject(unavailable(`the change could not be saved: ${commitCause(error)}`));
+      const code = errorCode(error);
+      const changes = batch.events.length + batch.sessions.size + batch.deleted.size;
+      options.onCommitError?.({
+        message: `could not save ${changes} change(s) to ${file}: ${code ?? "error"}: ${message(error)}`,
+        file,
+        code,
+        error,
+      });
       return;
     }
     staged = new Map();
@@ -369,25 +412,27 @@ function lockDataDir(dataDir: string): Database.Database {
     return lock;
   } catch (error) {
     lock?.close();
-    if (sqliteCode(error) === "SQLITE_BUSY") {
+    if (errorCode(error) === "SQLITE_BUSY") {
       throw new StoreStartError(
         `another electd is already using the data directory ${dataDir} (${path} is locked): stop it, or give this server its own --data-dir / DATA_DIR`,
       );
     }
-    throw new StoreStartError(
-      `cannot lock the data directory with ${path}: ${message(error)}; check that ${dataDir} is writable by this user (the lock file holds no data and may be deleted while electd is stopped)`,
+    throw (
+      accessProblem(dataDir) ??
+      new StoreStartError(
+        `cannot lock the data directory with ${path}: ${message(error)} (the lock file holds no data and may be deleted while electd is stopped)`,
+      )
     );
   }
 }
 
-/** A non-empty file that is not SQLite at all is refused before SQLite opens it. */
+/**
+ * A file that is not SQLite at all is refused before SQLite opens it. So is an empty or
+ * cut-short one: electd writes a new data file complete before it takes this name.
+ */
 function refuseForeignFile(file: string, dataDir: string): void {
-  let size: number;
-  try {
-    size = statSync(file).size;
-  } catch {
-    return; // missing: a new, empty store
-  }
+  const size = statSync(file).size;
+  if (size === 0) throw damaged(file, dataDir, "it is empty (0 bytes)");
   const head = Buffer.alloc(SQLITE_HEADER.length);
   const fd = openSync(file, "r");
   try {
@@ -395,28 +440,33 @@ function refuseForeignFile(file: string, dataDir: string): void {
   } finally {
     closeSync(fd);
   }
-  if (size > 0 && !head.equals(SQLITE_HEADER)) {
-    throw damaged(file, dataDir, "it is not a SQLite database");
-  }
+  if (!head.equals(SQLITE_HEADER)) throw damaged(file, dataDir, "it is not a SQLite database");
 }
 
-/** What a data file holds; `fresh` when it has no tables yet. */
+/** What a data file holds, by name and by id. */
 interface Contents {
-  readonly fresh: boolean;
-  readonly elections: Election[];
-  readonly sessions: SessionRecord[];
+  readonly elections: ElectionIndex;
+  readonly sessions: Map<string, SessionRecord>;
 }
 
 /**
  * Checks and reads the data file through a read-only connection. Read-only matters: a
  * read-write connection folds the write-ahead log into the file when it closes, so even a
  * refusal would change a damaged file and its log. This one leaves both as they were.
+ * A missing file is a new store: it is created here, complete, and found empty.
  */
 function inspectDataFile(file: string, dataDir: string): Contents {
-  refuseForeignFile(file, dataDir);
-  if (!existsSync(file) || statSync(file).size === 0) {
-    return { fresh: true, elections: [], sessions: [] };
+  if (!existsSync(file)) {
+    // Without its data file a log is a fragment of something lost: SQLite would apply it
+    // to the new file.
+    const log = `${file}-wal`;
+    if (existsSync(log) && statSync(log).size > 0) {
+      throw damaged(file, dataDir, `it is missing, but its log ${log} is there`);
+    }
+    createDataFile(dataDir);
+    return { elections: new ElectionIndex(), sessions: new Map() };
   }
+  refuseForeignFile(file, dataDir);
   const db = new Database(file, { readonly: true, fileMustExist: true });
   try {
     const check = db.pragma("quick_check") as { quick_check: string }[];
@@ -431,7 +481,7 @@ function inspectDataFile(file: string, dataDir: string): Contents {
         }[]
       ).map((t) => t.name),
     );
-    if (tables.size === 0) return { fresh: true, elections: [], sessions: [] };
+    if (tables.size === 0) throw damaged(file, dataDir, "it holds no tables");
     if (!tables.has("meta")) {
       throw new StoreStartError(
         `${file} is a SQLite database but not an electd data file (it has no meta table): point --data-dir / DATA_DIR at another directory, or move ${dataDir} aside`,
@@ -452,25 +502,69 @@ function inspectDataFile(file: string, dataDir: string): Contents {
     for (const table of ["elections", "sessions"]) {
       if (!tables.has(table)) throw damaged(file, dataDir, `its ${table} table is missing`);
     }
-    const elections = (db.prepare("SELECT * FROM elections").all() as ElectionRow[]).map((r) => {
+    // Row by row into the maps the store keeps: no array of every row next to the
+    // elections built from it, so loading needs no more memory than serving them.
+    const elections = new ElectionIndex();
+    for (const row of db.prepare("SELECT * FROM elections").iterate() as Iterable<ElectionRow>) {
       try {
-        return fromRow(r);
+        elections.set(fromRow(row));
       } catch (error) {
-        throw damaged(file, dataDir, `election "${r.name}": ${message(error)}`);
+        throw damaged(file, dataDir, `election "${row.name}": ${message(error)}`);
       }
-    });
-    const sessions = (
-      db.prepare("SELECT id, ttl_ms FROM sessions").all() as { id: string; ttl_ms: number }[]
-    ).map((r) => ({ id: r.id, ttlMs: r.ttl_ms }));
-    return { fresh: false, elections, sessions };
+    }
+    const sessions = new Map<string, SessionRecord>();
+    const sessionRows = db.prepare("SELECT id, ttl_ms FROM sessions").iterate();
+    for (const row of sessionRows as Iterable<{ id: string; ttl_ms: number }>) {
+      sessions.set(row.id, { id: row.id, ttlMs: row.ttl_ms });
+    }
+    return { elections, sessions };
   } finally {
     db.close();
   }
 }
 
-/** The read-write connection, after inspection: durable settings, and the schema if new. */
-function openDataFile(file: string, timeout: number, fresh: boolean): Database.Database {
-  const db = new Database(file, { timeout });
+/**
+ * Writes a new data file under another name, fsyncs it and renames it into place, then
+ * fsyncs the directory: electd.db never exists empty or half made, so one that is was
+ * damaged after electd wrote it, and is refused rather than taken for a new store.
+ */
+function createDataFile(dataDir: string): void {
+  const temp = join(dataDir, NEW_DATA_FILE);
+  // A leftover of a crash during creation never holds more than the schema.
+  rmSync(temp, { force: true });
+  rmSync(`${temp}-journal`, { force: true });
+  // The default rollback journal: each commit lands in the file itself, so the file alone
+  // is complete once closed. openDataFile switches the renamed file to WAL.
+  const db = new Database(temp);
+  try {
+    db.pragma("synchronous = FULL");
+    db.pragma("fullfsync = ON");
+    db.transaction(() => {
+      db.exec(SCHEMA);
+      db.prepare("INSERT INTO meta (key, value) VALUES ('schema_version', ?)").run(
+        String(SCHEMA_VERSION),
+      );
+    })();
+  } finally {
+    db.close();
+  }
+  fsyncPath(temp);
+  renameSync(temp, join(dataDir, DATA_FILE));
+  fsyncPath(dataDir);
+}
+
+function fsyncPath(path: string): void {
+  const fd = openSync(path, "r");
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** The read-write connection, after inspection, with the settings durability relies on. */
+function openDataFile(file: string, timeout: number): Database.Database {
+  const db = new Database(file, { timeout, fileMustExist: true });
   try {
     // WAL: a commit is one sequential append plus one fsync, and readers (such as an
     // online backup) never block the writer. FULL: the WAL is fsynced at every commit,
@@ -483,14 +577,6 @@ function openDataFile(file: string, timeout: number, fresh: boolean): Database.D
     // The log is reused after each checkpoint; this only trims it after it grew large,
     // for example while a long backup kept the checkpoint from finishing.
     db.pragma("journal_size_limit = 67108864");
-    if (fresh) {
-      db.transaction(() => {
-        db.exec(SCHEMA);
-        db.prepare("INSERT INTO meta (key, value) VALUES ('schema_version', ?)").run(
-          String(SCHEMA_VERSION),
-        );
-      })();
-    }
     db.exec(TOMBSTONES);
     return db;
   } catch (error) {
@@ -548,14 +634,116 @@ function strings(value: unknown, field: string): string[] {
   return value;
 }
 
+/** Why a commit failed, as its callers are told: without the server's paths. */
+function commitCause(error: unknown): string {
+  const code = errorCode(error) ?? "";
+  if (code === "SQLITE_FULL") return "the disk is full";
+  if (code.startsWith("SQLITE_BUSY") || code.startsWith("SQLITE_LOCKED")) {
+    return "the data file is locked by another process; retry";
+  }
+  if (code.startsWith("SQLITE_READONLY") || code === "SQLITE_PERM") {
+    return "the server may not write its data file";
+  }
+  if (code.startsWith("SQLITE_IOERR")) return "the disk reported an I/O error";
+  if (code.startsWith("SQLITE_CORRUPT")) return "the data file is damaged";
+  return "the data file could not be written";
+}
+
+/** Why startup failed, told as what the operator has to do about it. */
+function startFailure(file: string, dataDir: string, error: unknown): StoreStartError {
+  if (error instanceof StoreStartError) return error;
+  const code = errorCode(error) ?? "";
+  if (PERMISSION_ERRORS.has(code)) {
+    return noAccess((error as NodeJS.ErrnoException).path ?? file, dataDir, error);
+  }
+  if (
+    code.startsWith("SQLITE_READONLY") ||
+    code.startsWith("SQLITE_CANTOPEN") ||
+    code === "SQLITE_PERM"
+  ) {
+    // SQLite does not say which file it could not open or write; the file system does.
+    const found = accessProblem(dataDir);
+    if (found) return found;
+    if (!code.startsWith("SQLITE_CANTOPEN")) return noAccess(file, dataDir, error);
+  }
+  if (code.startsWith("SQLITE_BUSY") || code.startsWith("SQLITE_LOCKED")) {
+    return new StoreStartError(
+      `${file} is locked by another process (such as a sqlite3 shell with a transaction open): end that transaction or process, then start electd again`,
+    );
+  }
+  return damaged(file, dataDir, error);
+}
+
+const PERMISSION_ERRORS = new Set(["EACCES", "EPERM", "EROFS"]);
+
+/**
+ * The first file in DATA_DIR this process may not read and write, as a refusal. Checked
+ * before SQLite opens anything: SQLite quietly opens a file it may not write read-only
+ * and fails later with "attempt to write a readonly database" or "unable to open database
+ * file", which reads like damage and would send the operator to move good data aside.
+ * access(2) rather than a trial open: closing any descriptor of a file drops the locks
+ * this process holds on it through another.
+ */
+function accessProblem(dataDir: string): StoreStartError | undefined {
+  const files = [LOCK_FILE, DATA_FILE, `${DATA_FILE}-wal`, `${DATA_FILE}-shm`];
+  for (const path of [dataDir, ...files.map((f) => join(dataDir, f))]) {
+    const mode =
+      path === dataDir
+        ? constants.R_OK | constants.W_OK | constants.X_OK
+        : constants.R_OK | constants.W_OK;
+    try {
+      accessSync(path, mode);
+    } catch (error) {
+      if (PERMISSION_ERRORS.has(errorCode(error) ?? "")) return noAccess(path, dataDir, error);
+    }
+  }
+  return undefined;
+}
+
+/** A permission problem: the data is fine, the fix is ownership, modes or the mount. */
+function noAccess(path: string, dataDir: string, cause: unknown): StoreStartError {
+  if (errorCode(cause) === "EROFS") {
+    return new StoreStartError(
+      `${path} is on a read-only file system, and electd must write to ${dataDir}: mount it read-write (the data itself is not damaged)`,
+    );
+  }
+  let owner = "";
+  try {
+    const stat = statSync(path);
+    owner = `; it is owned by uid ${stat.uid}, group ${stat.gid}, mode ${(stat.mode & 0o7777).toString(8).padStart(4, "0")}`;
+  } catch {
+    // Not even visible: the message still names the path and the user.
+  }
+  const lockNote =
+    path === join(dataDir, LOCK_FILE)
+      ? " (the lock file holds no data: it may also be deleted while electd is stopped)"
+      : "";
+  return new StoreStartError(
+    `permission denied: electd runs as ${currentUser()} and may not read and write ${path} (${message(cause)}${owner}): give that user read and write access to ${dataDir} and everything in it (chown or chmod), or run electd as the user that owns them${lockNote}; the data itself is not damaged`,
+  );
+}
+
+function currentUser(): string {
+  const uid = process.getuid?.();
+  const id = uid === undefined ? "" : ` (uid ${uid})`;
+  try {
+    return `user ${userInfo().username}${id}`;
+  } catch {
+    return `uid ${uid}`; // no entry in the user database
+  }
+}
+
 function damaged(file: string, dataDir: string, cause: unknown): StoreStartError {
   return new StoreStartError(
     `${file} is damaged or unreadable (${message(cause)}); electd will not start on it: restore ${DATA_FILE} from a backup, or move ${dataDir} aside to start with no elections`,
   );
 }
 
-function sqliteCode(error: unknown): string | undefined {
-  return error instanceof Database.SqliteError ? error.code : undefined;
+/** SQLite's code (SQLITE_...) or the system's (EACCES, ...). */
+function errorCode(error: unknown): string | undefined {
+  if (error instanceof Database.SqliteError) return error.code;
+  const code = (error as NodeJS.ErrnoException | undefined)?.code;
+  return typeof code === "string" ? code : undefined;
 }
 
 function message(error: unknown): string {

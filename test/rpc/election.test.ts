@@ -311,6 +311,17 @@ describe("malformed requests", () => {
     assert.equal(((await res.json()) as { code: string }).code, "invalid_argument");
   });
 
+  it("refuses a malformed protobuf message in a Connect GET query with invalid_argument", async () => {
+    const message = Buffer.from([0x0a, 0xff, 0xff, 0xff]).toString("base64url");
+    const res = await fetch(
+      `${url}/atomix.runtime.election.v1.LeaderElection/GetTerm?connect=v1&encoding=proto&base64=1&message=${message}`,
+    );
+    assert.equal(res.status, 400);
+    const json = (await res.json()) as { code: string; message: string };
+    assert.equal(json.code, "invalid_argument");
+    assert.match(json.message, /^request is not a valid protobuf message \(/);
+  });
+
   it("refuses a malformed gRPC-Web message to Watch with invalid_argument in the trailers", async () => {
     // One uncompressed envelope whose payload is a truncated field (tag 1, length 9, 1 byte).
     const body = new Uint8Array([0, 0, 0, 0, 3, 0x0a, 0x09, 0x0a]);

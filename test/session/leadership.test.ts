@@ -105,6 +105,43 @@ for (const [index, variant] of variants.entries()) {
       return c;
     };
 
+    it("keeps its session and does not push the term up while it cannot watch, then claims the term it holds", async () => {
+      const full = await start(testConfig(["--session-ttl-min", "100ms", "--max-watches", "1"]));
+      const name = election();
+      const elections = createClient(LeaderElection, variant.transport(full.url));
+      await elections.create({ id: { name } });
+      // Another client holds the only watch slot.
+      const holder = new AbortController();
+      const held = elections
+        .watch({ id: { name } }, { signal: holder.signal })
+        [Symbol.asyncIterator]();
+      await held.next();
+      const a = recorder();
+      const errors: unknown[] = [];
+      const c = campaign({
+        transport: variant.transport(full.url),
+        election: name,
+        candidate: "a",
+        ttlMs: TTL_MS,
+        ...a,
+        onError: (e) => errors.push(e),
+      });
+      try {
+        // Entered and leading on the server, but unable to confirm it by a watch.
+        while (errors.length < 3) await new Promise((r) => setTimeout(r, 50));
+        const { term } = await elections.getTerm({ id: { name } });
+        assert.deepEqual([term?.term, term?.leader], [1n, "a"]);
+        assert.equal(c.leading, false);
+        assert.ok(errors.every((e) => ConnectError.from(e).code === Code.ResourceExhausted));
+        holder.abort();
+        assert.equal((await a.next("elected")).term, 1n);
+        assert.equal((await elections.getTerm({ id: { name } })).term?.term, 1n);
+      } finally {
+        await c.stop();
+        await full.stop(500);
+      }
+    });
+
     it("elects the first campaigner, and the next one with term+1 when the first stops", async () => {
       const name = election();
       const a = recorder();

@@ -3,15 +3,31 @@
 // second server on the same DATA_DIR is refused while the first keeps serving.
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { existsSync, readFileSync, statSync, truncateSync, writeFileSync } from "node:fs";
+import {
+  chmodSync,
+  chownSync,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  truncateSync,
+  writeFileSync,
+} from "node:fs";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
 import { createClient } from "@connectrpc/connect";
 import { createConnectTransport, Http2SessionManager } from "@connectrpc/connect-node";
 import Database from "better-sqlite3";
 import { LeaderElection } from "../../gen/atomix/runtime/election/v1/election_pb.js";
-import { DATA_FILE, openDurableStore } from "../../server/store/durable.js";
+import {
+  DATA_FILE,
+  LOCK_FILE,
+  NEW_DATA_FILE,
+  openDurableStore,
+} from "../../server/store/durable.js";
 import { StoreStartError } from "../../server/store/store.js";
+import { mount, umount } from "../support/mount.js";
 import { root, runMain, type ServerProcess, spawnServer } from "../support/process.js";
 import { tempDir } from "../support/tempdir.js";
 
@@ -44,12 +60,13 @@ async function expectRefusal(
   dataDir: string,
   pattern: RegExp,
   named = join(dataDir, DATA_FILE),
+  as: { uid?: number; gid?: number } = {},
 ): Promise<string> {
   const file = join(dataDir, DATA_FILE);
   const log = `${file}-wal`;
   const before = readFileSync(file);
   const logBefore = existsSync(log) ? readFileSync(log) : undefined;
-  const { code, stderr, stdout } = await runMain(["--store", "durable", "--data-dir", dataDir]);
+  const { code, stderr, stdout } = await runMain(["--store", "durable", "--data-dir", dataDir], as);
   assert.notEqual(code, 0, `electd started: ${stdout}`);
   assert.match(stderr, /^electd: /);
   assert.ok(stderr.includes(named), `message does not name ${named}: ${stderr}`);
@@ -72,6 +89,81 @@ describe("durable store refuses data it cannot trust", () => {
     const file = join(dataDir, DATA_FILE);
     truncateSync(file, Math.floor(readFileSync(file).length / 2));
     await expectRefusal(dataDir, /damaged or unreadable.*restore .* from a backup/);
+  });
+
+  it("refuses an empty data file instead of starting a new store on it", async () => {
+    const dataDir = directory();
+    writeFileSync(join(dataDir, DATA_FILE), "");
+    await expectRefusal(dataDir, /damaged or unreadable \(it is empty.*restore .* from a backup/);
+  });
+
+  it("refuses a new data file cut short at any length", async () => {
+    const made = directory();
+    await openDurableStore({ dataDir: made, maxElections: 10 }).close();
+    const bytes = readFileSync(join(made, DATA_FILE));
+    const pageSize = bytes.readUInt16BE(16);
+    const cuts = [0, 10, 100, pageSize - 1];
+    for (let cut = pageSize; cut < bytes.length; cut += pageSize) cuts.push(cut);
+    for (const cut of cuts) {
+      const dataDir = directory();
+      writeFileSync(join(dataDir, DATA_FILE), bytes.subarray(0, cut));
+      assert.throws(
+        () => openDurableStore({ dataDir, maxElections: 10 }),
+        (error) => error instanceof StoreStartError && /damaged or unreadable/.test(error.message),
+        `cut at ${cut} of ${bytes.length} bytes`,
+      );
+      assert.equal(readFileSync(join(dataDir, DATA_FILE)).length, cut);
+    }
+  });
+
+  it("refuses a SQLite file without tables", async () => {
+    const dataDir = directory();
+    const db = new Database(join(dataDir, DATA_FILE));
+    db.pragma("journal_mode = WAL");
+    db.close();
+    await expectRefusal(dataDir, /damaged or unreadable \(it holds no tables\)/);
+  });
+
+  it("refuses a log whose data file is missing", async () => {
+    const dataDir = await populated();
+    const file = join(dataDir, DATA_FILE);
+    // A writer killed after committing: its last change is only in the log.
+    const crash = spawnSync(
+      process.execPath,
+      [
+        "-e",
+        `const db = new (require("better-sqlite3"))(${JSON.stringify(file)});
+         db.pragma("journal_mode = WAL");
+         db.prepare("DELETE FROM elections").run();
+         process.kill(process.pid, "SIGKILL");`,
+      ],
+      { cwd: root },
+    );
+    assert.equal(crash.signal, "SIGKILL");
+    rmSync(file);
+    const log = readFileSync(`${file}-wal`);
+    const { code, stderr } = await runMain(["--store", "durable", "--data-dir", dataDir]);
+    assert.notEqual(code, 0);
+    assert.match(stderr, /electd\.db is damaged or unreadable \(it is missing, but its log/);
+    assert.ok(!existsSync(file), "a new data file was made next to the log");
+    assert.ok(readFileSync(`${file}-wal`).equals(log), "the log was changed");
+  });
+
+  it("writes a new data file complete, discarding what an interrupted creation left", async () => {
+    const dataDir = directory();
+    writeFileSync(join(dataDir, NEW_DATA_FILE), "half of a schema");
+    const store = openDurableStore({ dataDir, maxElections: 10 });
+    await store.create("e", []);
+    await store.close();
+    assert.ok(!existsSync(join(dataDir, NEW_DATA_FILE)));
+    const db = new Database(join(dataDir, DATA_FILE), { readonly: true });
+    try {
+      assert.deepEqual(db.pragma("quick_check"), [{ quick_check: "ok" }]);
+      assert.equal(db.pragma("journal_mode", { simple: true }), "wal");
+      assert.deepEqual(db.prepare("SELECT name FROM elections").all(), [{ name: "e" }]);
+    } finally {
+      db.close();
+    }
   });
 
   it("refuses a data file whose pages were overwritten", async () => {
@@ -158,5 +250,93 @@ describe("durable store refuses data it cannot trust", () => {
     assert.equal(await stop(first), 0);
     const second = await startDurable(join(dataDir, "nested", "data"));
     assert.equal(await stop(second), 0);
+  });
+});
+
+/**
+ * Tests run as root, whom file modes do not stop: the server runs as `nobody` instead,
+ * on files root owns, as an operator's electd would on files of another account.
+ */
+const NOBODY = { uid: 65534, gid: 65534 };
+
+/** A populated data directory that `nobody` may enter, every file in it root's. */
+async function rootsDirectory(): Promise<string> {
+  const dataDir = await populated();
+  // mkdtemp makes it 0700; its parent is the system's temporary directory, open to all.
+  chmodSync(dataDir, 0o755);
+  return dataDir;
+}
+
+function giveToNobody(...paths: string[]): void {
+  for (const path of paths) chownSync(path, NOBODY.uid, NOBODY.gid);
+}
+
+/** A refusal that is about permissions: names the user, and never calls the data bad. */
+async function expectPermissionRefusal(
+  dataDir: string,
+  named: string,
+  pattern: RegExp,
+  as: { uid?: number; gid?: number } = NOBODY,
+): Promise<void> {
+  const stderr = await expectRefusal(dataDir, pattern, named, as);
+  assert.doesNotMatch(stderr, /damaged or unreadable|aside|restore|backup/);
+}
+
+describe("durable store reports permission problems as such", () => {
+  it("a data directory the server's user may not write", async () => {
+    const dataDir = await rootsDirectory();
+    await expectPermissionRefusal(
+      dataDir,
+      dataDir,
+      /permission denied: electd runs as user nobody \(uid 65534\).*owned by uid 0.*chown or chmod/,
+    );
+  });
+
+  it("a data file the server's user may not write", async () => {
+    const dataDir = await rootsDirectory();
+    giveToNobody(dataDir, join(dataDir, LOCK_FILE));
+    const file = join(dataDir, DATA_FILE);
+    await expectPermissionRefusal(
+      dataDir,
+      file,
+      /user nobody.*may not read and write \S*electd\.db /,
+    );
+  });
+
+  it("a data file the server's user may not even read", async () => {
+    const dataDir = await rootsDirectory();
+    giveToNobody(dataDir, join(dataDir, LOCK_FILE));
+    const file = join(dataDir, DATA_FILE);
+    chmodSync(file, 0o600);
+    await expectPermissionRefusal(dataDir, file, /user nobody.*mode 0600/);
+  });
+
+  it("a lock file owned by another user", async () => {
+    const dataDir = await rootsDirectory();
+    giveToNobody(dataDir, join(dataDir, DATA_FILE));
+    const lock = join(dataDir, LOCK_FILE);
+    await expectPermissionRefusal(
+      dataDir,
+      lock,
+      /user nobody.*electd\.lock.*the lock file holds no data/,
+    );
+  });
+
+  it("a data directory on a read-only file system", async () => {
+    const source = await populated();
+    const dataDir = join(directory(), "read-only");
+    mkdirSync(dataDir);
+    mount(["--bind", source, dataDir]);
+    try {
+      mount(["-o", "remount,bind,ro", dataDir]);
+      await expectPermissionRefusal(
+        dataDir,
+        dataDir,
+        /read-only file system.*mount it read-write/,
+        {},
+      );
+    } finally {
+      umount(dataDir);
+    }
   });
 });

@@ -6,7 +6,7 @@ import { after, describe, it } from "node:test";
 import Database from "better-sqlite3";
 import { apply, type Operation } from "../../server/election/rules.js";
 import { ElectdError } from "../../server/errors.js";
-import { DATA_FILE, openDurableStore } from "../../server/store/durable.js";
+import { type CommitFailure, DATA_FILE, openDurableStore } from "../../server/store/durable.js";
 import type { Decision, Election, ElectionStore } from "../../server/store/store.js";
 import { tempDir } from "../support/tempdir.js";
 
@@ -152,7 +152,13 @@ describe("durable store", () => {
 
   it("refuses a change it could not save, shows none of it, and carries on from what is saved", async () => {
     const dataDir = directory();
-    const store = openDurableStore({ dataDir, maxElections: 10, busyTimeoutMs: 20 });
+    const failures: CommitFailure[] = [];
+    const store = openDurableStore({
+      dataDir,
+      maxElections: 10,
+      busyTimeoutMs: 20,
+      onCommitError: (failure) => failures.push(failure),
+    });
     after(() => store.close());
     await store.create("e", []);
     const heard: string[] = [];
@@ -166,11 +172,23 @@ describe("durable store", () => {
       await assert.rejects(failed, (error) => {
         assert.ok(error instanceof ElectdError);
         assert.equal(error.kind, "unavailable");
-        assert.match(error.message, /could not be saved to .*electd\.db/);
+        // The caller learns why, but not where the server keeps its files.
+        assert.equal(
+          error.message,
+          "the change could not be saved: the data file is locked by another process; retry",
+        );
         return true;
       });
       // The no-op answered from the unsaved state, so it must fail too.
       await assert.rejects(noop, ElectdError);
+      // The operator learns both, once for the one failed commit.
+      assert.equal(failures.length, 1);
+      assert.equal(failures[0]?.code, "SQLITE_BUSY");
+      assert.equal(failures[0]?.file, join(dataDir, DATA_FILE));
+      assert.match(
+        failures[0]?.message ?? "",
+        /to \/\S+\/electd\.db: SQLITE_BUSY: database is locked/,
+      );
     } finally {
       outside.exec("ROLLBACK");
       outside.close();

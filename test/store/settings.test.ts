@@ -43,6 +43,30 @@ describe("store settings", () => {
     assert.throws(() => loadConfig([], { DATA_DIR: "" }), /--data-dir \/ DATA_DIR/);
   });
 
+  it("waits 50ms for another process's lock on the data file unless told otherwise", () => {
+    const byDefault = loadConfig([], {});
+    assert.ok(byDefault !== "help");
+    assert.equal(byDefault.storeBusyTimeoutMs, 50);
+    const fromEnv = loadConfig([], { STORE_BUSY_TIMEOUT: "200ms" });
+    assert.ok(fromEnv !== "help");
+    assert.equal(fromEnv.storeBusyTimeoutMs, 200);
+    const fromFlag = loadConfig(["--store-busy-timeout", "1s"], { STORE_BUSY_TIMEOUT: "200ms" });
+    assert.ok(fromFlag !== "help");
+    assert.equal(fromFlag.storeBusyTimeoutMs, 1000);
+  });
+
+  it("refuses a store busy timeout that would freeze the server, naming the setting", () => {
+    for (const value of ["2s", "1001ms", "0ms", "fast"]) {
+      assert.throws(
+        () => loadConfig(["--store-busy-timeout", value], {}),
+        (error) =>
+          error instanceof ConfigError &&
+          /--store-busy-timeout \/ STORE_BUSY_TIMEOUT/.test(error.message),
+        value,
+      );
+    }
+  });
+
   it("serves from the durable store in the chosen directory, and says so on /healthz", async () => {
     const dataDir = join(tempDir("settings"), "data");
     const electd = await startServer(["--store", "durable", "--data-dir", dataDir]);

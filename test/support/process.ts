@@ -49,16 +49,19 @@ export function spawnServer(
 }
 
 /**
- * Runs main.ts to completion (for --help, bad flags and refused data). A server that
- * starts listening instead is killed, so the caller's assertion fails rather than hangs.
+ * Runs main.ts to completion (for --help, bad flags and refused data), as another user
+ * when `as` says so. A server that starts listening instead is killed, so the caller's
+ * assertion fails rather than hangs.
  */
 export function runMain(
   args: readonly string[],
+  as: { readonly uid?: number; readonly gid?: number } = {},
 ): Promise<{ code: number | null; stdout: string; stderr: string }> {
   const argv = withStore(args);
   const child = spawn(process.execPath, ["--import", "tsx", "server/main.ts", ...argv], {
     cwd: root,
     stdio: ["ignore", "pipe", "pipe"],
+    ...as,
   });
   let stdout = "";
   let stderr = "";

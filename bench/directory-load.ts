@@ -1,0 +1,169 @@
+// Keep-alive latency while the directory is hammered: a session with a 1 s TTL is kept
+// alive every 100 ms while 16 clients page through ListElections in a loop and 1,000
+// WatchElections streams sit stalled on a large directory (they read their first message
+// and then nothing, as a slow or frozen dashboard does). A keep-alive that waits more than
+// its TTL fails a leader over for nothing, so its p99 is what this prints, with the List
+// rate and the server's RSS. electd runs as its own process on the memory store.
+//
+// usage: npm run bench:directory -- [--elections 100000] [--watchers 1000] [--listers 16]
+//          [--seconds 20]
+import { type ChildProcess, spawn } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { connect as connectHttp2 } from "node:http2";
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
+import { create, toBinary } from "@bufbuild/protobuf";
+import { durationFromMs } from "@bufbuild/protobuf/wkt";
+import { createClient } from "@connectrpc/connect";
+import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
+import { LeaderElection } from "../gen/atomix/runtime/election/v1/election_pb.js";
+import {
+  ElectionDirectoryService,
+  WatchElectionsRequestSchema,
+} from "../gen/electd/v1/directory_pb.js";
+import { SessionService } from "../gen/electd/v1/session_pb.js";
+
+const { values } = parseArgs({
+  options: {
+    elections: { type: "string", default: "100000" },
+    watchers: { type: "string", default: "1000" },
+    listers: { type: "string", default: "16" },
+    seconds: { type: "string", default: "20" },
+  },
+});
+const elections = Number(values.elections);
+const watchers = Number(values.watchers);
+const listers = Number(values.listers);
+const seconds = Number(values.seconds);
+const out = (line: string) => process.stdout.write(`${line}\n`);
+
+async function startServer(): Promise<{ url: string; child: ChildProcess }> {
+  const main = fileURLToPath(new URL("../server/main.ts", import.meta.url));
+  const args = [
+    ...["--port", "0", "--log-level", "warn", "--store", "memory"],
+    ...["--max-elections", String(elections), "--max-watches", String(watchers + 100)],
+    ...["--session-ttl-min", "100ms"],
+  ];
+  const child = spawn(process.execPath, ["--import", "tsx", main, ...args], {
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  return new Promise((resolve, reject) => {
+    let output = "";
+    child.stdout?.on("data", (chunk: Buffer) => {
+      output += chunk.toString();
+      const url = /listening on (\S+)/.exec(output)?.[1];
+      if (url) resolve({ url, child });
+    });
+    child.once("exit", () => reject(new Error(`electd did not start: ${output}`)));
+  });
+}
+
+function rssMiB(pid: number): number {
+  const status = readFileSync(`/proc/${pid}/status`, "utf8");
+  return Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0) / 1024;
+}
+
+function percentile(sorted: number[], q: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? Number.NaN;
+}
+
+const { url, child } = await startServer();
+const pid = child.pid as number;
+const manager = new Http2SessionManager(url);
+const transport = createGrpcTransport({ baseUrl: url, sessionManager: manager });
+const election = createClient(LeaderElection, transport);
+const directory = createClient(ElectionDirectoryService, transport);
+const sessions = createClient(SessionService, transport);
+
+let started = performance.now();
+let next = 0;
+await Promise.all(
+  Array.from({ length: 64 }, async () => {
+    while (next < elections) {
+      const i = next++;
+      await election.create({
+        id: { name: `svc-${String(i).padStart(6, "0")}` },
+        tags: [`shard-${i % 16}`],
+      });
+    }
+  }),
+);
+out(`created ${elections} elections in ${((performance.now() - started) / 1000).toFixed(1)} s`);
+const rssLoaded = rssMiB(pid);
+
+// Stalled directory watchers: raw HTTP/2 streams that read their first bytes, then pause.
+const body = toBinary(WatchElectionsRequestSchema, create(WatchElectionsRequestSchema, {}));
+const frame = Buffer.alloc(5 + body.length);
+frame.writeUInt32BE(body.length, 1);
+frame.set(body, 5);
+const h2 = Array.from({ length: Math.ceil(watchers / 50) }, () => {
+  const s = connectHttp2(url);
+  s.on("error", () => {});
+  return s;
+});
+started = performance.now();
+await Promise.all(
+  Array.from({ length: watchers }, (_, i) => {
+    const stream = (h2[i % h2.length] as ReturnType<typeof connectHttp2>).request({
+      ":method": "POST",
+      ":path": "/electd.v1.ElectionDirectoryService/WatchElections",
+      "content-type": "application/grpc+proto",
+      te: "trailers",
+    });
+    stream.on("error", () => {});
+    stream.end(frame);
+    return new Promise<void>((resolve) =>
+      stream.once("data", () => {
+        stream.pause();
+        resolve();
+      }),
+    );
+  }),
+);
+out(
+  `${watchers} WatchElections streams open and stalled in ${((performance.now() - started) / 1000).toFixed(1)} s`,
+);
+const rssWatched = rssMiB(pid);
+
+let stop = false;
+let lists = 0;
+const loops = Array.from({ length: listers }, async (_, i) => {
+  let pageToken = "";
+  while (!stop) {
+    const page = await directory.listElections({
+      pageSize: 100,
+      pageToken,
+      tag: i % 2 ? "" : `shard-${i}`,
+    });
+    pageToken = page.nextPageToken;
+    lists++;
+  }
+});
+
+const { sessionId } = await sessions.openSession({ ttl: durationFromMs(1000) });
+const latencies: number[] = [];
+const deadline = performance.now() + seconds * 1000;
+while (performance.now() < deadline) {
+  const sent = performance.now();
+  await sessions.keepAlive({ sessionId });
+  latencies.push(performance.now() - sent);
+  await new Promise((r) => setTimeout(r, 100));
+}
+stop = true;
+await Promise.all(loops);
+const rssEnd = rssMiB(pid);
+const healthz = (await (await fetch(`${url}/healthz`)).json()) as { watches: number };
+await sessions.getSession({ sessionId }); // still alive: no keep-alive came too late
+
+latencies.sort((a, b) => a - b);
+out(
+  `keep-alive over ${seconds} s (${latencies.length} calls): p50 ${percentile(latencies, 0.5).toFixed(1)} ms, ` +
+    `p99 ${percentile(latencies, 0.99).toFixed(1)} ms, max ${percentile(latencies, 1).toFixed(1)} ms`,
+);
+out(`ListElections (page 100, ${listers} loops): ${(lists / seconds).toFixed(0)} pages/s`);
+out(
+  `server RSS: ${rssLoaded.toFixed(0)} MiB with the elections, ${rssWatched.toFixed(0)} MiB with ${healthz.watches} stalled watchers, ${rssEnd.toFixed(0)} MiB at the end`,
+);
+for (const s of h2) s.destroy();
+manager.abort();
+child.kill("SIGTERM");
