@@ -385,14 +385,15 @@ test.describe("election page, follows and deletes", () => {
     await expect(page.getByRole("list", { name: "Tags" })).toHaveText("solo");
     await Promise.all(others.slice(0, 100).map((other) => electd.candidate("Enter", other, "x")));
     // A session-bound leader: only the directory stream tells the page about sessions, so
-    // once the badge shows, that stream has delivered everything sent before it.
+    // once the badge shows, that stream has delivered everything sent before it. Named
+    // __proto__, because names are data.
     const { sessionId } = (await electd.call("OpenSession", { ttl: "60s" }, SESSIONS)) as {
       sessionId: string;
     };
-    await electd.call("Enter", { id: { name }, candidate: "own" }, LEADER_ELECTION, {
+    await electd.call("Enter", { id: { name }, candidate: "__proto__" }, LEADER_ELECTION, {
       "electd-session": sessionId,
     });
-    await expect(page.locator("#leader")).toHaveText("own", LIVE);
+    await expect(page.locator("#leader")).toHaveText("__proto__", LIVE);
     await expect(page.locator("#leader-session")).toHaveText(/^session [0-9a-f]{12}/, LIVE);
     expect(streams.size).toBeGreaterThan(0);
     // This election's own two states weigh a few hundred bytes.

@@ -319,7 +319,9 @@ export function electionPage(root: HTMLElement, name: string, page: AbortSignal)
       renderCause();
     }
     seen = { leader, term };
-    bound = new Map(Object.entries(summary.candidateSessions));
+    // `bindings`, not the candidate_sessions map: a map arrives as a plain object, where a
+    // candidate named __proto__ would vanish.
+    bound = new Map(summary.bindings.map((b) => [b.candidate, b.sessionFingerprint]));
     renderSessions();
     if (bound.size > 0) void pollSessions();
   }
