@@ -65,18 +65,31 @@ async function watchLongTasks(page: Page): Promise<void> {
   });
 }
 
-/** Milliseconds since navigation when the first election row is on screen. */
+/**
+ * From the next navigation on, notes in the page the first frame that has an election row
+ * on screen. Installed before the page's own scripts, so it is not late the way a probe
+ * sent from here after the navigation is.
+ */
+async function noteFirstRow(page: Page): Promise<void> {
+  await page.addInitScript(() => {
+    const w = window as unknown as { firstRowAt?: number };
+    const check = () => {
+      const box = document.querySelector("tbody tr[data-name]")?.getBoundingClientRect();
+      if (box && box.height > 0 && box.top < window.innerHeight) w.firstRowAt = performance.now();
+      else requestAnimationFrame(check);
+    };
+    requestAnimationFrame(check);
+  });
+}
+
+/** Milliseconds since navigation when the first election row was on screen. */
 async function firstRowOnScreen(page: Page, timeout: number): Promise<number> {
-  await page.waitForFunction(
-    () => {
-      const row = document.querySelector("tbody tr[data-name]");
-      const box = row?.getBoundingClientRect();
-      return box !== undefined && box.height > 0 && box.top < window.innerHeight;
-    },
+  const at = await page.waitForFunction(
+    () => (window as unknown as { firstRowAt?: number }).firstRowAt,
     null,
-    { polling: "raf", timeout },
+    { timeout },
   );
-  return Math.round(await page.evaluate(() => performance.now()));
+  return Math.round((await at.jsonValue()) as number);
 }
 
 /** Milliseconds since navigation when the page says it holds all `n` elections. */
@@ -143,6 +156,7 @@ test("stays responsive with 1,000 elections and 1,000 candidates", async ({ page
     });
 
     // List page: the first screen, then every election held (rows are drawn only on screen).
+    await noteFirstRow(page);
     await page.goto(server.url);
     figures.listFirstScreenMs = await firstRowOnScreen(page, 20_000);
     figures.listRenderMs = await allLoaded(page, ELECTIONS, 20_000);
@@ -287,6 +301,7 @@ test("the list page stays usable with 100,000 elections", async ({ page }) => {
     );
     figures.setupMs = Math.round(performance.now() - setupStarted);
 
+    await noteFirstRow(page);
     await page.goto(server.url);
     figures.firstScreenMs = await firstRowOnScreen(page, 120_000);
     figures.allLoadedMs = await allLoaded(page, MANY, 120_000);
