@@ -62,11 +62,19 @@ function merge(a: readonly string[], b: readonly string[]): string[] {
 
 /** Below this many changes, sorted arrays are patched in place; above, rebuilt in one pass. */
 const PATCH_LIMIT = 64;
+/** Results of earlier queries kept for going back to them, before starting afresh. */
+const RECENT_QUERIES = 64;
 
 export class ElectionIndex {
   private readonly entries = new Map<string, Entry>();
   /** Every name in `entries` except those in `added`, plus those in `removed`; sorted. */
   private sorted: string[] = [];
+  /**
+   * The search text of each name in `sorted`, at the same index, once settled: a filter
+   * that must look at every election scans this array instead of a hundred thousand map
+   * lookups.
+   */
+  private searches: string[] = [];
   private readonly added = new Set<string>();
   private readonly removed = new Set<string>();
   /** Names changed, added or removed since the last `settle`. */
@@ -74,6 +82,11 @@ export class ElectionIndex {
   private query = "";
   /** Names that match a non-empty query, sorted; rebuilt when the query changes. */
   private matching: string[] = [];
+  /**
+   * What earlier queries matched, while nothing has changed since: a Backspace goes back to
+   * one of them instead of scanning everything again.
+   */
+  private readonly recent = new Map<string, string[]>();
   /** Names received since the snapshot began; undefined between snapshots. */
   private snapshot: Set<string> | undefined;
   private complete = false;
@@ -155,11 +168,32 @@ export class ElectionIndex {
   /** Lowercase, trimmed text to match; "" shows everything. */
   setQuery(query: string): void {
     this.settle();
-    if (query === this.query) return;
-    // Typing one more letter only narrows: search what matched, not everything.
-    const from = this.query !== "" && query.includes(this.query) ? this.matching : this.sorted;
+    const before = this.query;
+    if (query === before) return;
+    if (before !== "") this.recent.set(before, this.matching);
     this.query = query;
-    this.matching = query === "" ? [] : from.filter((name) => this.matches(name));
+    if (query === "") this.matching = [];
+    else if (this.recent.has(query)) this.matching = this.recent.get(query) as string[];
+    // Typing one more letter only narrows: search what matched, not everything, unless
+    // that is most of everything (a map lookup per name costs more than a scan).
+    else if (
+      before !== "" &&
+      query.includes(before) &&
+      this.matching.length < this.sorted.length / 4
+    ) {
+      this.matching = this.matching.filter((name) => this.matches(name));
+    } else this.matching = this.scan();
+    if (this.recent.size > RECENT_QUERIES) this.recent.clear();
+  }
+
+  /** Every name whose search text holds the query, in order. */
+  private scan(): string[] {
+    const found: string[] = [];
+    const { searches, sorted, query } = this;
+    for (let i = 0; i < searches.length; i++) {
+      if ((searches[i] as string).includes(query)) found.push(sorted[i] as string);
+    }
+    return found;
   }
 
   private matches(name: string): boolean {
@@ -173,6 +207,8 @@ export class ElectionIndex {
    */
   settle(): boolean {
     if (this.touched.size === 0) return false;
+    this.recent.clear();
+    const reordered = this.removed.size > 0 || this.added.size > 0;
     if (this.removed.size > 0) {
       if (this.removed.size <= PATCH_LIMIT) {
         for (const name of this.removed) this.sorted.splice(position(this.sorted, name), 1);
@@ -190,6 +226,16 @@ export class ElectionIndex {
       }
       this.added.clear();
     }
+    if (reordered) {
+      this.searches = this.sorted.map((name) => (this.entries.get(name) as Entry).search);
+    } else {
+      // Same names in the same order: only changed elections' texts to replace.
+      for (const name of this.touched) {
+        const entry = this.entries.get(name);
+        const at = position(this.sorted, name);
+        if (entry && this.sorted[at] === name) this.searches[at] = entry.search;
+      }
+    }
     if (this.query !== "") {
       if (this.touched.size <= PATCH_LIMIT) {
         for (const name of this.touched) {
@@ -200,7 +246,7 @@ export class ElectionIndex {
           else if (!listed && wanted) this.matching.splice(at, 0, name);
         }
       } else {
-        this.matching = this.sorted.filter((name) => this.matches(name));
+        this.matching = this.scan();
       }
     }
     this.touched.clear();
