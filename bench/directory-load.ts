@@ -5,8 +5,12 @@
 // its TTL fails a leader over for nothing, so its p99 is what this prints, with the List
 // rate and the server's RSS. electd runs as its own process on the memory store.
 //
+// The watchers' streams are paused after their first message, but Node's HTTP/2 client
+// keeps taking (and buffering) what arrives, so the server sends each of them the whole
+// snapshot: 1,000 full-directory snapshots in flight while the keep-alives are timed.
+//
 // usage: npm run bench:directory -- [--elections 100000] [--watchers 1000] [--listers 16]
-//          [--seconds 20]
+//          [--seconds 20] [--profile DIR]
 import { type ChildProcess, spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { connect as connectHttp2 } from "node:http2";
@@ -29,6 +33,8 @@ const { values } = parseArgs({
     watchers: { type: "string", default: "1000" },
     listers: { type: "string", default: "16" },
     seconds: { type: "string", default: "20" },
+    /** Write the server's CPU profile (node --cpu-prof) into this directory. */
+    profile: { type: "string" },
   },
 });
 const elections = Number(values.elections);
@@ -44,7 +50,8 @@ async function startServer(): Promise<{ url: string; child: ChildProcess }> {
     ...["--max-elections", String(elections), "--max-watches", String(watchers + 100)],
     ...["--session-ttl-min", "100ms"],
   ];
-  const child = spawn(process.execPath, ["--import", "tsx", main, ...args], {
+  const profile = values.profile ? ["--cpu-prof", `--cpu-prof-dir=${values.profile}`] : [];
+  const child = spawn(process.execPath, [...profile, "--import", "tsx", main, ...args], {
     stdio: ["ignore", "pipe", "inherit"],
   });
   return new Promise((resolve, reject) => {
@@ -176,3 +183,4 @@ out(
 for (const s of h2) s.destroy();
 manager.abort();
 child.kill("SIGTERM");
+await new Promise((r) => child.once("exit", r));

@@ -92,6 +92,11 @@ class ChangeBox {
     this.notify();
   }
 
+  /** Whether the watch was released: nothing more is to be sent. */
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
   /** Forgets what is queued: the snapshot about to be taken reflects it. */
   clear(): void {
     this.latest = new Map();
@@ -156,7 +161,38 @@ interface DirectoryWatcher {
   readonly box: ChangeBox;
 }
 
+/**
+ * Takes turns at snapshot pages across every directory watcher: one page, then the event
+ * loop, then the next watcher's page. Watchers that open at once on a large directory
+ * (dashboards reconnecting after a restart) would otherwise each encode page after page
+ * as fast as their transports take them, and a keep-alive arriving meanwhile would wait
+ * behind all of those pages: long enough, with a thousand watchers, to expire the session
+ * of a healthy leader. With turns, a request waits for one page at most.
+ */
+class Pacer {
+  private readonly waiting: (() => void)[] = [];
+  private scheduled = false;
+
+  turn(): Promise<void> {
+    return new Promise((resolve) => {
+      this.waiting.push(resolve);
+      this.schedule();
+    });
+  }
+
+  private schedule(): void {
+    if (this.scheduled || this.waiting.length === 0) return;
+    this.scheduled = true;
+    setImmediate(() => {
+      this.scheduled = false;
+      this.waiting.shift()?.();
+      this.schedule();
+    });
+  }
+}
+
 export class WatchHub {
+  private readonly pacer = new Pacer();
   private readonly byElection = new Map<string, Set<Mailbox>>();
   private readonly directory = new Set<DirectoryWatcher>();
   /** Releases of the open watches: the hub closing ends them all. */
@@ -247,7 +283,15 @@ export class WatchHub {
     try {
       for (;;) {
         watcher.box.clear();
-        yield* this.snapshot(filter, this.store.snapshot(filter), pageSize);
+        for (const page of this.snapshot(
+          filter,
+          this.store.snapshot(filter),
+          pageSize,
+          watcher.box,
+        )) {
+          yield page;
+          await this.pacer.turn();
+        }
         for (;;) {
           const batch = await watcher.box.takeAll();
           if (batch === undefined) return;
@@ -276,10 +320,17 @@ export class WatchHub {
     for (const release of [...this.open]) release();
   }
 
+  /**
+   * Pages of `view`. Stops as soon as `box` is closed: a transport whose client has gone
+   * may keep taking messages (a write into a reset HTTP/2 stream can report success), and
+   * encoding the rest of a large directory for nobody would cost the CPU and memory of a
+   * whole snapshot per vanished client.
+   */
   private *snapshot(
     filter: DirectoryFilter,
     view: ElectionView,
     pageSize: number,
+    box: ChangeBox,
   ): Generator<DirectoryBatch> {
     const query = filter.name === undefined ? filter : { ...filter, prefix: filter.name };
     const elections = view.scan(query);
@@ -291,12 +342,14 @@ export class WatchHub {
         if (!matches(filter, election)) continue;
       }
       if (page.length === pageSize) {
+        if (box.isClosed) return;
         yield { elections: page, deleted: [], reset, snapshotComplete: false };
         reset = false;
         page = [];
       }
       page.push(election);
     }
+    if (box.isClosed) return;
     yield { elections: page, deleted: [], reset, snapshotComplete: true };
   }
 
