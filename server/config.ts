@@ -16,6 +16,7 @@ export interface Config {
     readonly maxTags: number;
     readonly maxRequestBytes: number;
     readonly maxCandidates: number;
+    readonly maxCandidatesTotal: number;
     readonly maxElections: number;
     readonly maxWatches: number;
     readonly watchBuffer: number;
@@ -92,6 +93,12 @@ export const settings = {
     env: "MAX_CANDIDATES",
     fallback: "1000",
     help: "most candidates (leader + queue) in one election",
+  },
+  maxCandidatesTotal: {
+    flag: "max-candidates-total",
+    env: "MAX_CANDIDATES_TOTAL",
+    fallback: "300000",
+    help: "most candidates in all elections together on this server",
   },
   maxElections: {
     flag: "max-elections",
@@ -252,6 +259,7 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Con
       maxTags: int("maxTags", 0),
       maxRequestBytes: int("maxRequestBytes", 1024),
       maxCandidates: int("maxCandidates", 1),
+      maxCandidatesTotal: int("maxCandidatesTotal", 1),
       maxElections: int("maxElections", 1),
       maxWatches: int("maxWatches", 1),
       watchBuffer: int("watchBuffer", 1),

@@ -20,11 +20,12 @@ export interface Electd {
 }
 
 export async function start(config: Config): Promise<Electd> {
-  const { maxElections } = config.limits;
+  const { maxElections, maxCandidatesTotal } = config.limits;
+  const limits = { maxElections, maxCandidatesTotal };
   const store =
     config.store === "durable"
-      ? openDurableStore({ dataDir: config.dataDir, maxElections })
-      : createMemoryStore({ maxElections });
+      ? openDurableStore({ dataDir: config.dataDir, ...limits })
+      : createMemoryStore(limits);
   const hub = new WatchHub(store, {
     maxWatches: config.limits.maxWatches,
     mailboxSize: config.limits.watchBuffer,

@@ -22,19 +22,21 @@ import {
   deletedElection,
   type Election,
   type ElectionStore,
+  headcount,
   type ListFilter,
   type ListQuery,
   newElection,
+  overTotal,
   type SessionRecord,
+  type StoreLimits,
   StoreStartError,
   type Tombstone,
   type UpdateResult,
 } from "./store.js";
 
-export interface DurableStoreOptions {
+export interface DurableStoreOptions extends StoreLimits {
   /** Directory holding the data file and the lock file; created if missing. */
   readonly dataDir: string;
-  readonly maxElections: number;
   /**
    * How long a commit waits while something else writes the data file. electd never does
    * (one server per directory); only an outside tool such as the sqlite3 shell can.
@@ -144,6 +146,10 @@ export function openDurableStore(options: DurableStoreOptions): ElectionStore {
   };
   /** How many elections exist counting the staged creations and deletions. */
   let stagedSize = committed.size;
+  /** Candidates in all committed elections, and counting the staged changes. */
+  let committedCandidates = 0;
+  for (const election of committed.values()) committedCandidates += headcount(election.state);
+  let stagedCandidates = committedCandidates;
   const sessions = new Map(found.sessions.map((s) => [s.id, s]));
   const listeners = new Set<ChangeListener>();
   let open: Batch | undefined;
@@ -208,7 +214,9 @@ export function openDurableStore(options: DurableStoreOptions): ElectionStore {
 
   function stageElection(election: Election, revived = false): Promise<void> {
     const batch = stage();
-    if (current(election.name) === undefined) stagedSize++;
+    const before = current(election.name);
+    if (before === undefined) stagedSize++;
+    stagedCandidates += headcount(election.state) - (before ? headcount(before.state) : 0);
     staged.set(election.name, election);
     batch.elections.set(election.name, election);
     batch.deleted.delete(election.name);
@@ -220,6 +228,7 @@ export function openDurableStore(options: DurableStoreOptions): ElectionStore {
   function stageDeletion(last: Election): Promise<void> {
     const batch = stage();
     stagedSize--;
+    stagedCandidates -= headcount(last.state);
     staged.set(last.name, null);
     batch.elections.delete(last.name);
     batch.revived.delete(last.name);
@@ -248,13 +257,19 @@ export function openDurableStore(options: DurableStoreOptions): ElectionStore {
       // Nothing of this batch is on disk: forget it, so later calls decide on what is.
       staged = new Map();
       stagedSize = committed.size;
+      stagedCandidates = committedCandidates;
       batch.reject(unavailable(`the change could not be saved to ${file}: ${message(error)}`));
       return;
     }
     staged = new Map();
     for (const election of batch.events) {
+      const before = committed.get(election.name);
+      committedCandidates -= before ? headcount(before.state) : 0;
       if (election.deleted) committed.delete(election.name);
-      else committed.set(election);
+      else {
+        committed.set(election);
+        committedCandidates += headcount(election.state);
+      }
       for (const listener of listeners) listener(election);
     }
     batch.resolve();
@@ -304,6 +319,8 @@ export function openDurableStore(options: DurableStoreOptions): ElectionStore {
         await settled(name);
         return { ok: true, election: before, changed: false };
       }
+      const refusal = overTotal(options, stagedCandidates, before.state, decision.state);
+      if (refusal) return refusal;
       const next = commit(before, decision);
       await stageElection(next);
       return { ok: true, election: next, changed: true };

@@ -52,7 +52,12 @@ export type CreateResult =
 
 export type UpdateResult =
   | { readonly ok: true; readonly election: Election; readonly changed: boolean }
-  | { readonly ok: false; readonly limit: "candidates"; readonly max: number };
+  | {
+      readonly ok: false;
+      /** Per election (the rules' MAX_CANDIDATES) or on the whole server (the store's). */
+      readonly limit: "candidates" | "candidatesTotal";
+      readonly max: number;
+    };
 
 export interface ListFilter {
   /** Only names starting with this. */
@@ -122,6 +127,40 @@ export interface ElectionStore {
 export interface Tombstone {
   readonly term: bigint;
   readonly version: number;
+}
+
+/** Limits a store enforces across elections, besides the rules' per-election ones. */
+export interface StoreLimits {
+  readonly maxElections: number;
+  /**
+   * Most candidates (leaders and queued) in all elections together: what bounds the heap
+   * the elections take (server/memory.ts). Unlimited when left out.
+   */
+  readonly maxCandidatesTotal?: number;
+}
+
+/** How many candidates an election holds: its leader and its queue. */
+export function headcount(state: ElectionState): number {
+  return (state.leader === "" ? 0 : 1) + state.candidates.length;
+}
+
+/**
+ * The refusal of a change that would take the server past `maxCandidatesTotal`, given how
+ * many candidates all elections hold now. Only growth is refused: withdrawals always go
+ * through, even on a server holding more than the limit (started again with a lower one).
+ */
+export function overTotal(
+  limits: StoreLimits,
+  total: number,
+  before: ElectionState,
+  after: ElectionState,
+): UpdateResult | undefined {
+  const max = limits.maxCandidatesTotal;
+  if (max === undefined) return undefined;
+  const added = headcount(after) - headcount(before);
+  return added > 0 && total + added > max
+    ? { ok: false, limit: "candidatesTotal", max }
+    : undefined;
 }
 
 /**
