@@ -306,6 +306,39 @@ for (const impl of implementations) {
       );
     });
 
+    it("lists by tag while the elections carrying it come and go", async () => {
+      const store = use();
+      const tagged = async (tag: string, after?: string) =>
+        (await store.list({ tag, limit: 10, ...(after === undefined ? {} : { after }) })).map(
+          (e) => e.name,
+        );
+      await store.create("m", ["t", "solo"]);
+      assert.deepEqual(await tagged("t"), ["m"]);
+      assert.deepEqual(await tagged("t", "m"), []);
+      assert.deepEqual(await tagged("t", "a"), ["m"]);
+      const one = store.snapshot({ tag: "t" });
+      await store.create("b", ["t"]);
+      await store.create("z", ["t", "t"]);
+      assert.deepEqual(await tagged("t"), ["b", "m", "z"]);
+      const three = store.snapshot({ tag: "t" });
+      await store.delete("m");
+      await store.delete("z");
+      assert.deepEqual(await tagged("t"), ["b"]);
+      assert.deepEqual(await tagged("solo"), []);
+      await store.delete("b");
+      assert.deepEqual(await tagged("t"), []);
+      await store.create("b", ["t"]);
+      assert.deepEqual(await tagged("t"), ["b"]);
+      assert.deepEqual(
+        [...one.scan({})].map((e) => e.name),
+        ["m"],
+      );
+      assert.deepEqual(
+        [...three.scan({ after: "b" })].map((e) => e.name),
+        ["m", "z"],
+      );
+    });
+
     it("gives a snapshot that stays as it was while the elections change", async () => {
       const store = use();
       await store.create("s/a", []);
