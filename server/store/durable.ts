@@ -26,6 +26,7 @@ import {
   type ListFilter,
   type ListQuery,
   newElection,
+  noOwners,
   overTotal,
   type SessionRecord,
   type StoreLimits,
@@ -133,8 +134,7 @@ export function openDurableStore(options: DurableStoreOptions): ElectionStore {
   }
 
   /** What clients may see: only committed states (see `get`). */
-  const committed = new ElectionIndex();
-  for (const election of found.elections) committed.set(election);
+  const committed = found.elections;
   /**
    * States staged in the open batch and not committed yet (null: deleted). Together with
    * `committed` this is what `decide` runs on.
@@ -420,7 +420,7 @@ function refuseForeignFile(file: string, dataDir: string): void {
 /** What a data file holds; `fresh` when it has no tables yet. */
 interface Contents {
   readonly fresh: boolean;
-  readonly elections: Election[];
+  readonly elections: ElectionIndex;
   readonly sessions: SessionRecord[];
 }
 
@@ -432,7 +432,7 @@ interface Contents {
 function inspectDataFile(file: string, dataDir: string): Contents {
   refuseForeignFile(file, dataDir);
   if (!existsSync(file) || statSync(file).size === 0) {
-    return { fresh: true, elections: [], sessions: [] };
+    return { fresh: true, elections: new ElectionIndex(), sessions: [] };
   }
   const db = new Database(file, { readonly: true, fileMustExist: true });
   try {
@@ -448,7 +448,7 @@ function inspectDataFile(file: string, dataDir: string): Contents {
         }[]
       ).map((t) => t.name),
     );
-    if (tables.size === 0) return { fresh: true, elections: [], sessions: [] };
+    if (tables.size === 0) return { fresh: true, elections: new ElectionIndex(), sessions: [] };
     if (!tables.has("meta")) {
       throw new StoreStartError(
         `${file} is a SQLite database but not an electd data file (it has no meta table): point --data-dir / DATA_DIR at another directory, or move ${dataDir} aside`,
@@ -469,16 +469,21 @@ function inspectDataFile(file: string, dataDir: string): Contents {
     for (const table of ["elections", "sessions"]) {
       if (!tables.has(table)) throw damaged(file, dataDir, `its ${table} table is missing`);
     }
-    const elections = (db.prepare("SELECT * FROM elections").all() as ElectionRow[]).map((r) => {
-      try {
-        return fromRow(r);
-      } catch (error) {
-        throw damaged(file, dataDir, `election "${r.name}": ${message(error)}`);
-      }
-    });
     const sessions = (
       db.prepare("SELECT id, ttl_ms FROM sessions").all() as { id: string; ttl_ms: number }[]
     ).map((r) => ({ id: r.id, ttlMs: r.ttl_ms }));
+    const ids = new Map(sessions.map((session) => [session.id, session.id]));
+    // Row by row into the index: loading must not need more heap than running did, and a
+    // list of every row read (each holding its queue and bindings as JSON text) next to
+    // the elections built from them would need more than twice as much.
+    const elections = new ElectionIndex();
+    for (const row of db.prepare("SELECT * FROM elections").iterate() as Iterable<ElectionRow>) {
+      try {
+        elections.set(fromRow(row, ids));
+      } catch (error) {
+        throw damaged(file, dataDir, `election "${row.name}": ${message(error)}`);
+      }
+    }
     return { fresh: false, elections, sessions };
   } finally {
     db.close();
@@ -529,8 +534,13 @@ function toRow(e: Election): ElectionRow {
   };
 }
 
-/** Reads a row back, trusting nothing: a row that does not parse stops startup. */
-function fromRow(row: ElectionRow): Election {
+/**
+ * Reads a row back, trusting nothing: a row that does not parse stops startup. Bindings
+ * are keyed by the queue's own strings and name sessions by `sessions`' copy of each id
+ * (when it has one), so that a loaded election holds each name once, as a running one
+ * does, rather than again in every binding.
+ */
+function fromRow(row: ElectionRow, sessions: ReadonlyMap<string, string>): Election {
   if (!/^\d+$/.test(row.term) || BigInt(row.term) > MAX_TERM) {
     throw new Error(`term "${row.term}" is not a uint64`);
   }
@@ -541,19 +551,22 @@ function fromRow(row: ElectionRow): Election {
     throw new Error("owners is not an object");
   }
   // JSON.parse defines every key as the object's own, `__proto__` included.
-  const entries = Object.entries(owners);
-  strings(
-    entries.map(([, session]) => session),
-    "owners",
-  );
+  const bound = owners as Record<string, unknown>;
+  strings(Object.values(bound), "owners");
   if (!Number.isSafeInteger(row.version) || row.version < 1) {
     throw new Error(`version ${row.version} is not a positive integer`);
+  }
+  const held = new Map<string, string>();
+  for (const name of [row.leader, ...candidates]) {
+    if (name === "" || !Object.hasOwn(bound, name)) continue;
+    const session = bound[name] as string;
+    held.set(name, sessions.get(session) ?? session);
   }
   return {
     name: row.name,
     tags,
     state: { term: BigInt(row.term), leader: row.leader, candidates },
-    owners: new Map(entries as [string, string][]),
+    owners: held.size === 0 ? noOwners : held,
     version: row.version,
   };
 }
