@@ -81,7 +81,7 @@ export const settings = {
     fallback: "256",
     help: "most UTF-8 bytes in an election name, candidate or tag",
   },
-  maxTags: { flag: "max-tags", env: "MAX_TAGS", fallback: "64", help: "most tags on one election" },
+  maxTags: { flag: "max-tags", env: "MAX_TAGS", fallback: "8", help: "most tags on one election" },
   maxRequestBytes: {
     flag: "max-request-bytes",
     env: "MAX_REQUEST_BYTES",
@@ -91,7 +91,7 @@ export const settings = {
   maxCandidates: {
     flag: "max-candidates",
     env: "MAX_CANDIDATES",
-    fallback: "1000",
+    fallback: "100",
     help: "most candidates (leader + queue) in one election",
   },
   maxCandidatesTotal: {
@@ -109,19 +109,19 @@ export const settings = {
   maxWatches: {
     flag: "max-watches",
     env: "MAX_WATCHES",
-    fallback: "10000",
+    fallback: "5000",
     help: "most concurrent watches on this server",
   },
   watchBuffer: {
     flag: "watch-buffer",
     env: "WATCH_BUFFER",
-    fallback: "64",
+    fallback: "16",
     help: "states queued per watcher before the newest replaces the last queued",
   },
   watchElectionsBuffer: {
     flag: "watch-elections-buffer",
     env: "WATCH_ELECTIONS_BUFFER",
-    fallback: "1000",
+    fallback: "250",
     help: "elections with unread changes per WatchElections stream before it gets a fresh snapshot instead",
   },
   sessionTtl: {
