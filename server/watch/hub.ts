@@ -285,7 +285,7 @@ export class WatchHub {
     const query = filter.name === undefined ? filter : { ...filter, prefix: filter.name };
     // The view keeps every election as it was when taken: it is let go of before the last
     // page waits for a reader, so a reader that stops there does not hold the directory.
-    let elections: Iterator<Election> | undefined = scan(this.store, filter, query);
+    let elections: Iterator<Election> | undefined = this.store.snapshot(filter).scan(query);
     let page: Election[] = [];
     /** The page to send, no longer held here once sent. */
     const sent = () => {
@@ -344,18 +344,6 @@ export class WatchHub {
     }
     for (const { filter, box } of this.directory) if (matches(filter, election)) box.push(queued);
   }
-}
-
-/**
- * The elections matching `filter` as they are now. A function of its own so that no
- * generator frame keeps a reference to the view besides the iterator.
- */
-function scan(
-  store: ElectionStore,
-  filter: ListFilter,
-  query: DirectoryFilter,
-): Iterator<Election> {
-  return store.snapshot(filter).scan(query);
 }
 
 /**
