@@ -81,7 +81,7 @@ export const settings = {
     fallback: "256",
     help: "most UTF-8 bytes in an election name, candidate or tag",
   },
-  maxTags: { flag: "max-tags", env: "MAX_TAGS", fallback: "8", help: "most tags on one election" },
+  maxTags: { flag: "max-tags", env: "MAX_TAGS", fallback: "4", help: "most tags on one election" },
   maxRequestBytes: {
     flag: "max-request-bytes",
     env: "MAX_REQUEST_BYTES",
@@ -97,7 +97,7 @@ export const settings = {
   maxCandidatesTotal: {
     flag: "max-candidates-total",
     env: "MAX_CANDIDATES_TOTAL",
-    fallback: "300000",
+    fallback: "250000",
     help: "most candidates in all elections together on this server",
   },
   maxElections: {

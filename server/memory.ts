@@ -39,12 +39,14 @@ export const heapCosts = {
 export type HeapCosts = { readonly [K in keyof typeof heapCosts]: number };
 
 /**
- * Heap bytes of one name of up to `maxBytes` bytes of UTF-8: a V8 string has a 16-byte
- * header and holds each character in one byte (Latin-1) or two (UTF-16), which is never
- * more than the character's UTF-8 bytes; rounded up to 8.
+ * Heap bytes of one name of up to `maxBytes` bytes of UTF-8, at worst. A V8 string has a
+ * 16-byte header, rounds up to 8, and holds every character in one byte while all are
+ * Latin-1, else every one in two: the dearest name is ASCII but for one character outside
+ * Latin-1 (two bytes of UTF-8), nearly twice its UTF-8 size (528 bytes for 256).
  */
 export function nameBytes(maxBytes: number): number {
-  return 16 + Math.ceil(maxBytes / 8) * 8;
+  const chars = Math.max(maxBytes, 2 * (maxBytes - 1));
+  return 16 + Math.ceil(chars / 8) * 8;
 }
 
 export interface MemoryLimits {

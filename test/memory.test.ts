@@ -62,7 +62,8 @@ describe("heap budget", () => {
       "7",
     ]);
     const name = nameBytes(100);
-    assert.equal(name, 16 + 104);
+    assert.equal(name, 16 + 200, "99 characters of two bytes each");
+    assert.equal(nameBytes(1), 16 + 8);
     const bytes = Object.fromEntries(worstCase(limits).parts.map((p) => [p.what, p.bytes]));
     const c = heapCosts;
     assert.deepEqual(bytes, {
