@@ -12,6 +12,7 @@ export default defineConfig({
     proxy: {
       "/atomix.runtime.election.v1.LeaderElection": api,
       "/electd.v1.ElectionDirectoryService": api,
+      "/electd.v1.ElectionAdminService": api,
     },
   },
 });

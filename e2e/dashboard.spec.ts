@@ -18,6 +18,7 @@ import {
 } from "./fixtures.js";
 
 const LIVE = { timeout: 1000 };
+const ADMIN = "electd.v1.ElectionAdminService";
 
 async function screenshot(page: import("@playwright/test").Page, file: string): Promise<void> {
   const path = `test-results/screenshots/${file}`;
@@ -124,6 +125,106 @@ test.describe("list page", () => {
     await expect(page.getByRole("heading", { level: 1, name })).toBeFocused();
     await page.goBack();
     await expect(page.getByRole("heading", { level: 1, name: "Elections" })).toBeVisible();
+  });
+  test("a long list draws only the rows on screen; scrolling shows the others, kept live", async ({
+    page,
+    electd,
+  }) => {
+    const prefix = uniqueName("window");
+    const names = Array.from({ length: 200 }, (_, i) => `${prefix}-${String(i).padStart(3, "0")}`);
+    await Promise.all(names.map((name) => electd.create(name, ["windowed"])));
+    await page.setViewportSize({ width: 1100, height: 700 });
+    // The prefix view: only these elections, whatever else the shared server holds.
+    await page.goto(`${electd.url}/?prefix=${prefix}`);
+    await expect(page.locator(".count")).toHaveText("200 elections");
+    const rows = page.locator("tbody tr[data-name]");
+    await expect(rows.first()).toHaveAttribute("data-name", names[0] as string);
+    expect(await rows.count()).toBeLessThan(60);
+
+    // An election far below the screen changes while it is not drawn.
+    await electd.candidate("Enter", names[120] as string, "off-screen");
+    await page.evaluate(() => window.scrollTo(0, document.documentElement.scrollHeight));
+    const last = page.locator(`tr[data-name='${names[199]}']`);
+    await expect(last).toBeInViewport();
+    expect(await rows.count()).toBeLessThan(60);
+    await electd.candidate("Enter", names[199] as string, "on-screen");
+    await expect(last.locator("td[data-label='Leader']")).toHaveText("on-screen", LIVE);
+    await page.evaluate(() => window.scrollTo(0, document.documentElement.scrollHeight * 0.55));
+    const middle = page.locator(`tr[data-name='${names[120]}']`);
+    await expect(middle.locator("td[data-label='Leader']")).toHaveText("off-screen");
+
+    // Filtering from down there starts the shorter list at its top.
+    await page.getByLabel("Filter").fill(`${prefix}-05`);
+    await expect(page.locator(".count")).toHaveText("10 of 200 elections match");
+    await expect(page.locator(`tr[data-name='${prefix}-050']`)).toBeInViewport();
+    await expect(rows).toHaveCount(10);
+  });
+
+  test("a tag links to the elections carrying it, filtered by the server and kept live", async ({
+    page,
+    electd,
+  }) => {
+    const tag = uniqueName("team");
+    const tagged = [uniqueName("tagged"), uniqueName("tagged")];
+    for (const name of tagged) await electd.create(name, [tag, "shared"]);
+    await electd.create(uniqueName("untagged"), ["shared"]);
+    await page.goto(electd.url);
+    await page.getByLabel("Filter").fill(tagged[0] as string);
+    await page.getByRole("link", { name: tag }).click();
+    await expect(page).toHaveURL(`${electd.url}/?tag=${tag}`);
+    await expect(page.getByText(`Elections tagged ${tag}`)).toBeVisible();
+    // The server sent only the tagged ones: the page holds two elections in all.
+    await expect(page.locator(".count")).toHaveText("2 elections");
+    await expect(page.locator("tbody tr[data-name]")).toHaveCount(2);
+    const later = uniqueName("tagged-later");
+    await electd.create(later, [tag]);
+    await electd.create(uniqueName("untagged-later"), ["shared"]);
+    await expect(page.locator(`tr[data-name='${later}']`)).toBeVisible(LIVE);
+    await expect(page.locator(".count")).toHaveText("3 elections");
+    await page.getByRole("link", { name: "All elections" }).click();
+    await expect(page).toHaveURL(`${electd.url}/`);
+    await expect(page.locator(".count")).not.toHaveText("3 elections");
+  });
+
+  test("long names and tags are cut short with the whole text in a title, never widening the table", async ({
+    page,
+    electd,
+  }) => {
+    const tag = `t${"x".repeat(255)}`;
+    const name = `${uniqueName("long")}-${"n".repeat(200)}`;
+    await electd.create(name, [tag, "short"]);
+    await electd.candidate("Enter", name, `leader-${"l".repeat(240)}`);
+    for (const width of [1100, 360]) {
+      await page.setViewportSize({ width, height: 700 });
+      await page.goto(`${electd.url}/?tag=${tag}`);
+      const row = page.locator(`tr[data-name='${name}']`);
+      await expect(row.locator("td[data-label='Leader']")).toHaveText(/^leader-l+$/);
+      const overflow = await page.evaluate(() => {
+        const table = document.querySelector("table.elections") as HTMLElement;
+        const main = document.querySelector("main") as HTMLElement;
+        const cells = [...table.querySelectorAll("tr[data-name] > *")];
+        // Content past its cell's edge is fine only where the cell cuts it off.
+        const beyond = cells.flatMap((cell) => {
+          const box = cell.getBoundingClientRect();
+          if (getComputedStyle(cell).overflowX !== "visible") return [];
+          return [...cell.querySelectorAll("*")]
+            .filter((child) => child.getBoundingClientRect().right > box.right + 0.5)
+            .map((child) => child.textContent?.slice(0, 20));
+        });
+        return {
+          page: document.documentElement.scrollWidth - window.innerWidth,
+          table: table.getBoundingClientRect().right - main.getBoundingClientRect().right,
+          tableScroll: table.scrollWidth - table.clientWidth,
+          beyond,
+        };
+      });
+      expect(overflow.page, `page at ${width} px`).toBeLessThanOrEqual(0);
+      expect(overflow.table, `table at ${width} px`).toBeLessThanOrEqual(0);
+      expect(overflow.tableScroll, `table at ${width} px`).toBeLessThanOrEqual(0);
+      expect(overflow.beyond, `content spilling out of its cell at ${width} px`).toEqual([]);
+      await expect(row.getByRole("link", { name })).toHaveAttribute("title", name);
+      await expect(row.locator("td[data-label='Tags'] .tag").first()).toHaveAttribute("title", tag);
+    }
   });
 });
 
@@ -253,6 +354,127 @@ test.describe("election page", () => {
     await page.goto(`${electd.url}/elections/${uniqueName("missing")}`);
     await page.getByRole("link", { name: "All elections" }).last().click();
     await expect(page.getByRole("heading", { level: 1, name: "Elections" })).toBeVisible();
+  });
+});
+
+test.describe("election page, follows and deletes", () => {
+  test("follows its own election only: elections whose names start with its name send it nothing", async ({
+    page,
+    electd,
+  }) => {
+    const name = uniqueName("spam");
+    await electd.create(name, ["solo"]);
+    // 300 elections named `<name>0` to `<name>299`, about 70 KB of directory entries.
+    const others = Array.from({ length: 300 }, (_, i) => `${name}${i}`);
+    await Promise.all(others.map((other) => electd.create(other, ["noise", "n".repeat(200)])));
+    // Bytes of directory stream responses, as the browser's network layer counts them.
+    const cdp = await page.context().newCDPSession(page);
+    await cdp.send("Network.enable");
+    const streams = new Set<string>();
+    let received = 0;
+    cdp.on("Network.requestWillBeSent", (event) => {
+      if (event.request.url.endsWith("/electd.v1.ElectionDirectoryService/WatchElections")) {
+        streams.add(event.requestId);
+      }
+    });
+    cdp.on("Network.dataReceived", (event) => {
+      if (streams.has(event.requestId)) received += event.dataLength;
+    });
+
+    await page.goto(`${electd.url}/elections/${name}`);
+    await expect(page.getByRole("list", { name: "Tags" })).toHaveText("solo");
+    await Promise.all(others.slice(0, 100).map((other) => electd.candidate("Enter", other, "x")));
+    // A session-bound leader: only the directory stream tells the page about sessions, so
+    // once the badge shows, that stream has delivered everything sent before it. Named
+    // __proto__, because names are data.
+    const { sessionId } = (await electd.call("OpenSession", { ttl: "60s" }, SESSIONS)) as {
+      sessionId: string;
+    };
+    await electd.call("Enter", { id: { name }, candidate: "__proto__" }, LEADER_ELECTION, {
+      "electd-session": sessionId,
+    });
+    await expect(page.locator("#leader")).toHaveText("__proto__", LIVE);
+    await expect(page.locator("#leader-session")).toHaveText(/^session [0-9a-f]{12}/, LIVE);
+    expect(streams.size).toBeGreaterThan(0);
+    // This election's own two states weigh a few hundred bytes.
+    expect(received).toBeLessThan(2000);
+    await electd.call("CloseSession", { sessionId }, SESSIONS);
+  });
+
+  test("Delete, after a confirmation, deletes the election: its page says so and the list drops the row live", async ({
+    page,
+    electd,
+    context,
+  }) => {
+    const name = uniqueName("doomed");
+    await electd.create(name, ["temp"]);
+    for (const c of ["a", "b"]) await electd.candidate("Enter", name, c);
+    await electd.candidate("Anoint", name, "b");
+    const list = await context.newPage();
+    await list.goto(electd.url);
+    await list.getByLabel("Filter").fill("doomed-");
+    await expect(list.locator(`tr[data-name='${name}']`)).toBeVisible();
+
+    await page.goto(`${electd.url}/elections/${name}`);
+    await expect(page.locator("#term")).toHaveText("2");
+    // Cancel keeps it, and the focus goes back where it was.
+    await page.getByRole("button", { name: "Delete election…" }).click();
+    await expect(page.getByRole("group")).toContainText(`Delete ${name} for every client?`);
+    await expect(page.getByRole("button", { name: "Cancel" })).toBeFocused();
+    await page.getByRole("button", { name: "Cancel" }).click();
+    await expect(page.getByRole("button", { name: "Delete election…" })).toBeFocused();
+    expect(await electd.term(name)).toEqual({ term: "2", leader: "b", candidates: ["a"] });
+
+    await page.getByRole("button", { name: "Delete election…" }).click();
+    await page.getByRole("button", { name: "Yes, delete it" }).click();
+    await expect(page.getByRole("heading", { level: 1, name: "Election deleted" })).toBeFocused();
+    await expect(page.getByText(`The election ${name} was deleted from this page.`)).toBeVisible();
+    await expect(page.locator(".last-term")).toHaveText(
+      "Its last term (fencing token) was 2. Created again under this name, it continues from term 2, so no fencing token is handed out twice.",
+    );
+    await expect(list.locator(`tr[data-name='${name}']`)).toHaveCount(0, LIVE);
+    await expect(electd.term(name)).rejects.toThrow(/not_found/);
+
+    // Deleted by another client while its page is open.
+    const other = uniqueName("doomed");
+    await electd.create(other, []);
+    await electd.candidate("Enter", other, "x");
+    await page.goto(`${electd.url}/elections/${other}`);
+    await expect(page.locator("#leader")).toHaveText("x");
+    await expect(list.locator(`tr[data-name='${other}']`)).toBeVisible(LIVE);
+    await electd.call("DeleteElection", { name: other }, ADMIN);
+    await expect(page.getByRole("heading", { level: 1, name: "Election deleted" })).toBeVisible(
+      LIVE,
+    );
+    await expect(page.getByText(`The election ${other} was deleted.`)).toBeVisible();
+    await expect(list.locator(`tr[data-name='${other}']`)).toHaveCount(0, LIVE);
+    await expect(list.getByText("No election matches the filter.")).toBeVisible();
+
+    // Created again, it continues from its last term, and "Check again" opens it.
+    await electd.create(other, []);
+    await page.getByRole("button", { name: "Check again" }).click();
+    await expect(page.getByRole("heading", { level: 1, name: other })).toBeVisible();
+    await expect(page.locator("#term")).toHaveText("1");
+    await expect(list.locator(`tr[data-name='${other}']`)).toBeVisible(LIVE);
+    await list.close();
+  });
+
+  test("a malformed address says so instead of showing a blank page", async ({ page, electd }) => {
+    await page.goto(`${electd.url}/elections/%E0%A4%A`);
+    await expect(
+      page.getByRole("heading", { level: 1, name: "Not a valid election address" }),
+    ).toBeVisible();
+    await expect(page.locator(".not-found code")).toHaveText("%E0%A4%A");
+    await page.getByRole("link", { name: "All elections" }).click();
+    await expect(page.getByRole("heading", { level: 1, name: "Elections" })).toBeVisible();
+    // The same from a link inside the app.
+    await page.evaluate(() => {
+      window.history.pushState(null, "", "/elections/%ZZ");
+      window.dispatchEvent(new PopStateEvent("popstate"));
+    });
+    await expect(
+      page.getByRole("heading", { level: 1, name: "Not a valid election address" }),
+    ).toBeVisible();
   });
 });
 
@@ -431,7 +653,7 @@ test("every control has a label and the screenshots of both pages are saved", as
     }
     await page.setViewportSize({ width: 1100, height: 640 });
     await page.goto(server.url);
-    await expect(page.locator("tbody tr")).toHaveCount(4);
+    await expect(page.locator("tbody tr[data-name]")).toHaveCount(4);
     await expect(page.locator("#connection")).toHaveText("Live");
     await screenshot(page, "list.png");
 

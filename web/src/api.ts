@@ -1,17 +1,19 @@
-// Clients for the API this page was served from: the Atomix LeaderElection service and the
-// electd election directory, over gRPC-Web (binary) on the same origin. gRPC-Web rather than
+// Clients for the API this page was served from: the Atomix LeaderElection service, the
+// electd election directory and its admin service (deleting elections), over gRPC-Web (binary) on the same origin. gRPC-Web rather than
 // Connect: gRPC-Web reports a refused call in the response trailers of an HTTP 200, while
 // Connect answers it with an HTTP error status, which the browser logs as a failed resource
 // load in the console on every refused action.
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createGrpcWebTransport } from "@connectrpc/connect-web";
 import { LeaderElection, type Term } from "../../gen/atomix/runtime/election/v1/election_pb.js";
+import { ElectionAdminService } from "../../gen/electd/v1/admin_pb.js";
 import { ElectionDirectoryService } from "../../gen/electd/v1/directory_pb.js";
 
 const transport = createGrpcWebTransport({ baseUrl: window.location.origin });
 
 export const leaderElection = createClient(LeaderElection, transport);
 export const directory = createClient(ElectionDirectoryService, transport);
+export const admin = createClient(ElectionAdminService, transport);
 
 /** The code as API.md writes it: invalid_argument, not_found, ... */
 export function codeName(code: Code): string {

@@ -43,3 +43,8 @@ export function setText(node: Node, text: string): void {
 export function electionPath(name: string): string {
   return `/elections/${encodeURIComponent(name)}`;
 }
+
+/** The list of every election carrying `tag`, filtered by the server. */
+export function tagPath(tag: string): string {
+  return `/?${new URLSearchParams({ tag })}`;
+}

@@ -1,8 +1,11 @@
 // The election page: the term (the fencing token), the leader, the ordered queue and the
 // tags, live through LeaderElection.Watch; a leadership timeline; per-candidate actions
-// and an Enter/Withdraw form, each reporting what the server answered.
+// and an Enter/Withdraw form, each reporting what the server answered; deleting the
+// election, after a confirmation. A Watch that ends with not_found after showing the
+// election means it was deleted (from here or by anyone else), and the page says so.
 //
-// Sessions: a second stream, the directory's WatchElections for this one name, tells which
+// Sessions: a second stream, the directory's WatchElections for exactly this name (not a
+// prefix: that would carry every election whose name starts with this one), tells which
 // candidates are session-bound (by fingerprint; session ids are secrets the browser never
 // sees) and why each change happened, so a leader replaced because its session expired is
 // marked on the timeline. While any candidate is session-bound the page asks
@@ -11,8 +14,15 @@ import { durationMs } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { Term } from "../../gen/atomix/runtime/election/v1/election_pb.js";
 import { ChangeCause, type Election as ElectionSummary } from "../../gen/electd/v1/directory_pb.js";
-import { createCommand, describeError, describeTerm, directory, leaderElection } from "./api.js";
-import { h, setText } from "./dom.js";
+import {
+  admin,
+  createCommand,
+  describeError,
+  describeTerm,
+  directory,
+  leaderElection,
+} from "./api.js";
+import { h, setText, tagPath } from "./dom.js";
 import { follow } from "./live.js";
 import { Timeline } from "./timeline.js";
 
@@ -72,7 +82,12 @@ function sameTerm(a: Term | undefined, b: Term | undefined): boolean {
   );
 }
 
-export function electionPage(root: HTMLElement, name: string, signal: AbortSignal): void {
+export function electionPage(root: HTMLElement, name: string, page: AbortSignal): void {
+  // Everything this page follows stops when the page closes, or when the election turns
+  // out to be gone.
+  const stop = new AbortController();
+  const signal = stop.signal;
+  page.addEventListener("abort", () => stop.abort(), { once: true });
   document.title = `${name} · electd`;
   const back = h(
     "nav",
@@ -116,7 +131,28 @@ export function electionPage(root: HTMLElement, name: string, signal: AbortSigna
     h("button", { type: "submit", "data-action": "enter" }, "Enter"),
     h("button", { type: "button", "data-action": "withdraw" }, "Withdraw"),
   );
-  const page = h(
+  const deleteButton = h("button", { type: "button", id: "delete" }, "Delete election…");
+  const confirmDelete = h("button", { type: "button", class: "danger" }, "Yes, delete it");
+  const cancelDelete = h("button", { type: "button" }, "Cancel");
+  const confirmation = h(
+    "div",
+    { class: "confirm", role: "group", "aria-labelledby": "confirm-question", hidden: true },
+    h(
+      "p",
+      { id: "confirm-question" },
+      "Delete ",
+      h("strong", {}, name),
+      " for every client? This cannot be undone.",
+    ),
+    h("p", { class: "buttons" }, confirmDelete, cancelDelete),
+  );
+  const deleteFeedback = h("p", {
+    class: "feedback",
+    id: "delete-feedback",
+    role: "status",
+    "aria-live": "polite",
+  });
+  const content = h(
     "div",
     { class: "election" },
     tags,
@@ -153,6 +189,21 @@ export function electionPage(root: HTMLElement, name: string, signal: AbortSigna
       { "aria-labelledby": "form-heading" },
       h("h2", { id: "form-heading" }, "Enter or withdraw a candidate"),
       form,
+    ),
+    h(
+      "section",
+      { class: "delete", "aria-labelledby": "delete-heading" },
+      h("h2", { id: "delete-heading" }, "Delete this election"),
+      h(
+        "p",
+        {},
+        "Drops the leader and every candidate and ends every watch of it. The server keeps " +
+          "its last term: created again, it continues from there, so no fencing token is " +
+          "handed out twice.",
+      ),
+      deleteButton,
+      confirmation,
+      deleteFeedback,
     ),
   );
   termValue.setAttribute("aria-describedby", "term-label");
@@ -248,7 +299,11 @@ export function electionPage(root: HTMLElement, name: string, signal: AbortSigna
 
   function onSummary(summary: ElectionSummary): void {
     if (tags.childElementCount === 0) {
-      tags.replaceChildren(...summary.tags.map((tag) => h("li", { class: "tag" }, tag)));
+      tags.replaceChildren(
+        ...summary.tags.map((tag) =>
+          h("li", {}, h("a", { class: "tag", href: tagPath(tag), "data-link": true }, tag)),
+        ),
+      );
       if (summary.tags.length === 0) tags.append(h("li", { class: "muted" }, "no tags"));
     }
     const leader = summary.term?.leader ?? "";
@@ -264,7 +319,9 @@ export function electionPage(root: HTMLElement, name: string, signal: AbortSigna
       renderCause();
     }
     seen = { leader, term };
-    bound = new Map(Object.entries(summary.candidateSessions));
+    // `bindings`, not the candidate_sessions map: a map arrives as a plain object, where a
+    // candidate named __proto__ would vanish.
+    bound = new Map(summary.bindings.map((b) => [b.candidate, b.sessionFingerprint]));
     renderSessions();
     if (bound.size > 0) void pollSessions();
   }
@@ -316,9 +373,10 @@ export function electionPage(root: HTMLElement, name: string, signal: AbortSigna
   function followDirectory(): void {
     follow(
       {
-        open: (s) => directory.watchElections({ namePrefix: name }, { signal: s }),
+        open: (s) => directory.watchElections({ name }, { signal: s }),
         onMessage(response) {
           for (const summary of response.elections) if (summary.name === name) onSummary(summary);
+          if (response.deleted.includes(name)) deleted();
         },
         quiet: true,
       },
@@ -329,7 +387,7 @@ export function electionPage(root: HTMLElement, name: string, signal: AbortSigna
   function render(term: Term): void {
     if (!shown) {
       shown = true;
-      body.replaceChildren(page);
+      body.replaceChildren(content);
       followDirectory();
     }
     current = term;
@@ -349,32 +407,21 @@ export function electionPage(root: HTMLElement, name: string, signal: AbortSigna
     renderCause();
   }
 
-  function notFound(message: string, invalidName: boolean): void {
-    document.title = "Not found · electd";
-    const retry = h("button", { type: "button" }, "Check again");
+  /** Replaces the page with an explanation of why there is no election to show. */
+  function gone(title: string, explanation: Node[], retryLabel: string | undefined): void {
+    stop.abort();
+    document.title = `${title} · electd`;
+    const retry = retryLabel && h("button", { type: "button" }, retryLabel);
     // The router answers popstate by opening the page for the current URL afresh.
-    retry.addEventListener("click", () => window.dispatchEvent(new PopStateEvent("popstate")));
-    const explanation = invalidName
-      ? [
-          h("h1", { tabindex: "-1" }, "Not a valid election name"),
-          h("p", {}, `The server refused the name: ${message}`),
-        ]
-      : [
-          h("h1", { tabindex: "-1" }, "No such election"),
-          h("p", {}, "This server has no election named ", h("strong", {}, name), "."),
-          h(
-            "p",
-            {},
-            "Check the spelling, or pick one from the list of all elections. To create it, run:",
-          ),
-          h("pre", {}, h("code", {}, createCommand(name))),
-          h("p", {}, "then check again."),
-        ];
+    if (retry) {
+      retry.addEventListener("click", () => window.dispatchEvent(new PopStateEvent("popstate")));
+    }
     root.replaceChildren(
       back,
       h(
         "section",
         { class: "not-found" },
+        h("h1", { tabindex: "-1" }, title),
         ...explanation,
         h(
           "p",
@@ -386,6 +433,94 @@ export function electionPage(root: HTMLElement, name: string, signal: AbortSigna
     );
     (root.querySelector("h1") as HTMLElement).focus();
   }
+
+  function notFound(message: string, invalidName: boolean): void {
+    if (invalidName) {
+      gone(
+        "Not a valid election name",
+        [h("p", {}, `The server refused the name: ${message}`)],
+        "Check again",
+      );
+      return;
+    }
+    gone(
+      "No such election",
+      [
+        h("p", {}, "This server has no election named ", h("strong", {}, name), "."),
+        h(
+          "p",
+          {},
+          "Check the spelling, or pick one from the list of all elections. To create it, run:",
+        ),
+        h("pre", {}, h("code", {}, createCommand(name))),
+        h("p", {}, "then check again."),
+      ],
+      "Check again",
+    );
+  }
+
+  /** The election was deleted while this page showed it: here, or by another client. */
+  function deleted(): void {
+    if (signal.aborted) return;
+    const term = current?.term ?? 0n;
+    gone(
+      "Election deleted",
+      [
+        h(
+          "p",
+          {},
+          "The election ",
+          h("strong", {}, name),
+          deleting ? " was deleted from this page." : " was deleted.",
+        ),
+        h(
+          "p",
+          { class: "last-term" },
+          `Its last term (fencing token) was ${term}. Created again under this name, it ` +
+            `continues from term ${term}, so no fencing token is handed out twice.`,
+        ),
+      ],
+      "Check again",
+    );
+  }
+
+  /** Set once the person confirmed: the page it leaves for says who deleted it. */
+  let deleting = false;
+
+  deleteButton.addEventListener("click", () => {
+    deleteButton.hidden = true;
+    confirmation.hidden = false;
+    setText(deleteFeedback, "");
+    // The safe choice under the keyboard first.
+    cancelDelete.focus();
+  });
+  cancelDelete.addEventListener("click", () => {
+    confirmation.hidden = true;
+    deleteButton.hidden = false;
+    deleteButton.focus();
+  });
+  confirmDelete.addEventListener("click", async () => {
+    if (confirmDelete.getAttribute("aria-busy") === "true") return;
+    confirmDelete.setAttribute("aria-busy", "true");
+    deleteFeedback.dataset.kind = "pending";
+    setText(deleteFeedback, `Deleting ${name}…`);
+    deleting = true;
+    try {
+      const { term } = await admin.deleteElection({ name }, { signal });
+      // The watch ending with not_found usually told already; if not, this does.
+      if (term) current = term;
+      deleted();
+    } catch (error) {
+      if (signal.aborted) return;
+      deleting = false;
+      deleteFeedback.dataset.kind = "error";
+      setText(deleteFeedback, `The server refused Delete ${name}: ${describeError(error)}`);
+      confirmation.hidden = true;
+      deleteButton.hidden = false;
+    } finally {
+      confirmDelete.removeAttribute("aria-busy");
+    }
+  });
 
   async function act(action: Action, candidate: string, button: HTMLButtonElement | null) {
     const verb = verbs[action];
@@ -412,7 +547,7 @@ export function electionPage(root: HTMLElement, name: string, signal: AbortSigna
   }
 
   // One listener for every candidate's buttons: a thousand candidates add no listeners.
-  page.addEventListener("click", (event) => {
+  content.addEventListener("click", (event) => {
     const button = (event.target as Element).closest<HTMLButtonElement>("button[data-action]");
     if (!button || button.type === "submit") return;
     const action = button.dataset.action as Action;
@@ -439,18 +574,27 @@ export function electionPage(root: HTMLElement, name: string, signal: AbortSigna
     { once: true },
   );
 
+  /** Whether the current Watch stream has sent anything yet. */
+  let streaming = false;
   follow(
     {
       open: (s) => leaderElection.watch({ id: { name } }, { signal: s }),
+      onOpen() {
+        streaming = false;
+      },
       onMessage(response) {
+        streaming = true;
         if (response.term) render(response.term);
       },
       onRefused(error) {
-        if (error.code === Code.NotFound || error.code === Code.InvalidArgument) {
+        // A stream that showed the election and then ended with not_found: the election was
+        // deleted. A new stream refused (after a restart that lost it, say): never existed
+        // as far as this server knows.
+        if (error.code === Code.NotFound && streaming) deleted();
+        else if (error.code === Code.NotFound || error.code === Code.InvalidArgument) {
           notFound(error.rawMessage, error.code === Code.InvalidArgument);
-          return true;
-        }
-        return false;
+        } else return false;
+        return true;
       },
     },
     signal,

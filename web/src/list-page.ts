@@ -1,35 +1,66 @@
 // The list page: every election with its tags, term, leader and number of waiting
-// candidates, live through WatchElections. Rows are keyed by name and only the cells that
-// changed are touched, and updates are applied once per frame, so a thousand elections
-// changing at once cost one layout.
-import type { Election } from "../../gen/electd/v1/directory_pb.js";
+// candidates, live, usable with the directory at its limit (MAX_ELECTIONS, 100,000).
+//
+// Why it holds the whole directory as data and draws only what is on screen: the list is
+// live, and the only live source the API has is WatchElections, whose stream starts with
+// a snapshot of everything it matches; there is no "watch this page of names". So an
+// unfiltered live list receives every election whatever the page does, and the question is
+// only what it costs. Here: the snapshot is applied chunk by chunk as it streams in (the
+// first rows show as soon as the first chunk of names arrives, in name order, while the
+// rest loads), each election is kept as a small record (election-index.ts), and the
+// table holds only the rows in the window plus a few, between two spacers, so neither
+// the first paint nor a change costs more than a screenful of DOM.
+//
+// The filter box matches names, tags and leaders anywhere in the text. The server filters
+// by name prefix and exact tag only, so a search for a leader or for the middle of a name
+// cannot be sent to it; answering from the copy held here costs no round trip, so a
+// keystroke is answered in the same frame whatever the network. A whole-tag view (a tag's
+// link, `?tag=`) or a name-prefix view (`?prefix=`) does go to the server: then the page
+// subscribes to that subset only, and holds nothing else.
 import { createCommand, directory } from "./api.js";
-import { electionPath, h, setText } from "./dom.js";
+import { electionPath, h, setText, tagPath } from "./dom.js";
+import { ElectionIndex, type Entry } from "./election-index.js";
 import { follow } from "./live.js";
+
+/** Rows drawn above and below the visible ones, so a quick scroll rarely shows a gap. */
+const OVERSCAN = 10;
+/** Elections asked for to fill the first screen before the live snapshot arrives. */
+const FIRST_PAGE = 100;
+/** Row height assumed until one is measured, in pixels. */
+const ESTIMATED_ROW = 40;
+
+const count = new Intl.NumberFormat("en-US");
+
+function plural(n: number, word: string): string {
+  return `${count.format(n)} ${word}${n === 1 ? "" : "s"}`;
+}
 
 interface Row {
   readonly tr: HTMLTableRowElement;
+  readonly link: HTMLAnchorElement;
   readonly tags: HTMLTableCellElement;
   readonly term: HTMLTableCellElement;
   readonly leader: HTMLTableCellElement;
   readonly waiting: HTMLTableCellElement;
-  /** Lowercase text the filter box searches: name, tags and leader. */
-  search: string;
-  tagText: string;
+  entry: Entry | undefined;
+}
+
+function tagLink(tag: string): HTMLAnchorElement {
+  return h("a", { class: "tag", href: tagPath(tag), "data-link": true, title: tag }, tag);
 }
 
 function newRow(name: string): Row {
-  const link = h("a", { href: electionPath(name), "data-link": true }, name);
+  const link = h("a", { href: electionPath(name), "data-link": true, title: name }, name);
   const cell = (label: string, className: string) =>
     h("td", { "data-label": label, class: className });
   const row: Row = {
-    tr: h("tr", { "data-name": name }),
+    tr: h("tr", { "data-name": name, class: "row" }),
+    link,
     tags: cell("Tags", "tags"),
     term: cell("Term", "num"),
     leader: cell("Leader", "leader"),
     waiting: cell("Waiting", "num"),
-    search: "",
-    tagText: "\u0000",
+    entry: undefined,
   };
   row.tr.append(
     h("th", { scope: "row", "data-label": "Name", class: "name" }, link),
@@ -41,36 +72,32 @@ function newRow(name: string): Row {
   return row;
 }
 
-function fillRow(row: Row, election: Election): void {
-  const term = election.term;
-  const tagText = election.tags.join("\u0000");
-  if (row.tagText !== tagText) {
-    row.tagText = tagText;
-    row.tags.replaceChildren(...election.tags.map((tag) => h("span", { class: "tag" }, tag)));
+function fillRow(row: Row, entry: Entry): void {
+  const before = row.entry;
+  row.entry = entry;
+  if (before === undefined || before.tags.join("\u0000") !== entry.tags.join("\u0000")) {
+    // Long tags are cut short with an ellipsis; the title shows them whole.
+    row.tags.title = entry.tags.join(", ");
+    row.tags.replaceChildren(...entry.tags.map(tagLink));
   }
-  setText(row.term, String(term?.term ?? 0n));
-  const leader = term?.leader ?? "";
-  setText(row.leader, leader === "" ? "—" : leader);
-  row.leader.classList.toggle("none", leader === "");
-  setText(row.waiting, String(term?.candidates.length ?? 0));
-  row.search = [election.name, ...election.tags, leader].join("\n").toLowerCase();
+  setText(row.term, String(entry.term));
+  setText(row.leader, entry.leader === "" ? "—" : entry.leader);
+  row.leader.title = entry.leader;
+  row.leader.classList.toggle("none", entry.leader === "");
+  setText(row.waiting, String(entry.waiting));
 }
 
-/** Index of the first name not before `name` in a sorted array. */
-function position(sorted: readonly string[], name: string): number {
-  let lo = 0;
-  let hi = sorted.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >>> 1;
-    if ((sorted[mid] as string) < name) lo = mid + 1;
-    else hi = mid;
-  }
-  return lo;
+/** The server-side subset a URL asks for: `?tag=` and `?prefix=`. */
+function scopeOf(search: string): { tag: string; namePrefix: string } {
+  const params = new URLSearchParams(search);
+  return { tag: params.get("tag") ?? "", namePrefix: params.get("prefix") ?? "" };
 }
 
 export function listPage(root: HTMLElement, signal: AbortSignal): void {
+  const scope = scopeOf(window.location.search);
+  const scoped = scope.tag !== "" || scope.namePrefix !== "";
   document.title = "Elections · electd";
-  const count = h("p", { class: "count", "aria-live": "polite" }, "Loading elections…");
+  const summary = h("p", { class: "count", "aria-live": "polite" }, "Loading elections…");
   const filter = h("input", {
     id: "filter",
     type: "search",
@@ -79,6 +106,14 @@ export function listPage(root: HTMLElement, signal: AbortSignal): void {
     placeholder: "name, tag or leader",
   });
   const tbody = h("tbody");
+  const spacer = () => {
+    const tr = h("tr", { class: "spacer", "aria-hidden": "true", hidden: true });
+    tr.append(h("td", { colspan: "5" }));
+    return tr;
+  };
+  const above = spacer();
+  const below = spacer();
+  tbody.append(above, below);
   const header = (label: string, className = "") =>
     h("th", { scope: "col", class: className }, label);
   const table = h(
@@ -95,7 +130,7 @@ export function listPage(root: HTMLElement, signal: AbortSignal): void {
       {},
       h(
         "tr",
-        {},
+        { "aria-rowindex": "1" },
         header("Name"),
         header("Tags"),
         header("Term", "num"),
@@ -118,112 +153,179 @@ export function listPage(root: HTMLElement, signal: AbortSignal): void {
       "Then open it and enter candidates from its page, or with the Enter call of the same API.",
     ),
   );
-  root.replaceChildren(
-    h("h1", { tabindex: "-1" }, "Elections"),
-    h("div", { class: "toolbar" }, h("label", { for: "filter" }, "Filter"), filter, count),
-    table,
-    noMatch,
-    empty,
+  const scopeNote = scoped
+    ? h(
+        "p",
+        { class: "scope" },
+        scope.tag !== "" ? "Elections tagged " : "Elections whose name starts with ",
+        h("strong", {}, scope.tag !== "" ? scope.tag : scope.namePrefix),
+        scope.tag !== "" && scope.namePrefix !== ""
+          ? ` whose name starts with ${scope.namePrefix}`
+          : "",
+        " · ",
+        h("a", { href: "/", "data-link": true }, "All elections"),
+      )
+    : null;
+  const toolbar = h(
+    "div",
+    { class: "toolbar" },
+    h("label", { for: "filter" }, "Filter"),
+    filter,
+    summary,
+    scopeNote,
   );
+  root.replaceChildren(h("h1", { tabindex: "-1" }, "Elections"), toolbar, table, noMatch, empty);
 
-  const rows = new Map<string, Row>();
-  const sorted: string[] = [];
-  const pending = new Map<string, Election>();
-  let loaded = false;
-  let inSnapshot = false;
-  let snapshotNames = new Set<string>();
-  let sweep: Set<string> | undefined;
+  const index = new ElectionIndex();
+  /** The rows in the DOM now, by name: the window and its overscan, nothing else. */
+  const drawn = new Map<string, Row>();
+  let rowHeight = 0;
   let frame = 0;
-  let query = "";
 
-  const visible = (row: Row) => query === "" || row.search.includes(query);
-
-  function flush(): void {
-    frame = 0;
-    const fresh: Row[] = [];
-    for (const [name, election] of pending) {
-      let row = rows.get(name);
+  /** Draws the rows of `index.view` that are on screen, and the spacers around them. */
+  function drawWindow(): void {
+    const view = index.view;
+    const total = view.length;
+    const height = rowHeight || ESTIMATED_ROW;
+    // Where the first row would be, relative to the viewport; reading it lays out once.
+    const top = tbody.getBoundingClientRect().top;
+    const first = Math.min(total, Math.max(0, Math.floor(-top / height) - OVERSCAN));
+    const last = Math.min(
+      total,
+      Math.max(first, Math.ceil((window.innerHeight - top) / height) + OVERSCAN),
+    );
+    const wanted = view.slice(first, last);
+    const keep = new Set(wanted);
+    for (const [name, row] of drawn) {
+      if (keep.has(name)) continue;
+      row.tr.remove();
+      drawn.delete(name);
+    }
+    // Rows that stay are already in name order: only new ones are inserted around them, so
+    // a focused link is never moved (which would drop its focus).
+    let cursor = above.nextSibling;
+    wanted.forEach((name, i) => {
+      const entry = index.get(name) as Entry;
+      let row = drawn.get(name);
       if (!row) {
         row = newRow(name);
-        rows.set(name, row);
-        fresh.push(row);
+        drawn.set(name, row);
       }
-      fillRow(row, election);
-      row.tr.hidden = !visible(row);
-    }
-    pending.clear();
-    if (fresh.length > 0) insert(fresh);
-    if (sweep) {
-      // A reconnect's snapshot is the whole truth: drop rows it no longer has.
-      for (const [name, row] of rows) {
-        if (sweep.has(name)) continue;
-        row.tr.remove();
-        rows.delete(name);
-        sorted.splice(position(sorted, name), 1);
-      }
-      sweep = undefined;
-    }
-    summarise();
+      if (row.entry !== entry) fillRow(row, entry);
+      const at = String(first + i + 2);
+      if (row.tr.getAttribute("aria-rowindex") !== at) row.tr.setAttribute("aria-rowindex", at);
+      if (cursor === row.tr) cursor = cursor.nextSibling;
+      else tbody.insertBefore(row.tr, cursor);
+    });
+    pad(above, first * height);
+    pad(below, (total - last) * height);
+    table.setAttribute("aria-rowcount", String(total + 1));
+    if (rowHeight === 0) measure();
   }
 
-  function insert(fresh: Row[]): void {
-    if (sorted.length === 0) {
-      // First paint: one fragment, one layout.
-      const names = fresh.map((row) => row.tr.dataset.name as string).sort();
-      const fragment = document.createDocumentFragment();
-      for (const name of names) fragment.append((rows.get(name) as Row).tr);
-      sorted.push(...names);
-      tbody.append(fragment);
-      return;
-    }
-    for (const row of fresh) {
-      const name = row.tr.dataset.name as string;
-      const at = position(sorted, name);
-      const next = sorted[at];
-      tbody.insertBefore(row.tr, next === undefined ? null : (rows.get(next)?.tr ?? null));
-      sorted.splice(at, 0, name);
-    }
+  function pad(tr: HTMLTableRowElement, px: number): void {
+    tr.hidden = px === 0;
+    tr.style.height = `${px}px`;
+  }
+
+  /** Every row has the same height (one line per cell, see style.css): measure it once. */
+  function measure(): void {
+    const one = above.nextElementSibling;
+    const two = one?.nextElementSibling;
+    if (!one || !two || two === below) return;
+    const measured = two.getBoundingClientRect().top - one.getBoundingClientRect().top;
+    if (measured <= 0) return;
+    rowHeight = measured;
+    if (Math.abs(measured - ESTIMATED_ROW) > 0.5) drawWindow();
   }
 
   function summarise(): void {
-    if (!loaded) return;
-    let shown = 0;
-    if (query === "") shown = rows.size;
-    else for (const row of rows.values()) if (!row.tr.hidden) shown++;
-    table.hidden = rows.size === 0;
-    empty.hidden = rows.size !== 0;
-    noMatch.hidden = rows.size === 0 || shown !== 0;
-    const total = `${rows.size} election${rows.size === 1 ? "" : "s"}`;
-    setText(count, query === "" ? total : `${shown} of ${total} match`);
+    const total = index.size;
+    const shown = index.view.length;
+    table.hidden = total === 0;
+    empty.hidden = !index.loaded || total !== 0 || scoped;
+    noMatch.hidden = total === 0 || shown !== 0;
+    if (!index.loaded) {
+      setText(
+        summary,
+        total === 0 ? "Loading elections…" : `Loading… ${plural(total, "election")} so far`,
+      );
+    } else if (scoped && total === 0) {
+      setText(summary, "No election matches.");
+    } else {
+      setText(
+        summary,
+        index.filtered
+          ? `${count.format(shown)} of ${plural(total, "election")} match`
+          : plural(total, "election"),
+      );
+    }
+  }
+
+  function draw(): void {
+    cancelAnimationFrame(frame);
+    frame = 0;
+    index.settle();
+    summarise();
+    drawWindow();
+  }
+
+  function schedule(): void {
+    if (frame === 0) frame = requestAnimationFrame(draw);
   }
 
   filter.addEventListener("input", () => {
-    query = filter.value.trim().toLowerCase();
-    for (const row of rows.values()) row.tr.hidden = !visible(row);
-    summarise();
+    index.setQuery(filter.value.trim().toLowerCase());
+    // Scrolled down a long list, the new list would start above the screen: back to its
+    // top, just below the toolbar that stays in view.
+    const hidden = toolbar.getBoundingClientRect().bottom - table.getBoundingClientRect().top;
+    if (hidden > 0) window.scrollBy(0, -hidden);
+    // Drawn now rather than at the next frame: the answer to a keystroke is on that frame.
+    draw();
   });
+  const onScroll = () => schedule();
+  const onResize = () => {
+    rowHeight = 0;
+    schedule();
+  };
+  window.addEventListener("scroll", onScroll, { passive: true });
+  window.addEventListener("resize", onResize);
 
+  let fresh = true;
   follow(
     {
-      open: (s) => directory.watchElections({}, { signal: s }),
+      open: (s) => directory.watchElections(scope, { signal: s }),
       onOpen() {
-        inSnapshot = true;
-        snapshotNames = new Set();
+        fresh = true;
       },
       onMessage(response) {
-        for (const election of response.elections) {
-          pending.set(election.name, election);
-          if (inSnapshot) snapshotNames.add(election.name);
-        }
-        if (response.snapshotComplete) {
-          inSnapshot = false;
-          loaded = true;
-          sweep = snapshotNames;
-        }
-        if (frame === 0) frame = requestAnimationFrame(flush);
+        // Every stream starts with a snapshot; a server that does not mark it `reset` still
+        // means it.
+        if (fresh && !response.reset) index.restart();
+        fresh = false;
+        index.apply(response);
+        schedule();
       },
     },
     signal,
   );
-  signal.addEventListener("abort", () => cancelAnimationFrame(frame), { once: true });
+  // The stream's first chunk waits for the server to gather the whole snapshot; one page of
+  // ListElections does not, so it fills the first screen meanwhile.
+  directory.listElections({ ...scope, pageSize: FIRST_PAGE }, { signal }).then(
+    (page) => {
+      index.preview(page.elections);
+      schedule();
+    },
+    // The stream reports the connection; this page was only a head start.
+    () => {},
+  );
+  signal.addEventListener(
+    "abort",
+    () => {
+      cancelAnimationFrame(frame);
+      window.removeEventListener("scroll", onScroll);
+      window.removeEventListener("resize", onResize);
+    },
+    { once: true },
+  );
 }

@@ -14,11 +14,13 @@ function route(): void {
   page = new AbortController();
   const path = window.location.pathname;
   if (path.startsWith("/elections/")) {
-    let name: string | undefined;
+    const encoded = path.slice("/elections/".length);
+    let name: string;
     try {
-      name = decodeURIComponent(path.slice("/elections/".length));
+      name = decodeURIComponent(encoded);
     } catch {
-      name = undefined;
+      invalidAddress(encoded);
+      return;
     }
     if (name) {
       electionPage(app, name, page.signal);
@@ -33,6 +35,31 @@ function route(): void {
   app.replaceChildren(
     h("h1", { tabindex: "-1" }, "Page not found"),
     h("p", {}, h("a", { href: "/", "data-link": true }, "All elections")),
+  );
+}
+
+/** A typed or mangled link whose escapes do not decode to a name (say `%E0%A4%A`). */
+function invalidAddress(encoded: string): void {
+  document.title = "Not a valid election address · electd";
+  app.replaceChildren(
+    h(
+      "section",
+      { class: "not-found" },
+      h("h1", { tabindex: "-1" }, "Not a valid election address"),
+      h(
+        "p",
+        {},
+        "The address ends in ",
+        h("code", {}, encoded),
+        ", which is not an election name: its %-escapes do not decode to UTF-8 text. " +
+          "Election links carry the name URL-encoded; the link may have been cut short.",
+      ),
+      h(
+        "p",
+        { class: "buttons" },
+        h("a", { href: "/", "data-link": true, class: "button" }, "All elections"),
+      ),
+    ),
   );
 }
 
