@@ -506,12 +506,13 @@ export function electionPage(root: HTMLElement, name: string, page: AbortSignal)
     setText(deleteFeedback, `Deleting ${name}…`);
     deleting = true;
     try {
-      const { term } = await admin.deleteElection({ name }, { signal });
+      // Not cancelled when the watch reports the deletion first: this call made it.
+      const { term } = await admin.deleteElection({ name }, { signal: page });
       // The watch ending with not_found usually told already; if not, this does.
       if (term) current = term;
       deleted();
     } catch (error) {
-      if (signal.aborted) return;
+      if (page.aborted) return;
       deleting = false;
       deleteFeedback.dataset.kind = "error";
       setText(deleteFeedback, `The server refused Delete ${name}: ${describeError(error)}`);

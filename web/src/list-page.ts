@@ -5,11 +5,11 @@
 // live, and the only live source the API has is WatchElections, whose stream starts with
 // a snapshot of everything it matches; there is no "watch this page of names". So an
 // unfiltered live list receives every election whatever the page does, and the question is
-// only what it costs. Here: the snapshot is applied chunk by chunk as it streams in (the
-// first rows show as soon as the first chunk of names arrives, in name order, while the
-// rest loads), each election is kept as a small record (election-index.ts), and the
-// table holds only the rows in the window plus a few, between two spacers, so neither
-// the first paint nor a change costs more than a screenful of DOM.
+// only what it costs. Here: a first page from ListElections and then the snapshot, chunk by
+// chunk as it streams in, are drawn as they arrive (the first rows show while the rest
+// loads), each election is kept as a small record (election-index.ts), and the table
+// holds only the rows in the window plus a few, between two spacers, so neither the first
+// paint nor a change costs more than a screenful of DOM.
 //
 // The filter box matches names, tags and leaders anywhere in the text. The server filters
 // by name prefix and exact tag only, so a search for a leader or for the middle of a name
@@ -26,6 +26,8 @@ import { follow } from "./live.js";
 const OVERSCAN = 10;
 /** Elections asked for to fill the first screen before the live snapshot arrives. */
 const FIRST_PAGE = 100;
+/** Longest the page reads its stream before letting the browser take input and draw. */
+const YIELD_AFTER_MS = 10;
 /** Row height assumed until one is measured, in pixels. */
 const ESTIMATED_ROW = 40;
 
@@ -37,7 +39,6 @@ function plural(n: number, word: string): string {
 
 interface Row {
   readonly tr: HTMLTableRowElement;
-  readonly link: HTMLAnchorElement;
   readonly tags: HTMLTableCellElement;
   readonly term: HTMLTableCellElement;
   readonly leader: HTMLTableCellElement;
@@ -50,12 +51,10 @@ function tagLink(tag: string): HTMLAnchorElement {
 }
 
 function newRow(name: string): Row {
-  const link = h("a", { href: electionPath(name), "data-link": true, title: name }, name);
   const cell = (label: string, className: string) =>
     h("td", { "data-label": label, class: className });
   const row: Row = {
     tr: h("tr", { "data-name": name, class: "row" }),
-    link,
     tags: cell("Tags", "tags"),
     term: cell("Term", "num"),
     leader: cell("Leader", "leader"),
@@ -63,7 +62,12 @@ function newRow(name: string): Row {
     entry: undefined,
   };
   row.tr.append(
-    h("th", { scope: "row", "data-label": "Name", class: "name" }, link),
+    h(
+      "th",
+      { scope: "row", "data-label": "Name", class: "name" },
+      // Cut short with an ellipsis when long; the title shows the whole name.
+      h("a", { href: electionPath(name), "data-link": true, title: name }, name),
+    ),
     row.tags,
     row.term,
     row.leader,
@@ -91,6 +95,24 @@ function fillRow(row: Row, entry: Entry): void {
 function scopeOf(search: string): { tag: string; namePrefix: string } {
   const params = new URLSearchParams(search);
   return { tag: params.get("tag") ?? "", namePrefix: params.get("prefix") ?? "" };
+}
+
+/** Where the browser has it, scheduler.yield resumes the yielding task ahead of others. */
+const scheduler = (globalThis as { scheduler?: { yield?: () => Promise<void> } }).scheduler;
+
+/**
+ * The messages of `stream`, letting the browser draw and answer a keystroke between them
+ * at least every YIELD_AFTER_MS: a snapshot's chunks can arrive faster than they are
+ * decoded, and reading them all in one go would hold the filter box meanwhile.
+ */
+async function* paced<T>(stream: AsyncIterable<T>): AsyncGenerator<T> {
+  let since = performance.now();
+  for await (const message of stream) {
+    yield message;
+    if (performance.now() - since < YIELD_AFTER_MS) continue;
+    await (scheduler?.yield?.() ?? new Promise((resolve) => setTimeout(resolve, 0)));
+    since = performance.now();
+  }
 }
 
 export function listPage(root: HTMLElement, signal: AbortSignal): void {
@@ -172,9 +194,9 @@ export function listPage(root: HTMLElement, signal: AbortSignal): void {
     h("label", { for: "filter" }, "Filter"),
     filter,
     summary,
-    scopeNote,
   );
   root.replaceChildren(h("h1", { tabindex: "-1" }, "Elections"), toolbar, table, noMatch, empty);
+  if (scopeNote) toolbar.before(scopeNote);
 
   const index = new ElectionIndex();
   /** The rows in the DOM now, by name: the window and its overscan, nothing else. */
@@ -294,7 +316,7 @@ export function listPage(root: HTMLElement, signal: AbortSignal): void {
   let fresh = true;
   follow(
     {
-      open: (s) => directory.watchElections(scope, { signal: s }),
+      open: (s) => paced(directory.watchElections(scope, { signal: s })),
       onOpen() {
         fresh = true;
       },
@@ -309,8 +331,8 @@ export function listPage(root: HTMLElement, signal: AbortSignal): void {
     },
     signal,
   );
-  // The stream's first chunk waits for the server to gather the whole snapshot; one page of
-  // ListElections does not, so it fills the first screen meanwhile.
+  // The stream's first chunk holds MAX_PAGE_SIZE (1,000) elections to read, encode and
+  // decode; a page of 100 arrives a little sooner and fills the first screen meanwhile.
   directory.listElections({ ...scope, pageSize: FIRST_PAGE }, { signal }).then(
     (page) => {
       index.preview(page.elections);
