@@ -84,6 +84,8 @@ async function startServer(): Promise<void> {
   const args = [
     ...["--port", String(port), "--log-level", "fatal", "--store", "durable"],
     ...["--data-dir", dataDir, "--session-ttl-min", "500ms", "--max-candidates", "2000"],
+    // Room for the 10,000 abandoned watches at the end, with the load's own.
+    ...["--max-watches", "10100", "--max-candidates-total", "10000"],
   ];
   const child = spawn(process.execPath, ["--import", "tsx", main, ...args], {
     stdio: ["ignore", "pipe", "inherit"],
@@ -115,8 +117,14 @@ async function healthz(): Promise<Record<string, number | string>> {
 
 // ---- clients ----
 const h2 = new Http2SessionManager(url);
-const grpc = createGrpcTransport({ baseUrl: url, sessionManager: h2 });
-const json = createConnectTransport({ baseUrl: url, httpVersion: "1.1" });
+// Every call has a deadline: one that hangs (its server was killed mid-call) must not hang
+// the soak. Watch streams end with it too, and are opened again.
+const grpc = createGrpcTransport({ baseUrl: url, sessionManager: h2, defaultTimeoutMs: 10_000 });
+const json = createConnectTransport({
+  baseUrl: url,
+  httpVersion: "1.1",
+  defaultTimeoutMs: 10_000,
+});
 const election = createClient(LeaderElection, grpc);
 const electionJson = createClient(LeaderElection, json);
 const sessions = createClient(SessionService, json);
@@ -333,6 +341,11 @@ async function diskFullFor(ms: number): Promise<void> {
 
 // ---- the run ----
 await startServer();
+// A soak that hangs has failed: it says where it was and stops.
+setTimeout(() => {
+  out(`FAILED: still running ${values.minutes} min + 5 min after its start`);
+  process.exit(1);
+}, runMs + 300_000).unref();
 await election.create({ id: { name: "soak-big" } });
 for (let i = 0; i < 400; i++) {
   await election.enter({ id: { name: "soak-big" }, candidate: `${i}-${"b".repeat(240)}` });
