@@ -84,6 +84,8 @@ async function startServer(): Promise<void> {
   const args = [
     ...["--port", String(port), "--log-level", "fatal", "--store", "durable"],
     ...["--data-dir", dataDir, "--session-ttl-min", "500ms", "--max-candidates", "2000"],
+    // Room for the 10,000 abandoned watches at the end, with the load's own.
+    ...["--max-watches", "10100", "--max-candidates-total", "10000"],
   ];
   const child = spawn(process.execPath, ["--import", "tsx", main, ...args], {
     stdio: ["ignore", "pipe", "inherit"],
@@ -115,8 +117,14 @@ async function healthz(): Promise<Record<string, number | string>> {
 
 // ---- clients ----
 const h2 = new Http2SessionManager(url);
-const grpc = createGrpcTransport({ baseUrl: url, sessionManager: h2 });
-const json = createConnectTransport({ baseUrl: url, httpVersion: "1.1" });
+// Every call has a deadline: one that hangs (its server was killed mid-call) must not hang
+// the soak. Watch streams end with it too, and are opened again.
+const grpc = createGrpcTransport({ baseUrl: url, sessionManager: h2, defaultTimeoutMs: 10_000 });
+const json = createConnectTransport({
+  baseUrl: url,
+  httpVersion: "1.1",
+  defaultTimeoutMs: 10_000,
+});
 const election = createClient(LeaderElection, grpc);
 const electionJson = createClient(LeaderElection, json);
 const sessions = createClient(SessionService, json);
@@ -333,6 +341,11 @@ async function diskFullFor(ms: number): Promise<void> {
 
 // ---- the run ----
 await startServer();
+// A soak that hangs has failed: it says where it was and stops.
+setTimeout(() => {
+  out(`FAILED: still running ${values.minutes} min + 5 min after its start`);
+  process.exit(1);
+}, runMs + 300_000).unref();
 await election.create({ id: { name: "soak-big" } });
 for (let i = 0; i < 400; i++) {
   await election.enter({ id: { name: "soak-big" }, candidate: `${i}-${"b".repeat(240)}` });
@@ -387,8 +400,9 @@ const frame = (() => {
   bytes.set(body, 5);
   return bytes;
 })();
-const abandoned = Array.from({ length: ABANDONED / 500 }, () => {
-  const session = connectHttp2(url);
+// Node's client would refuse streams past 10 MB of buffered data per session.
+const abandoned = Array.from({ length: ABANDONED / 100 }, () => {
+  const session = connectHttp2(url, { maxSessionMemory: 1000 });
   session.on("error", () => {});
   return session;
 });
@@ -403,9 +417,14 @@ await Promise.all(
     stream.on("error", () => {});
     stream.end(frame);
     stream.pause();
-    return new Promise((resolve) => stream.once("response", resolve));
+    // A stream the client itself gives up on (its session's memory is full) ends too.
+    return new Promise((resolve) => {
+      stream.once("response", resolve);
+      stream.once("close", resolve);
+    });
   }),
 );
+out("opening 10,000 Watch streams that will be abandoned");
 const held = await healthz();
 const vanished = performance.now();
 for (const session of abandoned) session.destroy();

@@ -175,7 +175,7 @@ async function leaderShown(page: Page, name: string, leader: string): Promise<vo
 
 test("stays responsive with 1,000 elections and 1,000 candidates", async ({ page }) => {
   test.setTimeout(180_000);
-  const server = new ElectdProcess();
+  const server = new ElectdProcess(["--max-candidates", String(CANDIDATES)]);
   await server.start();
   const figures: Record<string, unknown> = {};
   try {

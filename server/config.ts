@@ -18,6 +18,7 @@ export interface Config {
     readonly maxTags: number;
     readonly maxRequestBytes: number;
     readonly maxCandidates: number;
+    readonly maxCandidatesTotal: number;
     readonly maxElections: number;
     readonly maxWatches: number;
     readonly watchBuffer: number;
@@ -101,7 +102,7 @@ export const settings = {
     fallback: "256",
     help: "most UTF-8 bytes in an election name, candidate or tag",
   },
-  maxTags: { flag: "max-tags", env: "MAX_TAGS", fallback: "64", help: "most tags on one election" },
+  maxTags: { flag: "max-tags", env: "MAX_TAGS", fallback: "4", help: "most tags on one election" },
   maxRequestBytes: {
     flag: "max-request-bytes",
     env: "MAX_REQUEST_BYTES",
@@ -111,8 +112,14 @@ export const settings = {
   maxCandidates: {
     flag: "max-candidates",
     env: "MAX_CANDIDATES",
-    fallback: "1000",
+    fallback: "100",
     help: "most candidates (leader + queue) in one election",
+  },
+  maxCandidatesTotal: {
+    flag: "max-candidates-total",
+    env: "MAX_CANDIDATES_TOTAL",
+    fallback: "250000",
+    help: "most candidates in all elections together on this server",
   },
   maxElections: {
     flag: "max-elections",
@@ -123,19 +130,19 @@ export const settings = {
   maxWatches: {
     flag: "max-watches",
     env: "MAX_WATCHES",
-    fallback: "10000",
+    fallback: "5000",
     help: "most concurrent watches on this server",
   },
   watchBuffer: {
     flag: "watch-buffer",
     env: "WATCH_BUFFER",
-    fallback: "64",
+    fallback: "16",
     help: "states queued per watcher before the newest replaces the last queued",
   },
   watchElectionsBuffer: {
     flag: "watch-elections-buffer",
     env: "WATCH_ELECTIONS_BUFFER",
-    fallback: "1000",
+    fallback: "250",
     help: "elections with unread changes per WatchElections stream before it gets a fresh snapshot instead",
   },
   sessionTtl: {
@@ -327,6 +334,7 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Con
       maxTags: int("maxTags", 0),
       maxRequestBytes: int("maxRequestBytes", 1024),
       maxCandidates: int("maxCandidates", 1),
+      maxCandidatesTotal: int("maxCandidatesTotal", 1),
       maxElections: int("maxElections", 1),
       maxWatches: int("maxWatches", 1),
       watchBuffer: int("watchBuffer", 1),

@@ -1,8 +1,10 @@
 // Wires one electd server from a Config: store, watch hub, HTTP app. start() listens and
 // returns a handle whose stop() ends watches, drains connections and closes the store.
 import type { AddressInfo } from "node:net";
+import { getHeapStatistics } from "node:v8";
 import type { Config } from "./config.js";
 import { type App, build } from "./http/app.js";
+import { heapBudget } from "./memory.js";
 import { SessionRegistry } from "./session/registry.js";
 import { openDurableStore } from "./store/durable.js";
 import { createMemoryStore } from "./store/memory.js";
@@ -20,19 +22,20 @@ export interface Electd {
 }
 
 export async function start(config: Config): Promise<Electd> {
-  const { maxElections } = config.limits;
+  const { maxElections, maxCandidatesTotal } = config.limits;
+  const limits = { maxElections, maxCandidatesTotal };
   let app: App | undefined;
   const store =
     config.store === "durable"
       ? openDurableStore({
           dataDir: config.dataDir,
-          maxElections,
+          ...limits,
           busyTimeoutMs: config.storeBusyTimeoutMs,
           // The callers hear only the cause; the path and SQLite's code are for the operator.
           onCommitError: ({ message, file, code, error }) =>
             app?.fastify.log.error({ err: error, file, code }, message),
         })
-      : createMemoryStore({ maxElections });
+      : createMemoryStore(limits);
   const hub = new WatchHub(store, {
     maxWatches: config.limits.maxWatches,
     mailboxSize: config.limits.watchBuffer,
@@ -59,6 +62,13 @@ export async function start(config: Config): Promise<Electd> {
     },
   });
   const { fastify, listener } = app;
+  const budget = heapBudget(
+    { ...config.limits, maxSessions: config.sessions.maxSessions },
+    getHeapStatistics().heap_size_limit,
+  );
+  const fields = { worstCaseBytes: budget.worstCase, heapLimitBytes: budget.heapLimit };
+  if (budget.fits) fastify.log.info(fields, budget.message);
+  else fastify.log.warn(fields, budget.message);
   await fastify.listen({ host: config.host, port: config.port });
   const address = fastify.server.address() as AddressInfo;
   const host = address.family === "IPv6" ? `[${address.address}]` : address.address;

@@ -19,7 +19,7 @@ describe("electd process", () => {
       "HOST",
       "127.0.0.1",
       "MAX_WATCHES",
-      "10000",
+      "(default: 5000)",
     ]) {
       assert.ok(stdout.includes(text), `--help mentions ${text}`);
     }

@@ -8,7 +8,7 @@ import { malformedRequestInterceptor } from "../rpc/malformed.js";
 import { type RouteOptions, routes } from "../rpc/routes.js";
 import type { ElectionStore } from "../store/store.js";
 import type { WatchHub } from "../watch/hub.js";
-import { builtDashboard, dashboard } from "./dashboard.js";
+import { badUrlErrors, builtDashboard, dashboard } from "./dashboard.js";
 import { createListener, type Handler, type Listener } from "./listener.js";
 import { loggerOptions, logUnfinishedResponses } from "./logging.js";
 
@@ -36,6 +36,7 @@ export async function build(options: AppOptions): Promise<App> {
     serverFactory,
     // Connect enforces its own body limit (readMaxBytes); this only bounds non-RPC routes.
     bodyLimit: config.limits.maxRequestBytes,
+    frameworkErrors: badUrlErrors(builtDashboard),
   });
   logUnfinishedResponses(fastify);
   await fastify.register(fastifyConnectPlugin, {

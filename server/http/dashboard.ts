@@ -2,11 +2,11 @@
 // /elections/<name> get the same index.html, and the app picks the page from the URL, so a
 // reload works. RPC paths and /healthz are separate routes and are never shadowed: only
 // the files that exist and those deep links are routed here.
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { join, relative, sep } from "node:path";
 import { fileURLToPath } from "node:url";
 import fastifyStatic from "@fastify/static";
-import type { FastifyInstance, FastifyReply } from "fastify";
+import type { FastifyInstance, FastifyReply, FastifyRequest, FastifyServerOptions } from "fastify";
 
 export interface DashboardOptions {
   /** The folder `vite build` wrote: index.html and assets/. */
@@ -55,4 +55,28 @@ export async function dashboard(fastify: FastifyInstance, options: DashboardOpti
     },
   });
   fastify.get(deepLinks, (_, reply) => reply.sendFile("index.html"));
+}
+
+/**
+ * Fastify answers a path whose percent-encoding does not decode (`/elections/%E0%A4%A`)
+ * with a bare 400 before any route runs. Under the dashboard's deep links that would be a
+ * blank page: the dashboard is served instead, and says the address is not valid. Other
+ * such paths keep Fastify's 400.
+ */
+export function badUrlErrors(root: string): NonNullable<FastifyServerOptions["frameworkErrors"]> {
+  return (error: Error & { code?: string }, request: FastifyRequest, reply: FastifyReply) => {
+    const index = join(root, "index.html");
+    if (
+      error.code === "FST_ERR_BAD_URL" &&
+      request.url.startsWith("/elections/") &&
+      existsSync(index)
+    ) {
+      return reply
+        .code(200)
+        .type("text/html; charset=utf-8")
+        .header("cache-control", "no-cache")
+        .send(readFileSync(index));
+    }
+    return reply.code(400).send({ error: "Bad Request", code: error.code, message: error.message });
+  };
 }

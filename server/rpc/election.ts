@@ -38,6 +38,7 @@ export function toTerm(state: ElectionState): Term {
 
 const limitNames = {
   candidates: "candidates per election (MAX_CANDIDATES)",
+  candidatesTotal: "candidates in all elections on this server (MAX_CANDIDATES_TOTAL)",
   elections: "elections per server (MAX_ELECTIONS)",
 } as const;
 

@@ -244,13 +244,16 @@ export class SessionRegistry {
     const id = ctx.requestHeader.get(SESSION_HEADER);
     if (id === null) return undefined;
     if (id === "") throw invalid(`${SESSION_HEADER} header`, "must not be empty");
-    if (!this.live.has(id)) {
+    const session = this.live.get(id);
+    if (!session) {
       throw new ElectdError(
         "not_found",
         `session ${quote(id)} named by the ${SESSION_HEADER} header not found (it is unknown or was closed or expired)`,
       );
     }
-    return id;
+    // The registry's own string, not the header's: every binding of a session then
+    // shares one copy of its id.
+    return session.id;
   };
 
   /**

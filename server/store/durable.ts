@@ -35,19 +35,22 @@ import {
   deletedElection,
   type Election,
   type ElectionStore,
+  headcount,
   type ListFilter,
   type ListQuery,
   newElection,
+  noOwners,
+  overTotal,
   type SessionRecord,
+  type StoreLimits,
   StoreStartError,
   type Tombstone,
   type UpdateResult,
 } from "./store.js";
 
-export interface DurableStoreOptions {
+export interface DurableStoreOptions extends StoreLimits {
   /** Directory holding the data file and the lock file; created if missing. */
   readonly dataDir: string;
-  readonly maxElections: number;
   /**
    * How long a commit waits while something else writes the data file (default 50 ms).
    * electd never does (one server per directory); only an outside tool such as the
@@ -179,6 +182,10 @@ export function openDurableStore(options: DurableStoreOptions): ElectionStore {
   };
   /** How many elections exist counting the staged creations and deletions. */
   let stagedSize = committed.size;
+  /** Candidates in all committed elections, and counting the staged changes. */
+  let committedCandidates = 0;
+  for (const election of committed.values()) committedCandidates += headcount(election.state);
+  let stagedCandidates = committedCandidates;
   const sessions = found.sessions;
   const listeners = new Set<ChangeListener>();
   let open: Batch | undefined;
@@ -243,7 +250,9 @@ export function openDurableStore(options: DurableStoreOptions): ElectionStore {
 
   function stageElection(election: Election, revived = false): Promise<void> {
     const batch = stage();
-    if (current(election.name) === undefined) stagedSize++;
+    const before = current(election.name);
+    if (before === undefined) stagedSize++;
+    stagedCandidates += headcount(election.state) - (before ? headcount(before.state) : 0);
     staged.set(election.name, election);
     batch.elections.set(election.name, election);
     batch.deleted.delete(election.name);
@@ -255,6 +264,7 @@ export function openDurableStore(options: DurableStoreOptions): ElectionStore {
   function stageDeletion(last: Election): Promise<void> {
     const batch = stage();
     stagedSize--;
+    stagedCandidates -= headcount(last.state);
     staged.set(last.name, null);
     batch.elections.delete(last.name);
     batch.revived.delete(last.name);
@@ -283,6 +293,7 @@ export function openDurableStore(options: DurableStoreOptions): ElectionStore {
       // Nothing of this batch is on disk: forget it, so later calls decide on what is.
       staged = new Map();
       stagedSize = committed.size;
+      stagedCandidates = committedCandidates;
       batch.reject(unavailable(`the change could not be saved: ${commitCause(error)}`));
       const code = errorCode(error);
       const changes = batch.events.length + batch.sessions.size + batch.deleted.size;
@@ -296,8 +307,13 @@ export function openDurableStore(options: DurableStoreOptions): ElectionStore {
     }
     staged = new Map();
     for (const election of batch.events) {
+      const before = committed.get(election.name);
+      committedCandidates -= before ? headcount(before.state) : 0;
       if (election.deleted) committed.delete(election.name);
-      else committed.set(election);
+      else {
+        committed.set(election);
+        committedCandidates += headcount(election.state);
+      }
       for (const listener of listeners) listener(election);
     }
     batch.resolve();
@@ -347,6 +363,8 @@ export function openDurableStore(options: DurableStoreOptions): ElectionStore {
         await settled(name);
         return { ok: true, election: before, changed: false };
       }
+      const refusal = overTotal(options, stagedCandidates, before.state, decision.state);
+      if (refusal) return refusal;
       const next = commit(before, decision);
       await stageElection(next);
       return { ok: true, election: next, changed: true };
@@ -502,20 +520,23 @@ function inspectDataFile(file: string, dataDir: string): Contents {
     for (const table of ["elections", "sessions"]) {
       if (!tables.has(table)) throw damaged(file, dataDir, `its ${table} table is missing`);
     }
-    // Row by row into the maps the store keeps: no array of every row next to the
-    // elections built from it, so loading needs no more memory than serving them.
-    const elections = new ElectionIndex();
-    for (const row of db.prepare("SELECT * FROM elections").iterate() as Iterable<ElectionRow>) {
-      try {
-        elections.set(fromRow(row));
-      } catch (error) {
-        throw damaged(file, dataDir, `election "${row.name}": ${message(error)}`);
-      }
-    }
+    // Sessions first: a loaded binding then shares the sessions table's copy of its id.
     const sessions = new Map<string, SessionRecord>();
     const sessionRows = db.prepare("SELECT id, ttl_ms FROM sessions").iterate();
     for (const row of sessionRows as Iterable<{ id: string; ttl_ms: number }>) {
       sessions.set(row.id, { id: row.id, ttlMs: row.ttl_ms });
+    }
+    const ids = new Map([...sessions.keys()].map((id) => [id, id]));
+    // Row by row into the index: loading must not need more heap than running did, and a
+    // list of every row read (each holding its queue and bindings as JSON text) next to
+    // the elections built from them would need more than twice as much.
+    const elections = new ElectionIndex();
+    for (const row of db.prepare("SELECT * FROM elections").iterate() as Iterable<ElectionRow>) {
+      try {
+        elections.set(fromRow(row, ids));
+      } catch (error) {
+        throw damaged(file, dataDir, `election "${row.name}": ${message(error)}`);
+      }
     }
     return { elections, sessions };
   } finally {
@@ -598,8 +619,13 @@ function toRow(e: Election): ElectionRow {
   };
 }
 
-/** Reads a row back, trusting nothing: a row that does not parse stops startup. */
-function fromRow(row: ElectionRow): Election {
+/**
+ * Reads a row back, trusting nothing: a row that does not parse stops startup. Bindings
+ * are keyed by the queue's own strings and name sessions by `sessions`' copy of each id
+ * (when it has one), so that a loaded election holds each name once, as a running one
+ * does, rather than again in every binding.
+ */
+function fromRow(row: ElectionRow, sessions: ReadonlyMap<string, string>): Election {
   if (!/^\d+$/.test(row.term) || BigInt(row.term) > MAX_TERM) {
     throw new Error(`term "${row.term}" is not a uint64`);
   }
@@ -610,19 +636,22 @@ function fromRow(row: ElectionRow): Election {
     throw new Error("owners is not an object");
   }
   // JSON.parse defines every key as the object's own, `__proto__` included.
-  const entries = Object.entries(owners);
-  strings(
-    entries.map(([, session]) => session),
-    "owners",
-  );
+  const bound = owners as Record<string, unknown>;
+  strings(Object.values(bound), "owners");
   if (!Number.isSafeInteger(row.version) || row.version < 1) {
     throw new Error(`version ${row.version} is not a positive integer`);
+  }
+  const held = new Map<string, string>();
+  for (const name of [row.leader, ...candidates]) {
+    if (name === "" || !Object.hasOwn(bound, name)) continue;
+    const session = bound[name] as string;
+    held.set(name, sessions.get(session) ?? session);
   }
   return {
     name: row.name,
     tags,
     state: { term: BigInt(row.term), leader: row.leader, candidates },
-    owners: new Map(entries as [string, string][]),
+    owners: held.size === 0 ? noOwners : held,
     version: row.version,
   };
 }

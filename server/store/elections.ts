@@ -1,8 +1,10 @@
 // The committed elections of a store that keeps them in memory (memory and durable), in
 // name order, so that a listing costs what its page costs, not what the directory costs.
 // Names are kept in B+ trees (sorted-btree): a page is a range read from the cursor, a tag
-// has its own tree of names, and `snapshot()` is an O(1) copy-on-write clone that a
-// watcher can page through at its own pace while changes go on.
+// has its own tree of names (or just the name, while one election carries it: a tree
+// costs some 300 bytes, and tags on one election each are the common case and the worst
+// case of MAX_TAGS), and `snapshot()` is an O(1) copy-on-write clone that a watcher can
+// page through at its own pace while changes go on.
 import sortedBtree from "sorted-btree";
 import type { Election, ListFilter, ListQuery } from "./store.js";
 
@@ -20,10 +22,16 @@ export interface ElectionView {
   scan(query: ListFilter & { readonly after?: string }): IterableIterator<Election>;
 }
 
+/**
+ * The names of the elections carrying one tag: one name, or a tree of two or more. Tree
+ * values are left undefined, which sorted-btree stores without a values array.
+ */
+type Tagged = string | Tree<undefined>;
+
 export class ElectionIndex implements ElectionView {
   private byName: Tree<Election> = newTree();
   /** tag -> names of the elections carrying it. */
-  private readonly byTag = new Map<string, Tree<true>>();
+  private readonly byTag = new Map<string, Tagged>();
 
   get size(): number {
     return this.byName.size;
@@ -43,12 +51,15 @@ export class ElectionIndex implements ElectionView {
     if (before && before.tags === election.tags) return;
     if (before) this.untag(before);
     for (const tag of election.tags) {
-      let names = this.byTag.get(tag);
-      if (!names) {
-        names = newTree();
-        this.byTag.set(tag, names);
+      const names = this.byTag.get(tag);
+      if (names === undefined) this.byTag.set(tag, election.name);
+      else if (typeof names !== "string") names.set(election.name, undefined);
+      else if (names !== election.name) {
+        const tree = newTree<undefined>();
+        tree.set(names, undefined);
+        tree.set(election.name, undefined);
+        this.byTag.set(tag, tree);
       }
-      names.set(election.name, true);
     }
   }
 
@@ -84,7 +95,8 @@ export class ElectionIndex implements ElectionView {
    */
   snapshot(filter: ListFilter): ElectionView {
     const byName = this.byName.clone();
-    const tagged = filter.tag === undefined ? undefined : this.byTag.get(filter.tag)?.clone();
+    const names = filter.tag === undefined ? undefined : this.byTag.get(filter.tag);
+    const tagged = typeof names === "string" ? names : names?.clone();
     const noTagged = filter.tag !== undefined && tagged === undefined;
     return {
       *scan(query) {
@@ -97,8 +109,14 @@ export class ElectionIndex implements ElectionView {
   private untag(election: Election): void {
     for (const tag of election.tags) {
       const names = this.byTag.get(tag);
-      names?.delete(election.name);
-      if (names?.size === 0) this.byTag.delete(tag);
+      if (names === undefined) continue;
+      if (typeof names === "string") {
+        if (names === election.name) this.byTag.delete(tag);
+        continue;
+      }
+      names.delete(election.name);
+      const last = names.size === 1 ? names.minKey() : undefined;
+      if (last !== undefined) this.byTag.set(tag, last);
     }
   }
 }
@@ -107,15 +125,16 @@ export class ElectionIndex implements ElectionView {
 function* scanTree(
   byName: Tree<Election>,
   query: ListFilter & { readonly after?: string },
-  tagged: Tree<true> | undefined,
+  tagged: Tagged | undefined,
 ): IterableIterator<Election> {
   if (query.tag !== undefined && tagged === undefined) return;
   const prefix = query.prefix ?? "";
   const { after } = query;
   // Start at the later of the prefix and the cursor; skip the cursor itself.
   const from = after !== undefined && after >= prefix ? after : prefix;
-  const names = tagged ?? byName;
-  for (const [name] of names.entries(from)) {
+  const names =
+    typeof tagged === "string" ? (tagged >= from ? [tagged] : []) : (tagged ?? byName).keys(from);
+  for (const name of names) {
     if (after !== undefined && name <= after) continue;
     if (!name.startsWith(prefix)) return;
     const election = byName.get(name);

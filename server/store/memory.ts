@@ -9,23 +9,26 @@ import {
   deletedElection,
   type Election,
   type ElectionStore,
+  headcount,
   type ListFilter,
   type ListQuery,
   newElection,
+  overTotal,
   type SessionRecord,
+  type StoreLimits,
   type Tombstone,
   type UpdateResult,
 } from "./store.js";
 
-export interface MemoryStoreOptions {
-  readonly maxElections: number;
-}
+export type MemoryStoreOptions = StoreLimits;
 
 export function createMemoryStore(options: MemoryStoreOptions): ElectionStore {
   const elections = new ElectionIndex();
   const tombstones = new Map<string, Tombstone>();
   const listeners = new Set<ChangeListener>();
   const sessions = new Map<string, SessionRecord>();
+  /** Candidates in all elections together. */
+  let candidates = 0;
   const publish = (election: Election) => {
     for (const listener of listeners) listener(election);
   };
@@ -56,7 +59,10 @@ export function createMemoryStore(options: MemoryStoreOptions): ElectionStore {
       const decision = decide(current);
       if (!decision.ok) return decision;
       if (!decision.changed) return { ok: true, election: current, changed: false };
+      const refusal = overTotal(options, candidates, current.state, decision.state);
+      if (refusal) return refusal;
       const next = commit(current, decision);
+      candidates += headcount(next.state) - headcount(current.state);
       elections.set(next);
       publish(next);
       return { ok: true, election: next, changed: true };
@@ -65,6 +71,7 @@ export function createMemoryStore(options: MemoryStoreOptions): ElectionStore {
       const current = elections.get(name);
       if (!current) return undefined;
       const last = deletedElection(current);
+      candidates -= headcount(current.state);
       elections.delete(name);
       tombstones.set(name, { term: last.state.term, version: last.version });
       publish(last);

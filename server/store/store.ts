@@ -52,7 +52,12 @@ export type CreateResult =
 
 export type UpdateResult =
   | { readonly ok: true; readonly election: Election; readonly changed: boolean }
-  | { readonly ok: false; readonly limit: "candidates"; readonly max: number };
+  | {
+      readonly ok: false;
+      /** Per election (the rules' MAX_CANDIDATES) or on the whole server (the store's). */
+      readonly limit: "candidates" | "candidatesTotal";
+      readonly max: number;
+    };
 
 export interface ListFilter {
   /** Only names starting with this. */
@@ -124,6 +129,46 @@ export interface Tombstone {
   readonly version: number;
 }
 
+/** Limits a store enforces across elections, besides the rules' per-election ones. */
+export interface StoreLimits {
+  readonly maxElections: number;
+  /**
+   * Most candidates (leaders and queued) in all elections together: what bounds the heap
+   * the elections take (server/memory.ts). Unlimited when left out.
+   */
+  readonly maxCandidatesTotal?: number;
+}
+
+/** How many candidates an election holds: its leader and its queue. */
+export function headcount(state: ElectionState): number {
+  return (state.leader === "" ? 0 : 1) + state.candidates.length;
+}
+
+/**
+ * The refusal of a change that would take the server past `maxCandidatesTotal`, given how
+ * many candidates all elections hold now. Only growth is refused: withdrawals always go
+ * through, even on a server holding more than the limit (started again with a lower one).
+ */
+export function overTotal(
+  limits: StoreLimits,
+  total: number,
+  before: ElectionState,
+  after: ElectionState,
+): UpdateResult | undefined {
+  const max = limits.maxCandidatesTotal;
+  if (max === undefined) return undefined;
+  const added = headcount(after) - headcount(before);
+  return added > 0 && total + added > max
+    ? { ok: false, limit: "candidatesTotal", max }
+    : undefined;
+}
+
+/**
+ * The owners of every election without session-bound candidates: one shared empty map
+ * rather than one each. Never mutated: every change builds its own map.
+ */
+export const noOwners: ReadonlyMap<string, string> = new Map();
+
 /**
  * A new election: no leader, no queue, term 0 and version 1, or, for a name that was
  * deleted, the deleted election's term and the version after its deletion.
@@ -138,7 +183,7 @@ export function newElection(
     name,
     tags: [...tags],
     state,
-    owners: new Map(),
+    owners: noOwners,
     version: (tombstone?.version ?? 0) + 1,
   };
 }
@@ -148,7 +193,7 @@ export function deletedElection(election: Election): Election {
   const { cause: _previous, ...rest } = election;
   return {
     ...rest,
-    owners: new Map(),
+    owners: noOwners,
     version: election.version + 1,
     cause: "election-deleted",
     deleted: true,
@@ -157,22 +202,40 @@ export function deletedElection(election: Election): Election {
 
 /** Applies a committed decision to an election: the one place owners are kept consistent. */
 export function commit(election: Election, decision: Decision & { ok: true }): Election {
-  const { state } = decision;
-  const owners = new Map<string, string>();
-  const held = new Set([state.leader, ...state.candidates]);
-  const all = decision.bind ? [...election.owners, decision.bind] : election.owners;
-  for (const [name, session] of all) {
-    if (held.has(name)) owners.set(name, session);
-  }
   // The cause belongs to this change only: the previous one's is dropped.
   const { cause: _previous, ...rest } = election;
   return {
     ...rest,
-    state,
-    owners,
+    state: decision.state,
+    owners: ownersAfter(election.owners, decision.state, decision.bind),
     version: election.version + 1,
     ...(decision.cause === undefined ? {} : { cause: decision.cause }),
   };
+}
+
+/**
+ * The bindings of the names `state` still holds, plus `bind`. The map is shared with the
+ * state before when no binding changes (most changes: reorders, unbound candidates), so
+ * a state costs its queue, not a copy of every binding, also to a watcher that keeps it.
+ */
+function ownersAfter(
+  owners: ReadonlyMap<string, string>,
+  state: ElectionState,
+  bind: readonly [candidate: string, session: string] | undefined,
+): ReadonlyMap<string, string> {
+  if (owners.size === 0 && bind === undefined) return owners;
+  const held = new Set([state.leader, ...state.candidates]);
+  if (bind === undefined && everyHeld(owners, held)) return owners;
+  const next = new Map<string, string>();
+  for (const [name, session] of bind ? [...owners, bind] : owners) {
+    if (held.has(name)) next.set(name, session);
+  }
+  return next.size === 0 ? noOwners : next;
+}
+
+function everyHeld(owners: ReadonlyMap<string, string>, held: ReadonlySet<string>): boolean {
+  for (const name of owners.keys()) if (!held.has(name)) return false;
+  return true;
 }
 
 /**

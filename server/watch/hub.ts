@@ -8,9 +8,9 @@
 // to run its `finally`: a generator suspended at `yield` while the transport waits for
 // the peer to read (an HTTP/2 stream out of flow-control window whose client vanished)
 // is never resumed, so a release placed there would never run.
+import { emptyElection } from "../election/rules.js";
 import { ElectdError, electionNotFound, limitReached, shuttingDown } from "../errors.js";
-import type { ElectionView } from "../store/elections.js";
-import type { Election, ElectionStore, ListFilter } from "../store/store.js";
+import { type Election, type ElectionStore, type ListFilter, noOwners } from "../store/store.js";
 
 export interface WatchLimits {
   /** Most concurrent watches on this server. */
@@ -25,11 +25,17 @@ export interface WatchLimits {
 }
 
 /**
+ * What a Watch sends of a state. A slow reader's queue holds these rather than whole
+ * elections, so a queued state keeps its queue alive but not the election's bindings.
+ */
+export type WatchedState = Pick<Election, "name" | "state" | "version" | "deleted">;
+
+/**
  * An election watcher's queue of states not yet sent: up to `size` states in order, then
  * the newest replaces the last one queued.
  */
 class Mailbox {
-  private readonly queue: Election[] = [];
+  private readonly queue: WatchedState[] = [];
   private wake: (() => void) | undefined;
   private closed = false;
 
@@ -39,7 +45,7 @@ class Mailbox {
     return this.queue.length;
   }
 
-  push(item: Election): void {
+  push(item: WatchedState): void {
     if (this.queue.length >= this.size) this.queue[this.queue.length - 1] = item;
     else this.queue.push(item);
     this.notify();
@@ -52,7 +58,7 @@ class Mailbox {
   }
 
   /** The next state, or undefined once closed. */
-  async take(): Promise<Election | undefined> {
+  async take(): Promise<WatchedState | undefined> {
     while (!this.closed && this.queue.length === 0) {
       await new Promise<void>((resolve) => {
         this.wake = resolve;
@@ -90,6 +96,11 @@ class ChangeBox {
       this.latest = new Map();
     }
     this.notify();
+  }
+
+  /** Whether the watch was released: nothing more is to be sent. */
+  get isClosed(): boolean {
+    return this.closed;
   }
 
   /** Forgets what is queued: the snapshot about to be taken reflects it. */
@@ -156,7 +167,38 @@ interface DirectoryWatcher {
   readonly box: ChangeBox;
 }
 
+/**
+ * Takes turns at snapshot pages across every directory watcher: one page, then the event
+ * loop, then the next watcher's page. Watchers that open at once on a large directory
+ * (dashboards reconnecting after a restart) would otherwise each encode page after page
+ * as fast as their transports take them, and a keep-alive arriving meanwhile would wait
+ * behind all of those pages: long enough, with a thousand watchers, to expire the session
+ * of a healthy leader. With turns, a request waits for one page at most.
+ */
+class Pacer {
+  private readonly waiting: (() => void)[] = [];
+  private scheduled = false;
+
+  turn(): Promise<void> {
+    return new Promise((resolve) => {
+      this.waiting.push(resolve);
+      this.schedule();
+    });
+  }
+
+  private schedule(): void {
+    if (this.scheduled || this.waiting.length === 0) return;
+    this.scheduled = true;
+    setImmediate(() => {
+      this.scheduled = false;
+      this.waiting.shift()?.();
+      this.schedule();
+    });
+  }
+}
+
 export class WatchHub {
+  private readonly pacer = new Pacer();
   private readonly byElection = new Map<string, Set<Mailbox>>();
   private readonly directory = new Set<DirectoryWatcher>();
   /** Releases of the open watches: the hub closing ends them all. */
@@ -189,7 +231,7 @@ export class WatchHub {
    * Ends when `signal` aborts (the client went away) or the hub closes (shutdown); fails
    * with not_found when the election is deleted.
    */
-  async *election(name: string, signal: AbortSignal): AsyncGenerator<Election> {
+  async *election(name: string, signal: AbortSignal): AsyncGenerator<WatchedState> {
     const box = new Mailbox(this.limits.mailboxSize);
     const release = this.acquire(signal, () => {
       box.close();
@@ -205,19 +247,22 @@ export class WatchHub {
     watchers.add(box);
     try {
       // Subscribed before reading, so no change can fall between the read and the feed.
-      const current = await this.store.get(name);
-      if (!current) throw electionNotFound(name);
-      let last = current.version;
-      yield current;
+      let next: WatchedState | undefined = await this.store.get(name);
+      if (!next) throw electionNotFound(name);
+      let last = next.version;
       for (;;) {
-        const next = await box.take();
-        if (next === undefined) return;
-        if (next.version <= last) continue;
+        yield next;
+        // Not held while waiting: the state sent would keep the names in it alive for as
+        // long as the watch lasts, long after they left the election.
+        next = undefined;
+        do {
+          next = await box.take();
+          if (next === undefined) return;
+        } while (next.version <= last);
         if (next.deleted) {
           throw new ElectdError("not_found", `election ${JSON.stringify(name)} was deleted`);
         }
         last = next.version;
-        yield next;
       }
     } finally {
       release();
@@ -244,24 +289,24 @@ export class WatchHub {
       this.directory.delete(watcher);
     });
     this.directory.add(watcher);
+    // What was sent is not held while waiting for more: a state kept here would keep its
+    // election's old queue and bindings alive until the next change. The paging runs in
+    // generators of its own, which let go of everything once they finish.
     try {
       for (;;) {
         watcher.box.clear();
-        yield* this.snapshot(filter, this.store.snapshot(filter), pageSize);
+        // The snapshot is taken here, in the same turn as the box was cleared.
+        for (const page of this.snapshot(filter, pageSize, watcher.box)) {
+          yield page;
+          await this.pacer.turn();
+        }
         for (;;) {
-          const batch = await watcher.box.takeAll();
+          let batch: Election[] | "overflow" | undefined = await watcher.box.takeAll();
           if (batch === undefined) return;
           if (batch === "overflow") break;
-          const deleted = batch.filter((e) => e.deleted).map((e) => e.name);
-          const live = batch.filter((e) => !e.deleted);
-          for (let i = 0; i < Math.max(live.length, 1); i += pageSize) {
-            yield {
-              elections: live.slice(i, i + pageSize),
-              deleted: i === 0 ? deleted : [],
-              reset: false,
-              snapshotComplete: false,
-            };
-          }
+          const pages = changePages(batch, pageSize);
+          batch = undefined;
+          yield* pages;
         }
       }
     } finally {
@@ -276,28 +321,45 @@ export class WatchHub {
     for (const release of [...this.open]) release();
   }
 
+  /**
+   * Pages of the snapshot. Stops as soon as `box` is closed: a transport whose client has
+   * gone may keep taking messages (a write into a reset HTTP/2 stream can report success),
+   * and encoding the rest of a large directory for nobody would cost the CPU and memory of
+   * a whole snapshot per vanished client.
+   */
   private *snapshot(
     filter: DirectoryFilter,
-    view: ElectionView,
     pageSize: number,
+    box: ChangeBox,
   ): Generator<DirectoryBatch> {
     const query = filter.name === undefined ? filter : { ...filter, prefix: filter.name };
-    const elections = view.scan(query);
+    // The view keeps every election as it was when taken: it is let go of before the last
+    // page waits for a reader, so a reader that stops there does not hold the directory.
+    let elections: Iterator<Election> | undefined = this.store.snapshot(filter).scan(query);
     let page: Election[] = [];
+    /** The page to send, no longer held here once sent. */
+    const sent = () => {
+      const full = page;
+      page = [];
+      return full;
+    };
     let reset = true;
-    for (const election of elections) {
+    for (let step = elections.next(); !step.done; step = elections.next()) {
+      const election = step.value;
       if (filter.name !== undefined) {
         if (election.name !== filter.name) break;
         if (!matches(filter, election)) continue;
       }
       if (page.length === pageSize) {
-        yield { elections: page, deleted: [], reset, snapshotComplete: false };
+        if (box.isClosed) return;
+        yield { elections: sent(), deleted: [], reset, snapshotComplete: false };
         reset = false;
-        page = [];
       }
       page.push(election);
     }
-    yield { elections: page, deleted: [], reset, snapshotComplete: true };
+    elections = undefined;
+    if (box.isClosed) return;
+    yield { elections: sent(), deleted: [], reset, snapshotComplete: true };
   }
 
   /**
@@ -321,8 +383,59 @@ export class WatchHub {
   }
 
   private publish(election: Election): void {
+    // A deleted election is only named to watchers: queued whole, its queue, tags and
+    // bindings would outlive it for as long as a watcher does not read.
+    const queued = election.deleted ? gone(election) : election;
     const watchers = this.byElection.get(election.name);
-    if (watchers) for (const box of watchers) box.push(election);
-    for (const { filter, box } of this.directory) if (matches(filter, election)) box.push(election);
+    if (watchers) {
+      const { name, state, version } = queued;
+      const watched: WatchedState = election.deleted
+        ? { name, state, version, deleted: true }
+        : { name, state, version };
+      for (const box of watchers) box.push(watched);
+    }
+    for (const { filter, box } of this.directory) if (matches(filter, election)) box.push(queued);
   }
+}
+
+/**
+ * Changes that arrived while a directory reader was busy, in pages of `pageSize`. A page
+ * is no longer held here once sent, nor is the batch it came from.
+ */
+function changePages(batch: readonly Election[], pageSize: number): Generator<DirectoryBatch> {
+  const deleted = batch.filter((e) => e.deleted).map((e) => e.name);
+  return pagesOf(
+    batch.filter((e) => !e.deleted),
+    deleted,
+    pageSize,
+  );
+}
+
+function* pagesOf(
+  live: Election[],
+  deleted: readonly string[],
+  pageSize: number,
+): Generator<DirectoryBatch> {
+  let first = true;
+  do {
+    yield {
+      elections: live.splice(0, pageSize),
+      deleted: first ? deleted : [],
+      reset: false,
+      snapshotComplete: false,
+    };
+    first = false;
+  } while (live.length > 0);
+}
+
+/** A deleted election's last state with nothing but its name, term and version. */
+function gone(election: Election): Election {
+  return {
+    name: election.name,
+    tags: [],
+    state: { ...emptyElection, term: election.state.term },
+    owners: noOwners,
+    version: election.version,
+    deleted: true,
+  };
 }

@@ -7,11 +7,11 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
 import Fastify from "fastify";
-import { dashboard } from "../../server/http/dashboard.js";
+import { badUrlErrors, dashboard } from "../../server/http/dashboard.js";
 import { startServer } from "../support/server.js";
 
 async function app(root: string) {
-  const fastify = Fastify({ logger: false });
+  const fastify = Fastify({ logger: false, frameworkErrors: badUrlErrors(root) });
   await fastify.register(dashboard, { root });
   await fastify.ready();
   after(() => fastify.close());
@@ -43,6 +43,13 @@ describe("the dashboard route", () => {
     assert.equal(asset.headers["cache-control"], "public, max-age=31536000, immutable");
 
     assert.equal((await fastify.inject({ url: "/no/such/page" })).statusCode, 404);
+
+    // A deep link whose percent-encoding does not decode still gets the app, which says
+    // the address is not valid; elsewhere such a path is a 400.
+    const malformed = await fastify.inject({ url: "/elections/%E0%A4%A" });
+    assert.equal(malformed.statusCode, 200);
+    assert.equal(malformed.body, home.body);
+    assert.equal((await fastify.inject({ url: "/other/%E0%A4%A" })).statusCode, 400);
   });
 
   it("explains how to build the app when it is missing, and still starts", async () => {

@@ -5,6 +5,7 @@ import { after, describe, it } from "node:test";
 import { Code } from "@connectrpc/connect";
 import { allClients, codeOf } from "../support/clients.js";
 import { startServer } from "../support/server.js";
+import { tempDir } from "../support/tempdir.js";
 
 const server = await startServer([
   "--max-candidates",
@@ -111,6 +112,43 @@ describe("limits", () => {
     await iterators[1]?.return?.();
     await waitFor(() => server.hub.size === 0);
   });
+});
+
+describe("the total candidates limit", () => {
+  for (const store of ["memory", "durable"]) {
+    it(`refuses a candidate past --max-candidates-total and changes nothing (${store} store)`, async () => {
+      const dataDir = store === "durable" ? ["--data-dir", tempDir("limits")] : [];
+      const server = await startServer([
+        "--store",
+        store,
+        ...dataDir,
+        "--max-candidates-total",
+        "3",
+      ]);
+      const c = allClients(server.url).find((x) => x.protocol === "gRPC (HTTP/2)");
+      assert.ok(c);
+      after(() => c.dispose());
+      await c.create("one");
+      await c.create("two");
+      await c.call("enter", "one", "a");
+      await c.call("enter", "one", "b");
+      await c.call("enter", "two", "c");
+      const refused = await codeOf(c.call("enter", "two", "d"));
+      assert.equal(refused.code, Code.ResourceExhausted);
+      assert.equal(
+        refused.message,
+        "limit reached with 3 candidates in all elections on this server (MAX_CANDIDATES_TOTAL)",
+      );
+      assert.deepEqual(await c.getTerm("two"), { term: 1n, leader: "c", candidates: [] });
+      assert.deepEqual(await c.getTerm("one"), { term: 1n, leader: "a", candidates: ["b"] });
+      await c.call("withdraw", "one", "b");
+      assert.deepEqual(await c.call("enter", "two", "d"), {
+        term: 1n,
+        leader: "c",
+        candidates: ["d"],
+      });
+    });
+  }
 });
 
 async function waitFor(condition: () => boolean, ms = 3000): Promise<void> {

@@ -56,6 +56,28 @@ describe("durable store", () => {
     assert.equal(second.size(), 2);
   });
 
+  it("counts the candidates it loads against the total candidates limit", async () => {
+    const dataDir = directory();
+    const first = open(dataDir);
+    await first.create("e", []);
+    for (const c of ["a", "b", "c"]) await first.update("e", rule({ kind: "enter", candidate: c }));
+    await first.close();
+    // Started again with a lower limit: what is there stays and can leave; nobody joins.
+    const second = openDurableStore({ dataDir, maxElections: 1000, maxCandidatesTotal: 2 });
+    after(() => second.close());
+    assert.deepEqual(await second.update("e", rule({ kind: "enter", candidate: "d" })), {
+      ok: false,
+      limit: "candidatesTotal",
+      max: 2,
+    });
+    await second.update("e", rule({ kind: "withdraw", candidate: "a" }));
+    assert.equal((await second.update("e", rule({ kind: "enter", candidate: "d" })))?.ok, false);
+    await second.update("e", rule({ kind: "withdraw", candidate: "b" }));
+    const entered = await second.update("e", rule({ kind: "enter", candidate: "d" }));
+    assert.ok(entered?.ok && entered.changed);
+    assert.deepEqual((await second.get("e"))?.state, { term: 3n, leader: "c", candidates: ["d"] });
+  });
+
   it("keeps a deleted election's term across a restart, also when deleted and created in one commit", async () => {
     const dataDir = directory();
     const first = open(dataDir);

@@ -20,9 +20,12 @@ const HEAP_MB = 110;
 const TAGS = Array.from({ length: 64 }, (_, i) => `${i}`.padEnd(256, "t"));
 
 function start(dataDir: string): Promise<ServerProcess> {
-  return spawnServer(["--port", "0", "--store", "durable", "--data-dir", dataDir], {
-    NODE_OPTIONS: `--max-old-space-size=${HEAP_MB}`,
-  });
+  return spawnServer(
+    ["--port", "0", "--store", "durable", "--data-dir", dataDir, "--max-tags", "64"],
+    {
+      NODE_OPTIONS: `--max-old-space-size=${HEAP_MB}`,
+    },
+  );
 }
 
 async function stop(server: ServerProcess): Promise<void> {

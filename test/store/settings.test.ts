@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { describe, it } from "node:test";
-import { ConfigError, loadConfig } from "../../server/config.js";
+import { ConfigError, loadConfig, settings } from "../../server/config.js";
 import { DATA_FILE } from "../../server/store/durable.js";
 import { startServer } from "../support/server.js";
 import { tempDir } from "../support/tempdir.js";
@@ -63,6 +63,26 @@ describe("store settings", () => {
           error instanceof ConfigError &&
           /--store-busy-timeout \/ STORE_BUSY_TIMEOUT/.test(error.message),
         value,
+      );
+    }
+  });
+
+  it("takes the total candidates limit from --max-candidates-total or MAX_CANDIDATES_TOTAL", () => {
+    const limit = (argv: string[], env: NodeJS.ProcessEnv = {}) => {
+      const config = loadConfig(argv, env);
+      assert.ok(config !== "help");
+      return config.limits.maxCandidatesTotal;
+    };
+    assert.equal(limit([]), Number(settings.maxCandidatesTotal.fallback));
+    assert.equal(limit([], { MAX_CANDIDATES_TOTAL: "5000" }), 5000);
+    assert.equal(limit(["--max-candidates-total", "7"], { MAX_CANDIDATES_TOTAL: "5000" }), 7);
+    for (const bad of ["0", "-1", "1.5", "lots", ""]) {
+      assert.throws(
+        () => limit([], { MAX_CANDIDATES_TOTAL: bad }),
+        (error) =>
+          error instanceof ConfigError &&
+          error.message.startsWith(`--max-candidates-total / MAX_CANDIDATES_TOTAL: "${bad}"`),
+        bad,
       );
     }
   });

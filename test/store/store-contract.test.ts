@@ -6,23 +6,21 @@ import { after, describe, it } from "node:test";
 import { apply, type Operation } from "../../server/election/rules.js";
 import { openDurableStore } from "../../server/store/durable.js";
 import { createMemoryStore } from "../../server/store/memory.js";
-import type { Decision, Election, ElectionStore } from "../../server/store/store.js";
+import type { Decision, Election, ElectionStore, StoreLimits } from "../../server/store/store.js";
 import { tempDir } from "../support/tempdir.js";
 
 const limits = { maxCandidates: 5 };
 
 interface Implementation {
   readonly name: string;
-  open(maxElections?: number): ElectionStore;
+  open(limits: StoreLimits): ElectionStore;
 }
 
 const implementations: Implementation[] = [
-  { name: "memory store", open: (maxElections = 100) => createMemoryStore({ maxElections }) },
+  { name: "memory store", open: (limits) => createMemoryStore(limits) },
   {
     name: "durable store",
-    open(maxElections = 100) {
-      return openDurableStore({ dataDir: tempDir("contract"), maxElections });
-    },
+    open: (limits) => openDurableStore({ dataDir: tempDir("contract"), ...limits }),
   },
 ];
 
@@ -40,8 +38,10 @@ const withdraw = (candidate: string) => rule({ kind: "withdraw", candidate });
 
 for (const impl of implementations) {
   describe(`${impl.name} contract`, () => {
-    function use(maxElections?: number): ElectionStore {
-      const store = impl.open(maxElections);
+    function use(maxElections = 100, maxCandidatesTotal?: number): ElectionStore {
+      const store = impl.open(
+        maxCandidatesTotal === undefined ? { maxElections } : { maxElections, maxCandidatesTotal },
+      );
       after(() => store.close());
       return store;
     }
@@ -112,6 +112,59 @@ for (const impl of implementations) {
       const refused = await store.update("e", enter("f"));
       assert.deepEqual(refused, { ok: false, limit: "candidates", max: 5 });
       assert.equal((await store.get("e"))?.version, 6);
+    });
+
+    it("refuses a candidate past the total candidates limit, changing nothing, and lets withdrawals through", async () => {
+      const store = use(100, 3);
+      await store.create("x", []);
+      await store.create("y", []);
+      await store.update("x", enter("a"));
+      await store.update("x", enter("b"));
+      await store.update("y", enter("c", ["c", "s1"]));
+      const refusal = { ok: false, limit: "candidatesTotal", max: 3 };
+      assert.deepEqual(await store.update("y", enter("d", ["d", "s1"])), refusal);
+      assert.deepEqual(await store.update("x", enter("d")), refusal);
+      assert.deepEqual(await store.get("x"), {
+        name: "x",
+        tags: [],
+        state: { term: 1n, leader: "a", candidates: ["b"] },
+        owners: new Map(),
+        version: 3,
+      });
+      const y = await store.get("y");
+      assert.equal(y?.version, 2);
+      assert.deepEqual(y?.owners, new Map([["c", "s1"]]));
+      // What adds nobody still goes through: entering a present name, a new order.
+      const again = await store.update("x", enter("b"));
+      assert.ok(again?.ok && !again.changed);
+      const promoted = await store.update("x", rule({ kind: "promote", candidate: "b" }));
+      assert.ok(promoted?.ok && promoted.changed);
+      // A withdrawal, or deleting an election, gives places back.
+      await store.update("x", withdraw("a"));
+      const d = await store.update("y", enter("d"));
+      assert.ok(d?.ok && d.changed);
+      await store.delete("y");
+      for (const name of ["e", "f"]) {
+        const entered = await store.update("x", enter(name));
+        assert.ok(entered?.ok && entered.changed, name);
+      }
+      assert.deepEqual(await store.update("x", enter("g")), refusal);
+      assert.deepEqual((await store.get("x"))?.state.candidates, ["e", "f"]);
+    });
+
+    it("counts changes not yet committed against the total candidates limit", async () => {
+      const store = use(100, 3);
+      const names = ["p", "q", "r", "s", "t"];
+      for (const name of names) await store.create(name, []);
+      const results = await Promise.all(names.map((name) => store.update(name, enter("c"))));
+      assert.deepEqual(
+        results.map((r) => r?.ok),
+        [true, true, true, false, false],
+      );
+      const leaders = await Promise.all(
+        names.map(async (name) => (await store.get(name))?.state.leader),
+      );
+      assert.deepEqual(leaders, ["c", "c", "c", "", ""]);
     });
 
     it("serialises concurrent updates of one election so none is lost", async () => {
@@ -250,6 +303,39 @@ for (const impl of implementations) {
       assert.deepEqual(
         (await store.list({ limit: 10 })).map((e) => e.name),
         [...names].sort(),
+      );
+    });
+
+    it("lists by tag while the elections carrying it come and go", async () => {
+      const store = use();
+      const tagged = async (tag: string, after?: string) =>
+        (await store.list({ tag, limit: 10, ...(after === undefined ? {} : { after }) })).map(
+          (e) => e.name,
+        );
+      await store.create("m", ["t", "solo"]);
+      assert.deepEqual(await tagged("t"), ["m"]);
+      assert.deepEqual(await tagged("t", "m"), []);
+      assert.deepEqual(await tagged("t", "a"), ["m"]);
+      const one = store.snapshot({ tag: "t" });
+      await store.create("b", ["t"]);
+      await store.create("z", ["t", "t"]);
+      assert.deepEqual(await tagged("t"), ["b", "m", "z"]);
+      const three = store.snapshot({ tag: "t" });
+      await store.delete("m");
+      await store.delete("z");
+      assert.deepEqual(await tagged("t"), ["b"]);
+      assert.deepEqual(await tagged("solo"), []);
+      await store.delete("b");
+      assert.deepEqual(await tagged("t"), []);
+      await store.create("b", ["t"]);
+      assert.deepEqual(await tagged("t"), ["b"]);
+      assert.deepEqual(
+        [...one.scan({})].map((e) => e.name),
+        ["m"],
+      );
+      assert.deepEqual(
+        [...three.scan({ after: "b" })].map((e) => e.name),
+        ["m", "z"],
       );
     });
 

@@ -9,7 +9,7 @@ import { createConnectTransport } from "@connectrpc/connect-node";
 import { LeaderElection } from "../../gen/atomix/runtime/election/v1/election_pb.js";
 import { startServer } from "../support/server.js";
 
-const server = await startServer(["--watch-buffer", "8"]);
+const server = await startServer(["--watch-buffer", "8", "--max-candidates", "200"]);
 const url = new URL(server.url);
 const client = createClient(
   LeaderElection,
