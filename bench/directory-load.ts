@@ -1,22 +1,17 @@
 // Keep-alive latency while the directory is hammered: a session with a 1 s TTL is kept
 // alive every 100 ms while 16 clients page through ListElections in a loop and 1,000
-// WatchElections streams sit stalled on a large directory (they read their first message
-// and then nothing, as a slow or frozen dashboard does). A keep-alive that waits more than
-// its TTL fails a leader over for nothing, so its p99 is what this prints, with the List
-// rate and the server's RSS. electd runs as its own process on the memory store.
+// WatchElections streams are opened at once on a large directory. A keep-alive that waits
+// more than its TTL fails a leader over for nothing, so its p99 is what this prints, with
+// the List rate and the server's RSS. electd runs as its own process on the memory store.
 //
-// The watchers' streams are paused after their first message, but Node's HTTP/2 client
-// keeps taking (and buffering) what arrives, so the server sends each of them the whole
-// snapshot: 1,000 full-directory snapshots in flight while the keep-alives are timed.
+// The watchers' streams are paused, but Node's HTTP/2 client keeps taking (and buffering)
+// what arrives, so the server sends each of them the whole snapshot: 1,000 full-directory
+// snapshots in flight while the keep-alives are timed.
 //
 // usage: npm run bench:directory -- [--elections 100000] [--watchers 1000] [--listers 16]
 //          [--seconds 20] [--profile DIR]
-import { type ChildProcess, spawn } from "node:child_process";
-import { readFileSync } from "node:fs";
 import { connect as connectHttp2 } from "node:http2";
-import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { create, toBinary } from "@bufbuild/protobuf";
 import { durationFromMs } from "@bufbuild/protobuf/wkt";
 import { createClient } from "@connectrpc/connect";
 import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
@@ -26,6 +21,7 @@ import {
   WatchElectionsRequestSchema,
 } from "../gen/electd/v1/directory_pb.js";
 import { SessionService } from "../gen/electd/v1/session_pb.js";
+import { grpcFrame, pausedStreams, rssMiB, spawnElectd } from "./support.js";
 
 const { values } = parseArgs({
   options: {
@@ -43,41 +39,20 @@ const listers = Number(values.listers);
 const seconds = Number(values.seconds);
 const out = (line: string) => process.stdout.write(`${line}\n`);
 
-async function startServer(): Promise<{ url: string; child: ChildProcess }> {
-  const main = fileURLToPath(new URL("../server/main.ts", import.meta.url));
-  const args = [
-    ...["--port", "0", "--log-level", "warn", "--store", "memory"],
-    ...["--max-elections", String(elections), "--max-watches", String(watchers + 100)],
-    ...["--session-ttl-min", "100ms"],
-  ];
-  const profile = values.profile ? ["--cpu-prof", `--cpu-prof-dir=${values.profile}`] : [];
-  const child = spawn(process.execPath, [...profile, "--import", "tsx", main, ...args], {
-    stdio: ["ignore", "pipe", "inherit"],
-  });
-  return new Promise((resolve, reject) => {
-    let output = "";
-    child.stdout?.on("data", (chunk: Buffer) => {
-      output += chunk.toString();
-      const url = /listening on (\S+)/.exec(output)?.[1];
-      if (url) resolve({ url, child });
-    });
-    child.once("exit", () => reject(new Error(`electd did not start: ${output}`)));
-  });
-}
-
-function rssMiB(pid: number): number {
-  const status = readFileSync(`/proc/${pid}/status`, "utf8");
-  return Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0) / 1024;
-}
-
 function percentile(sorted: number[], q: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? Number.NaN;
 }
 
-const { url, child } = await startServer();
-// Whatever ends this process ends the server too.
-process.on("exit", () => child.kill("SIGKILL"));
-const pid = child.pid as number;
+const server = await spawnElectd(
+  [
+    ...["--port", "0", "--log-level", "warn", "--store", "memory"],
+    ...["--max-elections", String(elections), "--max-watches", String(watchers + 100)],
+    ...["--session-ttl-min", "100ms"],
+  ],
+  values.profile ? ["--cpu-prof", `--cpu-prof-dir=${values.profile}`] : [],
+);
+const { url } = server;
+const pid = server.child.pid;
 const manager = new Http2SessionManager(url);
 const transport = createGrpcTransport({ baseUrl: url, sessionManager: manager });
 const election = createClient(LeaderElection, transport);
@@ -100,37 +75,26 @@ await Promise.all(
 out(`created ${elections} elections in ${((performance.now() - started) / 1000).toFixed(1)} s`);
 const rssLoaded = rssMiB(pid);
 
-// Stalled directory watchers: raw HTTP/2 streams that read their first bytes, then pause.
-const body = toBinary(WatchElectionsRequestSchema, create(WatchElectionsRequestSchema, {}));
-const frame = Buffer.alloc(5 + body.length);
-frame.writeUInt32BE(body.length, 1);
-frame.set(body, 5);
+// Directory watchers: raw HTTP/2 streams, 50 per connection, left paused.
+const frame = grpcFrame(WatchElectionsRequestSchema, {});
 const h2 = Array.from({ length: Math.ceil(watchers / 50) }, () => {
-  const s = connectHttp2(url);
-  s.on("error", () => {});
-  return s;
+  const session = connectHttp2(url);
+  session.on("error", () => {});
+  return session;
 });
 started = performance.now();
 await Promise.all(
-  Array.from({ length: watchers }, (_, i) => {
-    const stream = (h2[i % h2.length] as ReturnType<typeof connectHttp2>).request({
-      ":method": "POST",
-      ":path": "/electd.v1.ElectionDirectoryService/WatchElections",
-      "content-type": "application/grpc+proto",
-      te: "trailers",
-    });
-    stream.on("error", () => {});
-    stream.end(frame);
-    return new Promise<void>((resolve) =>
-      stream.once("data", () => {
-        stream.pause();
-        resolve();
-      }),
-    );
-  }),
+  h2.map((session, i) =>
+    pausedStreams(
+      session,
+      "/electd.v1.ElectionDirectoryService/WatchElections",
+      frame,
+      Math.min(50, watchers - i * 50),
+    ),
+  ),
 );
 out(
-  `${watchers} WatchElections streams open and stalled in ${((performance.now() - started) / 1000).toFixed(1)} s`,
+  `${watchers} WatchElections streams open in ${((performance.now() - started) / 1000).toFixed(1)} s`,
 );
 const rssWatched = rssMiB(pid);
 
@@ -178,9 +142,8 @@ out(
 );
 out(`ListElections (page 100, ${listers} loops): ${(lists / seconds).toFixed(0)} pages/s`);
 out(
-  `server RSS: ${rssLoaded.toFixed(0)} MiB with the elections, ${rssWatched.toFixed(0)} MiB with ${healthz.watches} stalled watchers, ${rssEnd.toFixed(0)} MiB at the end`,
+  `server RSS: ${rssLoaded.toFixed(0)} MiB with the elections, ${rssWatched.toFixed(0)} MiB with ${healthz.watches} watchers, ${rssEnd.toFixed(0)} MiB at the end`,
 );
 for (const s of h2) s.destroy();
 manager.abort();
-child.kill("SIGTERM");
-await new Promise((r) => child.once("exit", r));
+await server.stop();

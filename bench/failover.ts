@@ -6,8 +6,6 @@
 //
 // usage: npm run bench:failover -- [--runs 100] [--ttl 1000] [--parallel 10]
 //          [--protocol grpc|connect] [--url http://host:port (else a server is started)]
-import { type ChildProcess, spawn } from "node:child_process";
-import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { durationFromMs } from "@bufbuild/protobuf/wkt";
 import { type Client, createClient, type Transport } from "@connectrpc/connect";
@@ -18,6 +16,7 @@ import {
 } from "@connectrpc/connect-node";
 import { LeaderElection } from "../gen/atomix/runtime/election/v1/election_pb.js";
 import { SessionService } from "../gen/electd/v1/session_pb.js";
+import { spawnElectd } from "./support.js";
 
 const { values } = parseArgs({
   options: {
@@ -31,26 +30,6 @@ const { values } = parseArgs({
 const runs = Number(values.runs);
 const ttlMs = Number(values.ttl);
 const parallel = Number(values.parallel);
-
-/** Starts electd as its own process (so the bench's clients do not share its event loop). */
-async function startServer(): Promise<{ url: string; child: ChildProcess }> {
-  const main = fileURLToPath(new URL("../server/main.ts", import.meta.url));
-  const child = spawn(
-    process.execPath,
-    ["--import", "tsx", main, "--port", "0", "--log-level", "warn", "--session-ttl-min", "100ms"],
-    { stdio: ["ignore", "pipe", "inherit"] },
-  );
-  // stdout stays drained until the server exits: it writes its shutdown line there.
-  return new Promise((resolve, reject) => {
-    let output = "";
-    child.stdout?.on("data", (chunk: Buffer) => {
-      output += chunk.toString();
-      const url = /listening on (\S+)/.exec(output)?.[1];
-      if (url) resolve({ url, child });
-    });
-    child.once("exit", () => reject(new Error(`electd did not start: ${output}`)));
-  });
-}
 
 async function once(
   sessions: Client<typeof SessionService>,
@@ -88,7 +67,9 @@ function percentile(sorted: readonly number[], p: number): number {
 }
 
 async function main(): Promise<void> {
-  const server = values.url ? undefined : await startServer();
+  const server = values.url
+    ? undefined
+    : await spawnElectd(["--port", "0", "--log-level", "warn", "--session-ttl-min", "100ms"]);
   const url = values.url ?? (server?.url as string);
   let transport: Transport;
   let manager: Http2SessionManager | undefined;
@@ -112,11 +93,7 @@ async function main(): Promise<void> {
     }),
   );
   manager?.abort();
-  if (server) {
-    const exited = new Promise((resolve) => server.child.once("exit", resolve));
-    server.child.kill("SIGTERM");
-    await exited;
-  }
+  await server?.stop();
   const sorted = [...latencies].sort((a, b) => a - b);
   const ms = (v: number) => `${v.toFixed(1)} ms`;
   process.stdout.write(

@@ -16,15 +16,13 @@
 // no watch and no session.
 //
 // usage: npm run soak -- [--minutes 2] [--fault-every 15]
-import { type ChildProcess, execFileSync, spawn } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, unlinkSync, writeFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, rmSync, unlinkSync, writeFileSync } from "node:fs";
 import { connect as connectHttp2 } from "node:http2";
 import { connect as connectTcp, createServer, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { create, toBinary } from "@bufbuild/protobuf";
 import { durationFromMs } from "@bufbuild/protobuf/wkt";
 import { createClient } from "@connectrpc/connect";
 import {
@@ -41,6 +39,7 @@ import {
 import { ElectionAdminService } from "../gen/electd/v1/admin_pb.js";
 import { ElectionDirectoryService } from "../gen/electd/v1/directory_pb.js";
 import { SessionService } from "../gen/electd/v1/session_pb.js";
+import { type ElectdProcess, grpcFrame, pausedStreams, rssMiB, spawnElectd } from "./support.js";
 
 const { values } = parseArgs({
   options: {
@@ -74,41 +73,16 @@ const port = await new Promise<number>((resolve) => {
   });
 });
 const url = `http://127.0.0.1:${port}`;
-let server: ChildProcess | undefined;
-// Whatever ends this process ends the server too.
-process.on("exit", () => server?.kill("SIGKILL"));
+let server: ElectdProcess | undefined;
 for (const signal of ["SIGINT", "SIGTERM"] as const) process.once(signal, () => process.exit(1));
 
 async function startServer(): Promise<void> {
-  const main = fileURLToPath(new URL("../server/main.ts", import.meta.url));
-  const args = [
+  server = await spawnElectd([
     ...["--port", String(port), "--log-level", "fatal", "--store", "durable"],
     ...["--data-dir", dataDir, "--session-ttl-min", "500ms", "--max-candidates", "2000"],
     // Room for the 10,000 abandoned watches at the end, with the load's own.
     ...["--max-watches", "10100", "--max-candidates-total", "10000"],
-  ];
-  const child = spawn(process.execPath, ["--import", "tsx", main, ...args], {
-    stdio: ["ignore", "pipe", "inherit"],
-  });
-  server = child;
-  await new Promise<void>((resolve, reject) => {
-    let output = "";
-    const onData = (chunk: Buffer) => {
-      output += chunk.toString();
-      if (output.includes("listening on")) {
-        child.stdout?.off("data", onData);
-        child.stdout?.resume();
-        resolve();
-      }
-    };
-    child.stdout?.on("data", onData);
-    child.once("exit", (code) => reject(new Error(`electd exited (${code}) before listening`)));
-  });
-}
-
-function rssMiB(): number {
-  const status = readFileSync(`/proc/${server?.pid}/status`, "utf8");
-  return Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0) / 1024;
+  ]);
 }
 
 async function healthz(): Promise<Record<string, number | string>> {
@@ -253,29 +227,16 @@ async function watcher(name: string): Promise<void> {
   }
 }
 
+/** A Watch of the election larger than an HTTP/2 window, as a raw gRPC request. */
+const bigWatch = grpcFrame(WatchRequestSchema, { id: { name: "soak-big" } });
+const WATCH_PATH = "/atomix.runtime.election.v1.LeaderElection/Watch";
+
 /** Watch streams that never read an election larger than an HTTP/2 window, then vanish. */
 async function stallers(): Promise<void> {
-  const body = toBinary(
-    WatchRequestSchema,
-    create(WatchRequestSchema, { id: { name: "soak-big" } }),
-  );
-  const frame = Buffer.alloc(5 + body.length);
-  frame.writeUInt32BE(body.length, 1);
-  frame.set(body, 5);
   while (running) {
     const session = connectHttp2(url);
     session.on("error", () => {});
-    for (let i = 0; i < 20; i++) {
-      const stream = session.request({
-        ":method": "POST",
-        ":path": "/atomix.runtime.election.v1.LeaderElection/Watch",
-        "content-type": "application/grpc+proto",
-        te: "trailers",
-      });
-      stream.on("error", () => {});
-      stream.end(frame);
-      stream.pause();
-    }
+    await pausedStreams(session, WATCH_PATH, bigWatch, 20);
     count(calls, "stalled Watch x20");
     await sleep(1000 + Math.random() * 2000);
     session.destroy();
@@ -304,9 +265,10 @@ const faults = new Map<string, number>();
 
 async function killAndRestart(): Promise<void> {
   count(faults, "SIGKILL and restart");
-  const dead = server;
+  const dead = server?.child;
+  const exited = new Promise((r) => dead?.once("exit", r));
   dead?.kill("SIGKILL");
-  await new Promise((r) => dead?.once("exit", r));
+  await exited;
   await startServer();
   // Every election a client saw is still there, at a term no lower than any answer showed.
   for (const [name, term] of acked) {
@@ -352,7 +314,7 @@ for (let i = 0; i < 400; i++) {
 }
 for (const name of names) await election.create({ id: { name } });
 await sleep(1000);
-const rssBefore = rssMiB();
+const rssBefore = rssMiB(server?.child.pid);
 const before = await healthz();
 out(
   `soak: ${values.minutes} min, a fault every ${values["fault-every"]} s, data dir ${dataDir}${tmpfs ? " (64 MiB tmpfs)" : ""}`,
@@ -390,41 +352,14 @@ h2.abort();
 // 10,000 abandoned watches: streams that never read an election larger than an HTTP/2
 // window, on connections that then vanish. Every slot must come back.
 const ABANDONED = 10_000;
-const frame = (() => {
-  const body = toBinary(
-    WatchRequestSchema,
-    create(WatchRequestSchema, { id: { name: "soak-big" } }),
-  );
-  const bytes = Buffer.alloc(5 + body.length);
-  bytes.writeUInt32BE(body.length, 1);
-  bytes.set(body, 5);
-  return bytes;
-})();
+out("opening 10,000 Watch streams that will be abandoned");
 // Node's client would refuse streams past 10 MB of buffered data per session.
 const abandoned = Array.from({ length: ABANDONED / 100 }, () => {
   const session = connectHttp2(url, { maxSessionMemory: 1000 });
   session.on("error", () => {});
   return session;
 });
-await Promise.all(
-  Array.from({ length: ABANDONED }, (_, i) => {
-    const stream = (abandoned[i % abandoned.length] as ReturnType<typeof connectHttp2>).request({
-      ":method": "POST",
-      ":path": "/atomix.runtime.election.v1.LeaderElection/Watch",
-      "content-type": "application/grpc+proto",
-      te: "trailers",
-    });
-    stream.on("error", () => {});
-    stream.end(frame);
-    stream.pause();
-    // A stream the client itself gives up on (its session's memory is full) ends too.
-    return new Promise((resolve) => {
-      stream.once("response", resolve);
-      stream.once("close", resolve);
-    });
-  }),
-);
-out("opening 10,000 Watch streams that will be abandoned");
+await Promise.all(abandoned.map((session) => pausedStreams(session, WATCH_PATH, bigWatch, 100)));
 const held = await healthz();
 const vanished = performance.now();
 for (const session of abandoned) session.destroy();
@@ -451,7 +386,7 @@ for (;;) {
   if (settled || Date.now() > deadline) break;
   await sleep(250);
 }
-const rssAfter = rssMiB();
+const rssAfter = rssMiB(server?.child.pid);
 if (leftovers.length > 0) problems.push(`candidates left behind: ${leftovers.join("; ")}`);
 if (after.watches !== 0) problems.push(`${after.watches} watch slots still held`);
 if (after.sessions !== 0 || after.endingSessions !== 0) {
@@ -467,8 +402,7 @@ out(`faults: ${[...faults].map(([k, v]) => `${k} x${v}`).join(", ")}`);
 out(
   `after: RSS ${rssAfter.toFixed(0)} MiB, watches ${after.watches}, sessions ${after.sessions}, ending ${after.endingSessions}`,
 );
-server?.kill("SIGTERM");
-await new Promise((r) => server?.once("exit", r));
+await server?.stop();
 if (tmpfs) execFileSync("umount", [dataDir]);
 rmSync(dataDir, { recursive: true, force: true });
 if (problems.length > 0) {
