@@ -30,13 +30,31 @@ export interface WatchLimits {
  */
 export type WatchedState = Pick<Election, "name" | "state" | "version" | "deleted">;
 
+/** Lets one reader wait until a writer has something for it (or the box closed). */
+class Doorbell {
+  private wake: (() => void) | undefined;
+
+  /** Resolves at the next ring. */
+  wait(): Promise<void> {
+    return new Promise((resolve) => {
+      this.wake = resolve;
+    });
+  }
+
+  ring(): void {
+    const wake = this.wake;
+    this.wake = undefined;
+    wake?.();
+  }
+}
+
 /**
  * An election watcher's queue of states not yet sent: up to `size` states in order, then
  * the newest replaces the last one queued.
  */
 class Mailbox {
   private readonly queue: WatchedState[] = [];
-  private wake: (() => void) | undefined;
+  private readonly bell = new Doorbell();
   private closed = false;
 
   constructor(private readonly size: number) {}
@@ -48,29 +66,19 @@ class Mailbox {
   push(item: WatchedState): void {
     if (this.queue.length >= this.size) this.queue[this.queue.length - 1] = item;
     else this.queue.push(item);
-    this.notify();
+    this.bell.ring();
   }
 
   close(): void {
     this.closed = true;
     this.queue.length = 0;
-    this.notify();
+    this.bell.ring();
   }
 
   /** The next state, or undefined once closed. */
   async take(): Promise<WatchedState | undefined> {
-    while (!this.closed && this.queue.length === 0) {
-      await new Promise<void>((resolve) => {
-        this.wake = resolve;
-      });
-    }
+    while (!this.closed && this.queue.length === 0) await this.bell.wait();
     return this.closed ? undefined : this.queue.shift();
-  }
-
-  private notify(): void {
-    const wake = this.wake;
-    this.wake = undefined;
-    wake?.();
   }
 }
 
@@ -82,7 +90,7 @@ class Mailbox {
 class ChangeBox {
   private latest = new Map<string, Election>();
   private overflowed = false;
-  private wake: (() => void) | undefined;
+  private readonly bell = new Doorbell();
   private closed = false;
 
   constructor(private readonly size: number) {}
@@ -95,7 +103,7 @@ class ChangeBox {
       this.overflowed = true;
       this.latest = new Map();
     }
-    this.notify();
+    this.bell.ring();
   }
 
   /** Whether the watch was released: nothing more is to be sent. */
@@ -112,27 +120,17 @@ class ChangeBox {
   close(): void {
     this.closed = true;
     this.latest = new Map();
-    this.notify();
+    this.bell.ring();
   }
 
   /** What arrived (oldest first), "overflow", or undefined once closed. */
   async takeAll(): Promise<Election[] | "overflow" | undefined> {
-    while (!this.closed && !this.overflowed && this.latest.size === 0) {
-      await new Promise<void>((resolve) => {
-        this.wake = resolve;
-      });
-    }
+    while (!this.closed && !this.overflowed && this.latest.size === 0) await this.bell.wait();
     if (this.closed) return undefined;
     if (this.overflowed) return "overflow";
     const items = [...this.latest.values()];
     this.latest = new Map();
     return items;
-  }
-
-  private notify(): void {
-    const wake = this.wake;
-    this.wake = undefined;
-    wake?.();
   }
 }
 
@@ -399,23 +397,12 @@ export class WatchHub {
 }
 
 /**
- * Changes that arrived while a directory reader was busy, in pages of `pageSize`. A page
- * is no longer held here once sent, nor is the batch it came from.
+ * Changes that arrived while a directory reader was busy, in pages of `pageSize`; deleted
+ * elections are named on the first. A page is no longer held here once sent.
  */
-function changePages(batch: readonly Election[], pageSize: number): Generator<DirectoryBatch> {
+function* changePages(batch: readonly Election[], pageSize: number): Generator<DirectoryBatch> {
   const deleted = batch.filter((e) => e.deleted).map((e) => e.name);
-  return pagesOf(
-    batch.filter((e) => !e.deleted),
-    deleted,
-    pageSize,
-  );
-}
-
-function* pagesOf(
-  live: Election[],
-  deleted: readonly string[],
-  pageSize: number,
-): Generator<DirectoryBatch> {
+  const live = batch.filter((e) => !e.deleted);
   let first = true;
   do {
     yield {

@@ -67,6 +67,21 @@ describe("the watch of every election", () => {
     }
   });
 
+  it("stops paging its snapshot once the watch is released, even if asked for more", async () => {
+    const controller = new AbortController();
+    for (const n of ["stop/a", "stop/b", "stop/c"]) await store.create(n, []);
+    const feed = hub.changes({ prefix: "stop/" }, controller.signal, 1);
+    const first = (await feed.next()).value as DirectoryBatch;
+    assert.deepEqual(
+      first.elections.map((e) => e.name),
+      ["stop/a"],
+    );
+    // The client is gone; a transport may still ask for the next message.
+    controller.abort();
+    assert.equal(hub.size, 0);
+    assert.equal((await feed.next()).done, true);
+  });
+
   it("follows one election by exact name, not the others its name prefixes", async () => {
     const controller = new AbortController();
     await store.create("exact", []);
