@@ -5,23 +5,21 @@ import { describe, it } from "node:test";
 import { createClient } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
 import { LeaderElection } from "../gen/atomix/runtime/election/v1/election_pb.js";
+import { settings } from "../server/config.js";
 import { runMain, spawnServer } from "./support/process.js";
 
 describe("electd process", () => {
   it("prints every setting with its flag, variable and default for --help", async () => {
     const { code, stdout } = await runMain(["--help"]);
     assert.equal(code, 0);
-    for (const text of [
-      "--port",
-      "PORT",
-      "8080",
-      "--host",
-      "HOST",
-      "127.0.0.1",
-      "MAX_WATCHES",
-      "(default: 5000)",
-    ]) {
-      assert.ok(stdout.includes(text), `--help mentions ${text}`);
+    // Every setting on its own line with its flag, variable and default.
+    for (const setting of Object.values(settings)) {
+      const line = stdout.split("\n").find((l) => l.startsWith(`  --${setting.flag} `)) ?? "";
+      assert.ok(line.includes(` ${setting.env} `), `--help has a line for --${setting.flag}`);
+      assert.ok(
+        line.includes(`(default: ${setting.fallback || "unset"})`),
+        `--help gives the default of --${setting.flag}: ${line}`,
+      );
     }
   });
 
