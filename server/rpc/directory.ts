@@ -50,17 +50,12 @@ export function sessionFingerprint(session: string): string {
 }
 
 export function toSummary(election: Election): ElectionSummary {
-  // fromEntries defines each candidate as an own key, so `__proto__` is kept like any name.
+  const bindings = bindingsOf(election);
+  // fromEntries defines each candidate as an own key, so `__proto__` is kept like any name
+  // here (the deprecated map; JSON and JavaScript readers may still drop it).
   const candidateSessions = Object.fromEntries(
-    Array.from(election.owners, ([candidate, session]) => [candidate, sessionFingerprint(session)]),
+    bindings.map((b) => [b.candidate, b.sessionFingerprint]),
   );
-  const { leader, candidates } = election.state;
-  const bindings = [leader, ...candidates].flatMap((candidate) => {
-    const session = election.owners.get(candidate);
-    return session === undefined
-      ? []
-      : [{ candidate, sessionFingerprint: sessionFingerprint(session) }];
-  });
   return create(ElectionSchema, {
     bindings,
     name: election.name,
@@ -70,6 +65,19 @@ export function toSummary(election: Election): ElectionSummary {
     lastChangeCause:
       election.cause === undefined ? ChangeCause.UNSPECIFIED : causes[election.cause],
     version: BigInt(election.version),
+  });
+}
+
+/** Session-bound candidates, leader first then in queue order, with their fingerprints. */
+function bindingsOf(election: Election): { candidate: string; sessionFingerprint: string }[] {
+  const { owners } = election;
+  if (owners.size === 0) return [];
+  const { leader, candidates } = election.state;
+  return [leader, ...candidates].flatMap((candidate) => {
+    const session = owners.get(candidate);
+    return session === undefined
+      ? []
+      : [{ candidate, sessionFingerprint: sessionFingerprint(session) }];
   });
 }
 
