@@ -45,6 +45,25 @@ function stop(server: ServerProcess): Promise<number | string> {
   return server.exited;
 }
 
+/**
+ * Runs `sql` on the data file in WAL mode in another process, which is then killed by
+ * SIGKILL right after committing: the change is only in the log.
+ */
+function crashAfter(file: string, sql: string): void {
+  const crash = spawnSync(
+    process.execPath,
+    [
+      "-e",
+      `const db = new (require("better-sqlite3"))(${JSON.stringify(file)});
+       db.pragma("journal_mode = WAL");
+       db.prepare(${JSON.stringify(sql)}).run();
+       process.kill(process.pid, "SIGKILL");`,
+    ],
+    { cwd: root },
+  );
+  assert.equal(crash.signal, "SIGKILL");
+}
+
 /** A data directory holding a real, cleanly closed store with some elections in it. */
 async function populated(): Promise<string> {
   const dataDir = directory();
@@ -128,18 +147,7 @@ describe("durable store refuses data it cannot trust", () => {
     const dataDir = await populated();
     const file = join(dataDir, DATA_FILE);
     // A writer killed after committing: its last change is only in the log.
-    const crash = spawnSync(
-      process.execPath,
-      [
-        "-e",
-        `const db = new (require("better-sqlite3"))(${JSON.stringify(file)});
-         db.pragma("journal_mode = WAL");
-         db.prepare("DELETE FROM elections").run();
-         process.kill(process.pid, "SIGKILL");`,
-      ],
-      { cwd: root },
-    );
-    assert.equal(crash.signal, "SIGKILL");
+    crashAfter(file, "DELETE FROM elections");
     rmSync(file);
     const log = readFileSync(`${file}-wal`);
     const { code, stderr } = await runMain(["--store", "durable", "--data-dir", dataDir]);
@@ -189,18 +197,7 @@ describe("durable store refuses data it cannot trust", () => {
     const dataDir = await populated();
     const file = join(dataDir, DATA_FILE);
     // A writer that dies by SIGKILL right after committing: the change is only in the log.
-    const crash = spawnSync(
-      process.execPath,
-      [
-        "-e",
-        `const db = new (require("better-sqlite3"))(${JSON.stringify(file)});
-         db.pragma("journal_mode = WAL");
-         db.prepare("UPDATE meta SET value = '2' WHERE key = 'schema_version'").run();
-         process.kill(process.pid, "SIGKILL");`,
-      ],
-      { cwd: root },
-    );
-    assert.equal(crash.signal, "SIGKILL");
+    crashAfter(file, "UPDATE meta SET value = '2' WHERE key = 'schema_version'");
     assert.ok(statSync(`${file}-wal`).size > 0, "the change is in the log");
     await expectRefusal(dataDir, /schema version 2, newer than this electd/);
     assert.ok(statSync(`${file}-wal`).size > 0, "the log is still there");
