@@ -4,9 +4,7 @@
 // HTTP/2 advertises --max-concurrent-streams, and at --max-connections the longest idle
 // connection makes room for a new one. Real sockets against a real server on loopback.
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
 import { once } from "node:events";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from "node:http";
 import {
   type ClientHttp2Session,
@@ -15,16 +13,15 @@ import {
 } from "node:http2";
 import { Agent as HttpsAgent, request as httpsRequest } from "node:https";
 import { connect as netConnect, type Socket } from "node:net";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { after, before, describe, it, type TestContext } from "node:test";
-import { promisify } from "node:util";
 import { createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { LeaderElection } from "../../gen/atomix/runtime/election/v1/election_pb.js";
 import { ConfigError, loadConfig } from "../../server/config.js";
 import { start } from "../../server/electd.js";
 import { startServer, testConfig } from "../support/server.js";
+import { tempDir } from "../support/tempdir.js";
+import { selfSignedCertificate } from "../support/tls.js";
 
 const service = "/atomix.runtime.election.v1.LeaderElection";
 const PREFACE = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
@@ -421,34 +418,13 @@ describe("shutdown", () => {
 });
 
 describe("the same rules over TLS", () => {
-  let dir = "";
   let cert = "";
   let key = "";
-  let ca = Buffer.alloc(0);
+  let ca: Buffer = Buffer.alloc(0);
+  const dir = tempDir("tls");
   before(async () => {
-    dir = mkdtempSync(join(tmpdir(), "electd-tls-"));
-    cert = join(dir, "cert.pem");
-    key = join(dir, "key.pem");
-    await promisify(execFile)("openssl", [
-      "req",
-      "-x509",
-      "-newkey",
-      "rsa:2048",
-      "-nodes",
-      "-days",
-      "1",
-      "-subj",
-      "/CN=localhost",
-      "-addext",
-      "subjectAltName=IP:127.0.0.1,DNS:localhost",
-      "-keyout",
-      key,
-      "-out",
-      cert,
-    ]);
-    ca = readFileSync(cert);
+    ({ cert, key, ca } = await selfSignedCertificate(dir));
   });
-  after(() => rmSync(dir, { recursive: true, force: true }));
   const tlsFlags = () => ["--tls-cert", cert, "--tls-key", key];
 
   it("closes a connection that never starts its TLS handshake", async (t) => {

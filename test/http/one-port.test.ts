@@ -3,15 +3,13 @@
 // curl, an independent client, as well as the Connect transports.
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
-import { mkdtempSync, readFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { describe, it } from "node:test";
 import { promisify } from "node:util";
 import { createClient } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
 import { LeaderElection } from "../../gen/atomix/runtime/election/v1/election_pb.js";
 import { startServer } from "../support/server.js";
+import { selfSignedCertificate } from "../support/tls.js";
 
 const run = promisify(execFile);
 const path = "/atomix.runtime.election.v1.LeaderElection/GetTerm";
@@ -50,29 +48,9 @@ describe("one port, every protocol", () => {
   });
 
   it("serves TLS with ALPN h2 and http/1.1 on the same port when given a certificate", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "electd-tls-"));
-    const cert = join(dir, "cert.pem");
-    const key = join(dir, "key.pem");
-    await run("openssl", [
-      "req",
-      "-x509",
-      "-newkey",
-      "rsa:2048",
-      "-nodes",
-      "-days",
-      "1",
-      "-subj",
-      "/CN=localhost",
-      "-addext",
-      "subjectAltName=IP:127.0.0.1,DNS:localhost",
-      "-keyout",
-      key,
-      "-out",
-      cert,
-    ]);
+    const { cert, key, ca } = await selfSignedCertificate();
     const server = await startServer(["--tls-cert", cert, "--tls-key", key]);
     assert.match(server.url, /^https:/);
-    const ca = readFileSync(cert);
     const client = createClient(
       LeaderElection,
       createGrpcTransport({ baseUrl: server.url, nodeOptions: { ca } }),
