@@ -21,12 +21,13 @@ import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-no
 import { LeaderElection } from "../gen/atomix/runtime/election/v1/election_pb.js";
 import { loadConfig } from "../server/config.js";
 import { start } from "../server/electd.js";
+import type { Decision, Election } from "../server/election/change.js";
 import { apply, type Operation } from "../server/election/rules.js";
 import { type HeapCosts, heapCosts, mib, nameBytes, worstCase } from "../server/memory.js";
 import { SESSION_HEADER, SessionRegistry } from "../server/session/registry.js";
 import { openDurableStore } from "../server/store/durable.js";
 import { createMemoryStore } from "../server/store/memory.js";
-import type { Decision, Election, ElectionStore } from "../server/store/store.js";
+import type { ElectionStore } from "../server/store/store.js";
 import { WatchHub } from "../server/watch/hub.js";
 
 const { values } = parseArgs({

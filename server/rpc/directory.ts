@@ -13,10 +13,11 @@ import {
   type Election as ElectionSummary,
   WatchElectionsResponseSchema,
 } from "../../gen/electd/v1/directory_pb.js";
+import type { ChangeCause as Cause, Election } from "../election/change.js";
 import { type InputLimits, text } from "../election/validate.js";
 import { electionNotFound, invalid } from "../errors.js";
 import type { SessionRegistry } from "../session/registry.js";
-import type { ChangeCause as Cause, Election, ElectionStore, ListFilter } from "../store/store.js";
+import type { ElectionStore, ListFilter } from "../store/store.js";
 import type { WatchHub } from "../watch/hub.js";
 import { toTerm } from "./election.js";
 

@@ -7,15 +7,11 @@ import {
   type Term,
   TermSchema,
 } from "../../gen/atomix/runtime/election/v1/election_pb.js";
-import {
-  apply,
-  type CandidateOperation,
-  type ElectionState,
-  type RuleLimits,
-} from "../election/rules.js";
+import { type Decision, decideCandidate, decideRelease } from "../election/change.js";
+import type { CandidateOperation, ElectionState, RuleLimits } from "../election/rules.js";
 import { candidateName, electionName, type InputLimits, tagList } from "../election/validate.js";
 import { electionNotFound, limitReached } from "../errors.js";
-import { type Decision, type ElectionStore, ownedBy } from "../store/store.js";
+import type { ElectionStore } from "../store/store.js";
 import type { WatchHub } from "../watch/hub.js";
 
 /** Finds the session a request is bound to (API.md section 5); undefined for none. */
@@ -70,11 +66,9 @@ export function electionService(
       const name = electionName(req.id, limits);
       const candidate = candidateName(req.candidate, limits);
       const session = kind === "enter" ? await sessionOf(ctx) : undefined;
-      return update(name, (election) => {
-        const outcome = apply(election.state, { kind, candidate }, limits);
-        if (!outcome.ok || session === undefined || !outcome.changed) return outcome;
-        return { ...outcome, bind: [candidate, session] as const };
-      });
+      return update(name, (election) =>
+        decideCandidate(election, kind, candidate, limits, session),
+      );
     };
   }
 
@@ -89,10 +83,7 @@ export function electionService(
     async close(req, ctx) {
       const name = electionName(req.id, limits);
       const session = await sessionOf(ctx);
-      await update(name, (election) => {
-        const owned = session === undefined ? [] : ownedBy(election.owners, session);
-        return apply(election.state, { kind: "release", candidates: owned }, limits);
-      });
+      await update(name, (election) => decideRelease(election, session, limits));
       return {};
     },
     enter: candidateCall("enter"),

@@ -22,9 +22,10 @@ import { randomBytes } from "node:crypto";
 import { performance } from "node:perf_hooks";
 import type { HandlerContext } from "@connectrpc/connect";
 import type { SessionSettings } from "../config.js";
-import { apply, type RuleLimits } from "../election/rules.js";
+import { type ChangeCause, decideRelease, type Election } from "../election/change.js";
+import type { RuleLimits } from "../election/rules.js";
 import { ElectdError, invalid, limitReached, shuttingDown } from "../errors.js";
-import { type ChangeCause, type Election, type ElectionStore, ownedBy } from "../store/store.js";
+import type { ElectionStore } from "../store/store.js";
 
 /** Request header (gRPC metadata) that binds Enter and Close to a session. */
 export const SESSION_HEADER = "electd-session";
@@ -377,14 +378,7 @@ export class SessionRegistry {
     const running = this.releasing.get(key);
     if (running) return running;
     const done = this.store
-      .update(name, (election) => {
-        const outcome = apply(
-          election.state,
-          { kind: "release", candidates: ownedBy(election.owners, session) },
-          this.limits,
-        );
-        return outcome.ok && cause !== undefined ? { ...outcome, cause } : outcome;
-      })
+      .update(name, (election) => decideRelease(election, session, this.limits, cause))
       .then(() => undefined)
       .finally(() => this.releasing.delete(key));
     this.releasing.set(key, done);

@@ -25,26 +25,28 @@ import {
 import { userInfo } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import Database from "better-sqlite3";
+import {
+  commit,
+  type Decision,
+  deletedElection,
+  type Election,
+  headcount,
+  newElection,
+  noOwners,
+  type Tombstone,
+} from "../election/change.js";
 import { shuttingDown, unavailable } from "../errors.js";
 import { ElectionIndex } from "./elections.js";
 import {
   type ChangeListener,
   type CreateResult,
-  commit,
-  type Decision,
-  deletedElection,
-  type Election,
   type ElectionStore,
-  headcount,
   type ListFilter,
   type ListQuery,
-  newElection,
-  noOwners,
   overTotal,
   type SessionRecord,
   type StoreLimits,
   StoreStartError,
-  type Tombstone,
   type UpdateResult,
 } from "./store.js";
 

@@ -6,7 +6,8 @@
 // case of MAX_TAGS), and `snapshot()` is an O(1) copy-on-write clone that a watcher can
 // page through at its own pace while changes go on.
 import sortedBtree from "sorted-btree";
-import type { Election, ListFilter, ListQuery } from "./store.js";
+import type { Election } from "../election/change.js";
+import type { ListFilter, ListQuery } from "./store.js";
 
 const { default: BTree } = sortedBtree;
 type Tree<V> = InstanceType<typeof BTree<string, V>>;

@@ -1,22 +1,25 @@
 // In-memory store: for tests and demos (`--store memory`). Nothing survives a restart.
 // JavaScript runs one mutation to completion at a time, so each update is atomic here.
-import { ElectionIndex } from "./elections.js";
+
 import {
-  type ChangeListener,
-  type CreateResult,
   commit,
   type Decision,
   deletedElection,
   type Election,
-  type ElectionStore,
   headcount,
+  newElection,
+  type Tombstone,
+} from "../election/change.js";
+import { ElectionIndex } from "./elections.js";
+import {
+  type ChangeListener,
+  type CreateResult,
+  type ElectionStore,
   type ListFilter,
   type ListQuery,
-  newElection,
   overTotal,
   type SessionRecord,
   type StoreLimits,
-  type Tombstone,
   type UpdateResult,
 } from "./store.js";
 

@@ -1,50 +1,9 @@
 // The store seam: where elections live. Every implementation (memory, the embedded
 // durable store, etcd) serialises the mutations of each election, persists a change
 // before resolving, and publishes each committed state exactly once, in order.
-import { type ElectionState, emptyElection } from "../election/rules.js";
+import { type Decision, type Election, headcount } from "../election/change.js";
+import type { ElectionState } from "../election/rules.js";
 import type { ElectionView } from "./elections.js";
-
-export interface Election {
-  readonly name: string;
-  readonly tags: readonly string[];
-  readonly state: ElectionState;
-  /**
-   * Session that entered each session-bound candidate (candidate -> session id).
-   * Names that leave the election drop out of it. A Map: candidate names are data, and
-   * `__proto__` is just another name.
-   */
-  readonly owners: ReadonlyMap<string, string>;
-  /** 1 at creation, +1 with every committed change: orders what watchers see. */
-  readonly version: number;
-  /**
-   * Why the last committed change happened, when it was not a client's call for it: what
-   * watchers are told so a failover can be told apart from an Anoint. Never persisted (a
-   * restored election has none).
-   */
-  readonly cause?: ChangeCause;
-  /**
-   * Set on the last state an election is published with, when it is deleted: its version
-   * is one more than the state before, its owners are empty, and the store no longer has
-   * it.
-   */
-  readonly deleted?: true;
-}
-
-/** Why the server changed an election, when no client's call for that election did. */
-export type ChangeCause = "session-expired" | "session-closed" | "election-deleted";
-
-/** What a mutation decides, computed from the current election by a pure function. */
-export type Decision =
-  | {
-      readonly ok: true;
-      readonly state: ElectionState;
-      readonly changed: boolean;
-      /** A binding to add, for the candidate this decision adds: [candidate, session id]. */
-      readonly bind?: readonly [candidate: string, session: string];
-      /** Set when the server, not a call, makes this change. */
-      readonly cause?: ChangeCause;
-    }
-  | { readonly ok: false; readonly limit: "candidates"; readonly max: number };
 
 export type CreateResult =
   | { readonly ok: true; readonly election: Election; readonly created: boolean }
@@ -123,12 +82,6 @@ export interface ElectionStore {
   close(): Promise<void>;
 }
 
-/** What a deleted election leaves behind, so that its name never reuses a term. */
-export interface Tombstone {
-  readonly term: bigint;
-  readonly version: number;
-}
-
 /** Limits a store enforces across elections, besides the rules' per-election ones. */
 export interface StoreLimits {
   readonly maxElections: number;
@@ -137,11 +90,6 @@ export interface StoreLimits {
    * the elections take (server/memory.ts). Unlimited when left out.
    */
   readonly maxCandidatesTotal?: number;
-}
-
-/** How many candidates an election holds: its leader and its queue. */
-export function headcount(state: ElectionState): number {
-  return (state.leader === "" ? 0 : 1) + state.candidates.length;
 }
 
 /**
@@ -164,89 +112,7 @@ export function overTotal(
 }
 
 /**
- * The owners of every election without session-bound candidates: one shared empty map
- * rather than one each. Never mutated: every change builds its own map.
- */
-export const noOwners: ReadonlyMap<string, string> = new Map();
-
-/**
- * A new election: no leader, no queue, term 0 and version 1, or, for a name that was
- * deleted, the deleted election's term and the version after its deletion.
- */
-export function newElection(
-  name: string,
-  tags: readonly string[],
-  tombstone?: Tombstone,
-): Election {
-  const state = tombstone ? { ...emptyElection, term: tombstone.term } : emptyElection;
-  return {
-    name,
-    tags: [...tags],
-    state,
-    owners: noOwners,
-    version: (tombstone?.version ?? 0) + 1,
-  };
-}
-
-/** The last state of a deleted election, as its watchers are told. */
-export function deletedElection(election: Election): Election {
-  const { cause: _previous, ...rest } = election;
-  return {
-    ...rest,
-    owners: noOwners,
-    version: election.version + 1,
-    cause: "election-deleted",
-    deleted: true,
-  };
-}
-
-/** Applies a committed decision to an election: the one place owners are kept consistent. */
-export function commit(election: Election, decision: Decision & { ok: true }): Election {
-  // The cause belongs to this change only: the previous one's is dropped.
-  const { cause: _previous, ...rest } = election;
-  return {
-    ...rest,
-    state: decision.state,
-    owners: ownersAfter(election.owners, decision.state, decision.bind),
-    version: election.version + 1,
-    ...(decision.cause === undefined ? {} : { cause: decision.cause }),
-  };
-}
-
-/**
- * The bindings of the names `state` still holds, plus `bind`. The map is shared with the
- * state before when no binding changes (most changes: reorders, unbound candidates), so
- * a state costs its queue, not a copy of every binding, also to a watcher that keeps it.
- */
-function ownersAfter(
-  owners: ReadonlyMap<string, string>,
-  state: ElectionState,
-  bind: readonly [candidate: string, session: string] | undefined,
-): ReadonlyMap<string, string> {
-  if (owners.size === 0 && bind === undefined) return owners;
-  const held = new Set([state.leader, ...state.candidates]);
-  if (bind === undefined && everyHeld(owners, held)) return owners;
-  const next = new Map<string, string>();
-  for (const [name, session] of bind ? [...owners, bind] : owners) {
-    if (held.has(name)) next.set(name, session);
-  }
-  return next.size === 0 ? noOwners : next;
-}
-
-function everyHeld(owners: ReadonlyMap<string, string>, held: ReadonlySet<string>): boolean {
-  for (const name of owners.keys()) if (!held.has(name)) return false;
-  return true;
-}
-
-/**
  * A store that cannot start: damaged, unreadable, newer or locked data. The message names
  * the file and what to do; main.ts prints it and exits instead of starting empty.
  */
 export class StoreStartError extends Error {}
-
-/** The candidates `session` entered that are still in the election. */
-export function ownedBy(owners: ReadonlyMap<string, string>, session: string): string[] {
-  const owned: string[] = [];
-  for (const [candidate, owner] of owners) if (owner === session) owned.push(candidate);
-  return owned;
-}

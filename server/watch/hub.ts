@@ -8,9 +8,11 @@
 // to run its `finally`: a generator suspended at `yield` while the transport waits for
 // the peer to read (an HTTP/2 stream out of flow-control window whose client vanished)
 // is never resumed, so a release placed there would never run.
+
+import { type Election, noOwners } from "../election/change.js";
 import { emptyElection } from "../election/rules.js";
 import { ElectdError, electionNotFound, limitReached, shuttingDown } from "../errors.js";
-import { type Election, type ElectionStore, type ListFilter, noOwners } from "../store/store.js";
+import type { ElectionStore, ListFilter } from "../store/store.js";
 
 export interface WatchLimits {
   /** Most concurrent watches on this server. */

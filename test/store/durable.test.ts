@@ -4,10 +4,11 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
 import Database from "better-sqlite3";
+import type { Decision, Election } from "../../server/election/change.js";
 import { apply, type Operation } from "../../server/election/rules.js";
 import { ElectdError } from "../../server/errors.js";
 import { type CommitFailure, DATA_FILE, openDurableStore } from "../../server/store/durable.js";
-import type { Decision, Election, ElectionStore } from "../../server/store/store.js";
+import type { ElectionStore } from "../../server/store/store.js";
 import { tempDir } from "../support/tempdir.js";
 
 const limits = { maxCandidates: 100 };

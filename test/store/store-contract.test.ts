@@ -3,10 +3,11 @@
 // same whether elections live in memory or in the durable store.
 import assert from "node:assert/strict";
 import { after, describe, it } from "node:test";
+import type { Decision, Election } from "../../server/election/change.js";
 import { apply, type Operation } from "../../server/election/rules.js";
 import { openDurableStore } from "../../server/store/durable.js";
 import { createMemoryStore } from "../../server/store/memory.js";
-import type { Decision, Election, ElectionStore, StoreLimits } from "../../server/store/store.js";
+import type { ElectionStore, StoreLimits } from "../../server/store/store.js";
 import { tempDir } from "../support/tempdir.js";
 
 const limits = { maxCandidates: 5 };
