@@ -24,7 +24,8 @@ import { start } from "../server/electd.js";
 import type { Decision, Election } from "../server/election/change.js";
 import { apply, type Operation } from "../server/election/rules.js";
 import { type HeapCosts, heapCosts, mib, nameBytes, worstCase } from "../server/memory.js";
-import { SESSION_HEADER, SessionRegistry } from "../server/session/registry.js";
+import { SESSION_HEADER, sessionOf } from "../server/rpc/session.js";
+import { SessionRegistry } from "../server/session/registry.js";
 import { openDurableStore } from "../server/store/durable.js";
 import { createMemoryStore } from "../server/store/memory.js";
 import type { ElectionStore } from "../server/store/store.js";
@@ -200,7 +201,7 @@ async function measure(kind: string): Promise<Figures> {
   // next elections, the session named by a request header as the Enter rpc reads it.
   for (let j = 0; j < PER_ELECTION; j++) {
     await each(hosts, async (i) => {
-      const session = await registry.sessionOf(fromHeader(ids[i * PER_ELECTION + j] as string));
+      const session = await sessionOf(registry)(fromHeader(ids[i * PER_ELECTION + j] as string));
       const candidate = name(`b${j}`, i);
       return store.update(
         name("e", hosts + i),
@@ -360,7 +361,7 @@ async function build(dir: string, elections: number, size: number): Promise<numb
   await each(elections * size, async (k) => {
     const i = Math.floor(k / size);
     const j = k % size;
-    const session = await built.registry.sessionOf(fromHeader(ids[j] as string));
+    const session = await sessionOf(built.registry)(fromHeader(ids[j] as string));
     const candidate = name(`l${j}`, i);
     return built.store.update(
       name("l", i),

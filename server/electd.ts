@@ -2,10 +2,12 @@
 // returns a handle whose stop() ends watches, drains connections and closes the store.
 import type { AddressInfo } from "node:net";
 import { getHeapStatistics } from "node:v8";
+import { type Clock, systemClock } from "./clock.js";
 import type { Config } from "./config.js";
 import { type App, build } from "./http/app.js";
 import { heapBudget } from "./memory.js";
 import { SessionRegistry } from "./session/registry.js";
+import type { Sessions } from "./session/sessions.js";
 import { openDurableStore } from "./store/durable.js";
 import { createMemoryStore } from "./store/memory.js";
 import type { ElectionStore } from "./store/store.js";
@@ -16,12 +18,17 @@ export interface Electd {
   readonly url: string;
   readonly store: ElectionStore;
   readonly hub: WatchHub;
-  readonly sessions: SessionRegistry;
+  readonly sessions: Sessions;
   /** Graceful stop: resolves when everything is closed (connections forced after `graceMs`). */
   stop(graceMs?: number): Promise<void>;
 }
 
-export async function start(config: Config): Promise<Electd> {
+export interface StartOptions {
+  /** Time for sessions; the system's unless a test moves time by hand. */
+  readonly clock?: Clock;
+}
+
+export async function start(config: Config, options: StartOptions = {}): Promise<Electd> {
   const { maxElections, maxCandidatesTotal } = config.limits;
   const limits = { maxElections, maxCandidatesTotal };
   let app: App | undefined;
@@ -46,6 +53,7 @@ export async function start(config: Config): Promise<Electd> {
     settings: config.sessions,
     limits: config.limits,
     onError: (err) => app?.fastify.log.error({ err }, "withdrawing a session's candidates failed"),
+    clock: options.clock ?? systemClock,
   });
   await sessions.start();
   app = await build({
@@ -57,8 +65,8 @@ export async function start(config: Config): Promise<Electd> {
       hub,
       limits: config.limits,
       maxRequestBytes: config.limits.maxRequestBytes,
-      sessionOf: sessions.sessionOf,
-      sessions: { registry: sessions, settings: config.sessions },
+      sessions,
+      sessionSettings: config.sessions,
     },
   });
   const { fastify, listener } = app;

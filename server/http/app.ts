@@ -50,9 +50,9 @@ export async function build(options: AppOptions): Promise<App> {
     elections: store.size(),
     watches: hub.size,
     connections: listener?.open ?? 0,
-    sessions: options.routes.sessions.registry.size,
+    sessions: options.routes.sessions.size,
     // Ended sessions whose candidates are still being withdrawn (the store is failing).
-    endingSessions: options.routes.sessions.registry.endingSize,
+    endingSessions: options.routes.sessions.endingSize,
   }));
   await fastify.register(dashboard, { root: builtDashboard });
   fastify.addHook("preClose", async () => {

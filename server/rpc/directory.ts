@@ -16,7 +16,7 @@ import {
 import type { ChangeCause as Cause, Election } from "../election/change.js";
 import { type InputLimits, text } from "../election/validate.js";
 import { electionNotFound, invalid } from "../errors.js";
-import type { SessionRegistry } from "../session/registry.js";
+import type { Sessions } from "../session/sessions.js";
 import type { ElectionStore, ListFilter } from "../store/store.js";
 import type { WatchHub } from "../watch/hub.js";
 import { toTerm } from "./election.js";
@@ -32,7 +32,7 @@ export interface DirectoryServiceOptions {
     readonly maxPageSize: number;
   };
   /** Where remaining TTLs are read; the same object the SessionService uses. */
-  readonly sessions: { readonly registry: Pick<SessionRegistry, "peek"> };
+  readonly sessions: Pick<Sessions, "peek">;
 }
 
 const causes: Record<Cause, ChangeCause> = {
@@ -99,7 +99,7 @@ export function directoryService(
   options: DirectoryServiceOptions,
 ): ServiceImpl<typeof ElectionDirectoryService> {
   const { store, hub, limits } = options;
-  const { registry } = options.sessions;
+  const { sessions } = options;
   return {
     async listElections(req) {
       const pageSize = pageSizeOf(req.pageSize, limits.maxPageSize);
@@ -128,7 +128,7 @@ export function directoryService(
           const session = election.owners.get(candidate);
           if (candidate === "" || session === undefined) return [];
           // A session that just ended is still named until its release commits: 0s left.
-          const view = registry.peek(session);
+          const view = sessions.peek(session);
           return [
             {
               candidate,

@@ -11,17 +11,17 @@ import { type Decision, decideCandidate, decideRelease } from "../election/chang
 import type { CandidateOperation, ElectionState, RuleLimits } from "../election/rules.js";
 import { candidateName, electionName, type InputLimits, tagList } from "../election/validate.js";
 import { electionNotFound, limitReached } from "../errors.js";
+import type { Sessions } from "../session/sessions.js";
 import type { ElectionStore } from "../store/store.js";
 import type { WatchHub } from "../watch/hub.js";
-
-/** Finds the session a request is bound to (API.md section 5); undefined for none. */
-export type SessionOf = (ctx: HandlerContext) => Promise<string | undefined>;
+import { sessionOf as sessionFromHeader } from "./session.js";
 
 export interface ElectionServiceOptions {
   readonly store: ElectionStore;
   readonly hub: WatchHub;
   readonly limits: InputLimits & RuleLimits;
-  readonly sessionOf: SessionOf;
+  /** Where the session an Enter or Close names is checked (API.md section 5). */
+  readonly sessions: Pick<Sessions, "bound">;
 }
 
 export function toTerm(state: ElectionState): Term {
@@ -48,7 +48,8 @@ type CandidateRequest = { id?: { name: string } | undefined; candidate: string }
 export function electionService(
   options: ElectionServiceOptions,
 ): ServiceImpl<typeof LeaderElection> {
-  const { store, hub, limits, sessionOf } = options;
+  const { store, hub, limits } = options;
+  const sessionOf = sessionFromHeader(options.sessions);
 
   async function update(
     name: string,

@@ -11,15 +11,15 @@ import { guardMalformedRequests } from "./malformed.js";
 import { type SessionServiceOptions, sessionService } from "./session.js";
 
 export type RouteOptions = ElectionServiceOptions &
-  DirectoryServiceOptions & {
+  DirectoryServiceOptions &
+  SessionServiceOptions & {
     readonly maxRequestBytes: number;
-    readonly sessions: SessionServiceOptions;
   };
 
 export function routes(options: RouteOptions) {
   return (router: ConnectRouter) => {
     router.service(LeaderElection, electionService(options));
-    router.service(SessionService, sessionService(options.sessions));
+    router.service(SessionService, sessionService(options));
     router.service(ElectionDirectoryService, directoryService(options));
     router.service(ElectionAdminService, adminService(options));
     // Last: it wraps the handlers registered above.

@@ -1,11 +1,14 @@
 // SessionService handlers (electd.v1): decode -> validate -> session registry -> encode.
 
 import { type Duration, durationFromMs, durationMs } from "@bufbuild/protobuf/wkt";
-import type { ServiceImpl } from "@connectrpc/connect";
+import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import { type SessionService, SessionState } from "../../gen/electd/v1/session_pb.js";
 import type { SessionSettings } from "../config.js";
-import { invalid } from "../errors.js";
-import type { SessionRegistry, SessionState as State } from "../session/registry.js";
+import { ElectdError, invalid } from "../errors.js";
+import type { Sessions, SessionState as State } from "../session/sessions.js";
+
+/** Request header (gRPC metadata) that binds Enter and Close to a session. */
+export const SESSION_HEADER = "electd-session";
 
 const states: Record<State, SessionState> = {
   active: SessionState.ACTIVE,
@@ -14,26 +17,49 @@ const states: Record<State, SessionState> = {
 };
 
 export interface SessionServiceOptions {
-  readonly registry: SessionRegistry;
-  readonly settings: SessionSettings;
+  readonly sessions: Sessions;
+  readonly sessionSettings: SessionSettings;
+}
+
+/**
+ * The session named by a request's `electd-session` header, or undefined without one. An
+ * unknown, closed or expired session is refused (not_found), so nothing is entered for it.
+ */
+export type SessionOf = (ctx: HandlerContext) => Promise<string | undefined>;
+
+export function sessionOf(sessions: Pick<Sessions, "bound">): SessionOf {
+  return async (ctx) => {
+    const id = ctx.requestHeader.get(SESSION_HEADER);
+    if (id === null) return undefined;
+    if (id === "") throw invalid(`${SESSION_HEADER} header`, "must not be empty");
+    try {
+      return await sessions.bound(id);
+    } catch (error) {
+      if (!(error instanceof ElectdError && error.kind === "not_found")) throw error;
+      throw new ElectdError(
+        "not_found",
+        `session ${quote(id)} named by the ${SESSION_HEADER} header not found (it is unknown or was closed or expired)`,
+      );
+    }
+  };
 }
 
 export function sessionService(options: SessionServiceOptions): ServiceImpl<typeof SessionService> {
-  const { registry, settings } = options;
+  const { sessions, sessionSettings: settings } = options;
   return {
     async openSession(req) {
-      const session = await registry.open(requestedTtl(req.ttl, settings));
+      const session = await sessions.open(requestedTtl(req.ttl, settings));
       return { sessionId: session.id, ttl: durationFromMs(session.ttlMs) };
     },
     async keepAlive(req) {
-      return { ttl: durationFromMs(registry.keepAlive(sessionId(req.sessionId))) };
+      return { ttl: durationFromMs(await sessions.keepAlive(sessionId(req.sessionId))) };
     },
     async closeSession(req) {
-      await registry.close(sessionId(req.sessionId));
+      await sessions.close(sessionId(req.sessionId));
       return {};
     },
     async getSession(req) {
-      const session = registry.get(sessionId(req.sessionId));
+      const session = await sessions.get(sessionId(req.sessionId));
       return {
         ttl: durationFromMs(session.ttlMs),
         remaining: durationFromMs(session.remainingMs),
@@ -65,6 +91,11 @@ function requestedTtl(ttl: Duration | undefined, settings: SessionSettings): num
     );
   }
   return ms;
+}
+
+/** A client-supplied id for an error message: quoted, and short whatever was sent. */
+function quote(id: string): string {
+  return JSON.stringify(id.length > 64 ? `${id.slice(0, 64)}...` : id);
 }
 
 function seconds(ms: number): string {

@@ -19,16 +19,13 @@
 // backoff, and a CloseSession of an ending session tries again at once and reports how
 // that went. Recently ended ids are remembered so a retried CloseSession succeeds.
 import { randomBytes } from "node:crypto";
-import { performance } from "node:perf_hooks";
-import type { HandlerContext } from "@connectrpc/connect";
+import { type Clock, systemClock, type Timer } from "../clock.js";
 import type { SessionSettings } from "../config.js";
 import { type ChangeCause, decideRelease, type Election } from "../election/change.js";
 import type { RuleLimits } from "../election/rules.js";
-import { ElectdError, invalid, limitReached, shuttingDown } from "../errors.js";
+import { ElectdError, limitReached, shuttingDown } from "../errors.js";
 import type { ElectionStore } from "../store/store.js";
-
-/** Request header (gRPC metadata) that binds Enter and Close to a session. */
-export const SESSION_HEADER = "electd-session";
+import type { EndCause, Sessions, SessionView } from "./sessions.js";
 
 /** 144 random bits: 24 base64url characters, none of them padding. */
 const ID_BYTES = 18;
@@ -40,9 +37,6 @@ const PAGE = 1000;
 export const RELEASE_RETRY_FIRST_MS = 50;
 export const RELEASE_RETRY_MAX_MS = 1000;
 
-/** Why a session ended; undefined when that is no longer known (found orphaned at start). */
-type EndCause = ChangeCause | undefined;
-
 /** A session that has ended and whose candidates are not all withdrawn yet. */
 interface Ending {
   readonly id: string;
@@ -51,28 +45,18 @@ interface Ending {
   /** The attempt in flight, if any. */
   attempt: Promise<void> | undefined;
   /** The next attempt, when one failed. */
-  retry: NodeJS.Timeout | undefined;
+  retry: Timer | undefined;
   delayMs: number;
 }
-
-export type SessionState = "active" | "expiring" | "closing";
 
 interface Session {
   readonly id: string;
   readonly ttlMs: number;
-  /** performance.now() at which the session expires unless kept alive. */
+  /** The clock's time at which the session expires unless kept alive. */
   deadline: number;
-  timer: NodeJS.Timeout;
+  timer: Timer;
   /** Whether `timer` is a short one-off after an early firing, not the TTL timer. */
   short: boolean;
-}
-
-export interface SessionView {
-  readonly id: string;
-  readonly ttlMs: number;
-  /** Time left before expiry, in milliseconds; never negative, 0 once ended. */
-  readonly remainingMs: number;
-  readonly state: SessionState;
 }
 
 export interface SessionRegistryOptions {
@@ -81,9 +65,12 @@ export interface SessionRegistryOptions {
   readonly limits: RuleLimits;
   /** Hears failures of work no request waits for (withdrawals after expiry). */
   readonly onError?: (error: unknown) => void;
+  /** Time and timers; the system's unless a test moves time by hand. */
+  readonly clock?: Clock;
 }
 
-export class SessionRegistry {
+/** Sessions kept by this server with local timers, persisted in its store. */
+export class SessionRegistry implements Sessions {
   private readonly live = new Map<string, Session>();
   /** session -> elections where it owns candidates. */
   private readonly electionsOf = new Map<string, Set<string>>();
@@ -102,18 +89,25 @@ export class SessionRegistry {
   private readonly settings: SessionSettings;
   private readonly limits: RuleLimits;
   private readonly onError: (error: unknown) => void;
+  private readonly clock: Clock;
   // One function shared by every timer (the id rides as the timer's argument), so an idle
   // session costs its record and its timer, no closure.
   private readonly expire = (id: string) => {
     const session = this.live.get(id);
     if (!session) return;
-    const early = session.deadline - performance.now();
+    const early = session.deadline - this.clock.now();
     if (early > 0) {
-      session.timer = setTimeout(this.expire, Math.ceil(early), id).unref();
+      session.timer = this.clock.timer(Math.ceil(early), this.expire, id);
       session.short = true;
       return;
     }
     this.end(session, "session-expired").catch(() => {
+      // Reported by the attempt itself, and retried until it commits.
+    });
+  };
+
+  private readonly retry = (ending: Ending) => {
+    this.attempt(ending).catch(() => {
       // Reported by the attempt itself, and retried until it commits.
     });
   };
@@ -123,14 +117,13 @@ export class SessionRegistry {
     this.settings = options.settings;
     this.limits = options.limits;
     this.onError = options.onError ?? (() => {});
+    this.clock = options.clock ?? systemClock;
   }
 
-  /** Open sessions right now. */
   get size(): number {
     return this.live.size;
   }
 
-  /** Sessions that ended and whose candidates are still being withdrawn. */
   get endingSize(): number {
     return this.ending.size;
   }
@@ -162,7 +155,6 @@ export class SessionRegistry {
     heard = undefined;
   }
 
-  /** Opens a session; the id is returned only once the session is persisted. */
   async open(ttlMs: number): Promise<SessionView> {
     this.refuseIfClosed();
     if (this.live.size + this.ending.size + this.opening >= this.settings.maxSessions) {
@@ -180,39 +172,29 @@ export class SessionRegistry {
     return { id, ttlMs, remainingMs: ttlMs, state: "active" };
   }
 
-  /** Restarts the session's TTL; returns it. An ended session cannot be revived. */
-  keepAlive(id: string): number {
+  async keepAlive(id: string): Promise<number> {
     const session = this.find(id);
     if (session.short) {
-      clearTimeout(session.timer);
-      session.timer = setTimeout(this.expire, session.ttlMs, id).unref();
+      this.clock.cancel(session.timer);
+      session.timer = this.clock.timer(session.ttlMs, this.expire, id);
       session.short = false;
     } else {
       session.timer.refresh();
     }
-    session.deadline = performance.now() + session.ttlMs;
+    session.deadline = this.clock.now() + session.ttlMs;
     return session.ttlMs;
   }
 
-  /**
-   * The session's TTL, time left and state; not_found when it is unknown, or ended and
-   * released.
-   */
-  get(id: string): SessionView {
+  async get(id: string): Promise<SessionView> {
     const view = this.peek(id);
     if (!view) throw notFound(id);
     return view;
   }
 
-  /**
-   * The same without an error, for in-process readers that join sessions with elections'
-   * `owners` (a listing shown to operators can then show a candidate's remaining TTL
-   * without handing session ids, which are bearer secrets, to the browser).
-   */
   peek(id: string): SessionView | undefined {
     const session = this.live.get(id);
     if (session) {
-      const remainingMs = Math.max(0, Math.round(session.deadline - performance.now()));
+      const remainingMs = Math.max(0, Math.round(session.deadline - this.clock.now()));
       return { id, ttlMs: session.ttlMs, remainingMs, state: "active" };
     }
     const ending = this.ending.get(id);
@@ -221,12 +203,6 @@ export class SessionRegistry {
     return { id, ttlMs: ending.ttlMs, remainingMs: 0, state };
   }
 
-  /**
-   * Closes the session; resolves once its candidates are withdrawn everywhere. Closing a
-   * session that is already ending tries its release again now; closing one whose
-   * release has committed succeeds at once. Fails (unavailable) when the release cannot
-   * commit now: it is retried in the background all the same.
-   */
   async close(id: string): Promise<void> {
     this.refuseIfClosed();
     const session = this.live.get(id);
@@ -237,43 +213,26 @@ export class SessionRegistry {
     throw notFound(id);
   }
 
-  /**
-   * The session named by the request's `electd-session` header, or undefined without one.
-   * An unknown, closed or expired session is refused, so nothing is entered for it.
-   */
-  readonly sessionOf = async (ctx: HandlerContext): Promise<string | undefined> => {
-    const id = ctx.requestHeader.get(SESSION_HEADER);
-    if (id === null) return undefined;
-    if (id === "") throw invalid(`${SESSION_HEADER} header`, "must not be empty");
-    const session = this.live.get(id);
-    if (!session) {
-      throw new ElectdError(
-        "not_found",
-        `session ${quote(id)} named by the ${SESSION_HEADER} header not found (it is unknown or was closed or expired)`,
-      );
-    }
-    // The registry's own string, not the header's: every binding of a session then
-    // shares one copy of its id.
-    return session.id;
-  };
+  async bound(id: string): Promise<string> {
+    // The registry's own string, not the caller's: every binding of a session then shares
+    // one copy of its id.
+    return this.find(id).id;
+  }
 
-  /**
-   * Stops every timer without expiring anything (sessions get their grace after a
-   * restart) and waits for withdrawals already under way.
-   */
+  /** Sessions get their grace after a restart, so stopping expires nothing. */
   async stop(): Promise<void> {
     this.closed = true;
     this.unsubscribe?.();
-    for (const session of this.live.values()) clearTimeout(session.timer);
+    for (const session of this.live.values()) this.clock.cancel(session.timer);
     this.live.clear();
-    for (const ending of this.ending.values()) clearTimeout(ending.retry);
+    for (const ending of this.ending.values()) this.clock.cancel(ending.retry);
     await Promise.allSettled([...this.releasing.values()]);
   }
 
   private schedule(id: string, ttlMs: number): void {
     // Timers never keep the process alive: shutdown stops them anyway.
-    const timer = setTimeout(this.expire, ttlMs, id).unref();
-    this.live.set(id, { id, ttlMs, deadline: performance.now() + ttlMs, timer, short: false });
+    const timer = this.clock.timer(ttlMs, this.expire, id);
+    this.live.set(id, { id, ttlMs, deadline: this.clock.now() + ttlMs, timer, short: false });
   }
 
   private find(id: string): Session {
@@ -293,7 +252,7 @@ export class SessionRegistry {
    * fails with the first attempt.
    */
   private end(session: Session, cause: ChangeCause): Promise<void> {
-    clearTimeout(session.timer);
+    this.clock.cancel(session.timer);
     if (this.live.get(session.id) !== session) return Promise.resolve();
     this.live.delete(session.id);
     return this.attempt(this.startEnding(session.id, session.ttlMs, cause));
@@ -318,7 +277,7 @@ export class SessionRegistry {
    */
   private attempt(ending: Ending): Promise<void> {
     if (ending.attempt) return ending.attempt;
-    clearTimeout(ending.retry);
+    this.clock.cancel(ending.retry);
     ending.retry = undefined;
     const run = async () => {
       // A release commits through `track`, which takes the election off the session's
@@ -351,9 +310,7 @@ export class SessionRegistry {
         ending.attempt = undefined;
         if (!this.closed && this.ending.get(ending.id) === ending) {
           this.onError(error);
-          ending.retry = setTimeout(() => {
-            this.attempt(ending).catch(() => {});
-          }, ending.delayMs).unref();
+          ending.retry = this.clock.timer(ending.delayMs, this.retry, ending);
           ending.delayMs = Math.min(ending.delayMs * 2, RELEASE_RETRY_MAX_MS);
         }
         throw error;

@@ -15,7 +15,7 @@ import {
   ElectionDirectoryService,
 } from "../../gen/electd/v1/directory_pb.js";
 import { SessionService } from "../../gen/electd/v1/session_pb.js";
-import { SESSION_HEADER } from "../../server/session/registry.js";
+import { SESSION_HEADER } from "../../server/rpc/session.js";
 import { protocols } from "../session/protocols.js";
 import { rejects } from "../support/rejects.js";
 import { startServer } from "../support/server.js";

@@ -76,7 +76,7 @@ describe("session registry", () => {
     t.after(() => registry.stop());
     assert.equal(registry.peek("unknown"), undefined);
     assert.deepEqual(registry.peek("restored-session-id-0001")?.ttlMs, 400);
-    const view = registry.get("restored-session-id-0001");
+    const view = await registry.get("restored-session-id-0001");
     assert.equal(view.ttlMs, 400);
     assert.ok(view.remainingMs > 350, `remaining ${view.remainingMs} ms`);
     const after = await until(
