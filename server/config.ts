@@ -8,8 +8,12 @@ export interface Config {
   readonly port: number;
   readonly tls: { readonly cert: string; readonly key: string } | undefined;
   readonly logLevel: string;
-  /** Where elections live: "durable" (SQLite in dataDir) or "memory" (lost on exit). */
-  readonly store: "durable" | "memory";
+  /**
+   * Where elections live: "durable" (SQLite in dataDir), "memory" (lost on exit) or "etcd"
+   * (an etcd cluster several servers share).
+   */
+  readonly store: "durable" | "memory" | "etcd";
+  readonly etcd: EtcdSettings;
   readonly dataDir: string;
   /** How long a commit may wait for another process's lock on the data file. */
   readonly storeBusyTimeoutMs: number;
@@ -35,6 +39,20 @@ export interface SessionSettings {
   readonly minTtlMs: number;
   readonly maxTtlMs: number;
   readonly maxSessions: number;
+}
+
+/** How to reach etcd when `store` is "etcd". */
+export interface EtcdSettings {
+  readonly endpoints: readonly string[];
+  readonly prefix: string;
+  readonly cacert: string | undefined;
+  readonly cert: string | undefined;
+  readonly key: string | undefined;
+  /** From the environment only: a flag would show them to every user of `ps`. */
+  readonly username: string | undefined;
+  readonly password: string | undefined;
+  /** Longest wait for one etcd call before the caller gets `unavailable`. */
+  readonly timeoutMs: number;
 }
 
 /** What one client connection may hold and for how long; durations in milliseconds. */
@@ -82,13 +100,49 @@ export const settings = {
     flag: "store",
     env: "STORE",
     fallback: "durable",
-    help: "durable (kept in --data-dir across restarts) or memory (lost on exit)",
+    help: "durable (kept in --data-dir across restarts), memory (lost on exit) or etcd (a cluster several servers share)",
   },
   dataDir: {
     flag: "data-dir",
     env: "DATA_DIR",
     fallback: "./data",
     help: "directory of the durable store, created if missing",
+  },
+  etcdEndpoints: {
+    flag: "etcd-endpoints",
+    env: "ETCD_ENDPOINTS",
+    fallback: "http://127.0.0.1:2379",
+    help: "comma-separated etcd client URLs, for --store etcd",
+  },
+  etcdPrefix: {
+    flag: "etcd-prefix",
+    env: "ETCD_PREFIX",
+    fallback: "/electd/",
+    help: "every etcd key electd writes starts with this",
+  },
+  etcdCacert: {
+    flag: "etcd-cacert",
+    env: "ETCD_CACERT",
+    fallback: "",
+    help: "PEM file of the CA that signed etcd's certificate (etcd over TLS)",
+  },
+  etcdCert: {
+    flag: "etcd-cert",
+    env: "ETCD_CERT",
+    fallback: "",
+    help: "PEM client certificate for etcd",
+  },
+  etcdKey: {
+    flag: "etcd-key",
+    env: "ETCD_KEY",
+    fallback: "",
+    help: "PEM private key for --etcd-cert",
+  },
+  etcdTimeout: {
+    flag: "etcd-timeout",
+    env: "ETCD_TIMEOUT",
+    fallback: "5s",
+    help: "longest wait for one etcd call before the caller gets unavailable",
   },
   storeBusyTimeout: {
     flag: "store-busy-timeout",
@@ -227,6 +281,8 @@ export function usage(): string {
     `  ${"flag".padEnd(width + 2)} ${"environment".padEnd(22)} meaning`,
     ...rows,
     `  --${"help".padEnd(width)} ${"".padEnd(22)} print this and exit`,
+    "",
+    "  ETCD_USERNAME and ETCD_PASSWORD (environment only): etcd's user and password",
   ].join("\n");
 }
 
@@ -309,9 +365,46 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Con
     throw new ConfigError("--tls-cert and --tls-key (TLS_CERT, TLS_KEY) must be given together");
   }
   const store = raw("store");
-  if (store !== "durable" && store !== "memory") {
-    throw new ConfigError(`--store / STORE: "${store}" is not durable or memory`);
+  if (store !== "durable" && store !== "memory" && store !== "etcd") {
+    throw new ConfigError(`--store / STORE: "${store}" is not durable, memory or etcd`);
   }
+  const endpoints = raw("etcdEndpoints")
+    .split(",")
+    .map((e) => e.trim())
+    .filter((e) => e !== "");
+  for (const endpoint of endpoints) {
+    if (!/^https?:\/\/[^/]+\/?$/.test(endpoint)) {
+      throw new ConfigError(
+        `--etcd-endpoints / ETCD_ENDPOINTS: "${endpoint}" is not a URL such as http://127.0.0.1:2379`,
+      );
+    }
+  }
+  if (endpoints.length === 0) {
+    throw new ConfigError("--etcd-endpoints / ETCD_ENDPOINTS: at least one endpoint is needed");
+  }
+  const etcdPrefix = raw("etcdPrefix");
+  if (!etcdPrefix.endsWith("/")) {
+    throw new ConfigError(`--etcd-prefix / ETCD_PREFIX: "${etcdPrefix}" must end with "/"`);
+  }
+  const optional = (key: Key) => (raw(key) === "" ? undefined : raw(key));
+  if ((raw("etcdCert") === "") !== (raw("etcdKey") === "")) {
+    throw new ConfigError(
+      "--etcd-cert and --etcd-key (ETCD_CERT, ETCD_KEY) must be given together",
+    );
+  }
+  if ((env.ETCD_USERNAME === undefined) !== (env.ETCD_PASSWORD === undefined)) {
+    throw new ConfigError("ETCD_USERNAME and ETCD_PASSWORD must be given together");
+  }
+  const etcd: EtcdSettings = {
+    endpoints,
+    prefix: etcdPrefix,
+    cacert: optional("etcdCacert"),
+    cert: optional("etcdCert"),
+    key: optional("etcdKey"),
+    username: env.ETCD_USERNAME,
+    password: env.ETCD_PASSWORD,
+    timeoutMs: duration("etcdTimeout"),
+  };
   const dataDir = raw("dataDir");
   if (dataDir === "") throw new ConfigError("--data-dir / DATA_DIR: must not be empty");
   // The wait blocks the event loop: every call, keep-alive and session timer waits with it.
@@ -327,6 +420,7 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Con
     tls: cert === "" ? undefined : { cert, key },
     logLevel: raw("logLevel"),
     store,
+    etcd,
     dataDir,
     storeBusyTimeoutMs,
     limits: {

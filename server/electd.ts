@@ -6,9 +6,11 @@ import { type Clock, systemClock } from "./clock.js";
 import type { Config } from "./config.js";
 import { type App, build } from "./http/app.js";
 import { heapBudget } from "./memory.js";
+import { LeaseSessions } from "./session/leases.js";
 import { SessionRegistry } from "./session/registry.js";
 import type { Sessions } from "./session/sessions.js";
 import { openDurableStore } from "./store/durable.js";
+import { EtcdStore } from "./store/etcd.js";
 import { createMemoryStore } from "./store/memory.js";
 import type { ElectionStore } from "./store/store.js";
 import { WatchHub } from "./watch/hub.js";
@@ -32,28 +34,50 @@ export async function start(config: Config, options: StartOptions = {}): Promise
   const { maxElections, maxCandidatesTotal } = config.limits;
   const limits = { maxElections, maxCandidatesTotal };
   let app: App | undefined;
-  const store =
-    config.store === "durable"
-      ? openDurableStore({
-          dataDir: config.dataDir,
-          ...limits,
-          busyTimeoutMs: config.storeBusyTimeoutMs,
-          // The callers hear only the cause; the path and SQLite's code are for the operator.
-          onCommitError: ({ message, file, code, error }) =>
-            app?.fastify.log.error({ err: error, file, code }, message),
-        })
-      : createMemoryStore(limits);
+  const onError = (err: unknown) =>
+    app?.fastify.log.error({ err }, "withdrawing a session's candidates failed");
+  const clock = options.clock ?? systemClock;
+  let store: ElectionStore;
+  let sessions: Sessions;
+  if (config.store === "etcd") {
+    const etcd = await EtcdStore.open({
+      etcd: config.etcd,
+      ...limits,
+      maxSessions: config.sessions.maxSessions,
+    });
+    store = etcd;
+    sessions = new LeaseSessions({
+      store: etcd,
+      settings: config.sessions,
+      limits: config.limits,
+      onError,
+      clock,
+    });
+  } else {
+    const local =
+      config.store === "durable"
+        ? openDurableStore({
+            dataDir: config.dataDir,
+            ...limits,
+            busyTimeoutMs: config.storeBusyTimeoutMs,
+            // The callers hear only the cause; the path and SQLite's code are for the operator.
+            onCommitError: ({ message, file, code, error }) =>
+              app?.fastify.log.error({ err: error, file, code }, message),
+          })
+        : createMemoryStore(limits);
+    store = local;
+    sessions = new SessionRegistry({
+      store: local,
+      settings: config.sessions,
+      limits: config.limits,
+      onError,
+      clock,
+    });
+  }
   const hub = new WatchHub(store, {
     maxWatches: config.limits.maxWatches,
     mailboxSize: config.limits.watchBuffer,
     directoryBuffer: config.limits.watchElectionsBuffer,
-  });
-  const sessions = new SessionRegistry({
-    store,
-    settings: config.sessions,
-    limits: config.limits,
-    onError: (err) => app?.fastify.log.error({ err }, "withdrawing a session's candidates failed"),
-    clock: options.clock ?? systemClock,
   });
   await sessions.start();
   app = await build({

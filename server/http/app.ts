@@ -44,7 +44,16 @@ export async function build(options: AppOptions): Promise<App> {
     readMaxBytes: config.limits.maxRequestBytes,
     interceptors: [malformedRequestInterceptor, domainErrorInterceptor],
   });
-  fastify.get("/healthz", async () => ({
+  fastify.get("/healthz", async (_request, reply) => {
+    // A store that can fail on its own (etcd unreachable, no quorum) says why.
+    const problem = await store.check?.();
+    if (problem !== undefined) {
+      reply.code(503);
+      return { status: "unavailable", store: store.kind, reason: problem };
+    }
+    return health();
+  });
+  const health = () => ({
     status: "serving",
     store: store.kind,
     elections: store.size(),
@@ -53,7 +62,7 @@ export async function build(options: AppOptions): Promise<App> {
     sessions: options.routes.sessions.size,
     // Ended sessions whose candidates are still being withdrawn (the store is failing).
     endingSessions: options.routes.sessions.endingSize,
-  }));
+  });
   await fastify.register(dashboard, { root: builtDashboard });
   fastify.addHook("preClose", async () => {
     hub.close();

@@ -24,7 +24,7 @@ import type { SessionSettings } from "../config.js";
 import { type ChangeCause, decideRelease, type Election } from "../election/change.js";
 import type { RuleLimits } from "../election/rules.js";
 import { ElectdError, limitReached, shuttingDown } from "../errors.js";
-import type { ElectionStore } from "../store/store.js";
+import type { LocalStore } from "../store/store.js";
 import type { EndCause, Sessions, SessionView } from "./sessions.js";
 
 /** 144 random bits: 24 base64url characters, none of them padding. */
@@ -60,7 +60,7 @@ interface Session {
 }
 
 export interface SessionRegistryOptions {
-  readonly store: ElectionStore;
+  readonly store: LocalStore;
   readonly settings: SessionSettings;
   readonly limits: RuleLimits;
   /** Hears failures of work no request waits for (withdrawals after expiry). */
@@ -85,7 +85,7 @@ export class SessionRegistry implements Sessions {
   private opening = 0;
   private closed = false;
   private unsubscribe: (() => void) | undefined;
-  private readonly store: ElectionStore;
+  private readonly store: LocalStore;
   private readonly settings: SessionSettings;
   private readonly limits: RuleLimits;
   private readonly onError: (error: unknown) => void;

@@ -40,9 +40,9 @@ import { ElectionIndex } from "./elections.js";
 import {
   type ChangeListener,
   type CreateResult,
-  type ElectionStore,
   type ListFilter,
   type ListQuery,
+  type LocalStore,
   overTotal,
   type SessionRecord,
   type StoreLimits,
@@ -143,7 +143,7 @@ interface ElectionRow {
  * Opens DATA_DIR, refusing (StoreStartError) a directory another server holds, a damaged
  * or foreign data file, or one written by a newer electd. Never resets data.
  */
-export function openDurableStore(options: DurableStoreOptions): ElectionStore {
+export function openDurableStore(options: DurableStoreOptions): LocalStore {
   const dataDir = resolve(options.dataDir);
   const file = join(dataDir, DATA_FILE);
   try {

@@ -14,9 +14,9 @@ import { ElectionIndex } from "./elections.js";
 import {
   type ChangeListener,
   type CreateResult,
-  type ElectionStore,
   type ListFilter,
   type ListQuery,
+  type LocalStore,
   overTotal,
   type SessionRecord,
   type StoreLimits,
@@ -25,7 +25,7 @@ import {
 
 export type MemoryStoreOptions = StoreLimits;
 
-export function createMemoryStore(options: MemoryStoreOptions): ElectionStore {
+export function createMemoryStore(options: MemoryStoreOptions): LocalStore {
   const elections = new ElectionIndex();
   const tombstones = new Map<string, Tombstone>();
   const listeners = new Set<ChangeListener>();

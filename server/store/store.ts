@@ -72,14 +72,23 @@ export interface ElectionStore {
   size(): number;
   /** Hears every committed creation and change, once each, in commit order. */
   subscribe(listener: ChangeListener): () => void;
-  /**
-   * Sessions. Keep-alives are not persisted: after a restart every restored session gets
-   * one full TTL of grace, so only opening and closing a session is written.
-   */
+  /** Whether the store can serve now; the reason when it cannot (shown by /healthz). */
+  check?(): Promise<string | undefined>;
+  close(): Promise<void>;
+}
+
+/** A store on this machine (memory, durable): elections, and the records of its sessions. */
+export type LocalStore = ElectionStore & SessionRecords;
+
+/**
+ * Where a store that keeps sessions with local timers (memory, durable) persists them.
+ * Keep-alives are not persisted: after a restart every restored session gets one full TTL
+ * of grace, so only opening and closing a session is written.
+ */
+export interface SessionRecords {
   putSession(session: SessionRecord): Promise<void>;
   deleteSession(id: string): Promise<void>;
   listSessions(): Promise<SessionRecord[]>;
-  close(): Promise<void>;
 }
 
 /** Limits a store enforces across elections, besides the rules' per-election ones. */

@@ -7,7 +7,7 @@ import type { SessionSettings } from "../../server/config.js";
 import type { ElectionState } from "../../server/election/rules.js";
 import { SessionRegistry } from "../../server/session/registry.js";
 import { createMemoryStore } from "../../server/store/memory.js";
-import type { ElectionStore } from "../../server/store/store.js";
+import type { LocalStore } from "../../server/store/store.js";
 
 const settings: SessionSettings = {
   ttlMs: 1000,
@@ -18,7 +18,7 @@ const settings: SessionSettings = {
 const limits = { maxCandidates: 100 };
 
 /** An election with `leader` bound to `session` (or to none) and `follower` queued. */
-async function seed(store: ElectionStore, name: string, session: string | undefined) {
+async function seed(store: LocalStore, name: string, session: string | undefined) {
   await store.create(name, []);
   const state: ElectionState = { term: 1n, leader: "leader", candidates: ["follower"] };
   await store.update(name, () => ({

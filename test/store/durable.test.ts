@@ -8,7 +8,7 @@ import type { Decision, Election } from "../../server/election/change.js";
 import { apply, type Operation } from "../../server/election/rules.js";
 import { ElectdError } from "../../server/errors.js";
 import { type CommitFailure, DATA_FILE, openDurableStore } from "../../server/store/durable.js";
-import type { ElectionStore } from "../../server/store/store.js";
+import type { LocalStore } from "../../server/store/store.js";
 import { tempDir } from "../support/tempdir.js";
 
 const limits = { maxCandidates: 100 };
@@ -25,7 +25,7 @@ function directory(): string {
   return tempDir("durable");
 }
 
-function open(dataDir: string): ElectionStore {
+function open(dataDir: string): LocalStore {
   return openDurableStore({ dataDir, maxElections: 1000 });
 }
 

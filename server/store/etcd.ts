@@ -1,0 +1,636 @@
+// The etcd store (`--store etcd`): elections live in an etcd cluster shared by every electd
+// server, so losing one server or one etcd member loses nothing. Keys under the prefix:
+//
+//   e/<name>          an election (JSON: tags, term, leader, queue, owners, version, cause)
+//   t/<name>          what a deleted election leaves behind (term, version)
+//   s/<session>       a session, attached to its etcd lease (JSON: ttlMs, closing)
+//   b/<session>/<name> "this session owns candidates in this election", on the same lease,
+//                     so when the lease expires etcd deletes it and every server's watch
+//                     learns which elections to release (server/session/leases.ts)
+//   m/elections, m/sessions  written with each creation (of an election, of a session) so
+//                     that two servers counting at once cannot both pass a limit
+//
+// Every mutation reads the election, lets the pure rules decide, and commits with a
+// transaction that compares the key's mod_revision (and, for a binding, the session's), so
+// conflicting calls on two servers serialise; a conflict reads again and decides again.
+// A call is answered only after etcd acknowledged the commit and this server's own watch
+// has delivered it, so its watchers and listings already show it. Each server keeps a
+// mirror of the elections and sessions, filled by one watch on the prefix started at the
+// revision of the state it first read: no change is lost or repeated, and every server
+// publishes changes in etcd's commit order.
+import { readFileSync } from "node:fs";
+import { Etcd3, type IKeyValue, type IOptions, type Watcher } from "etcd3";
+import {
+  commit,
+  type Decision,
+  deletedElection,
+  type Election,
+  headcount,
+  newElection,
+  noOwners,
+  type Tombstone,
+} from "../election/change.js";
+import { ElectdError, unavailable } from "../errors.js";
+import { ElectionIndex } from "./elections.js";
+import {
+  type ChangeListener,
+  type CreateResult,
+  type ElectionStore,
+  type ListFilter,
+  type ListQuery,
+  overTotal,
+  type StoreLimits,
+  StoreStartError,
+  type UpdateResult,
+} from "./store.js";
+
+export interface EtcdOptions {
+  readonly endpoints: readonly string[];
+  /** Every key electd writes starts with this. */
+  readonly prefix: string;
+  /** PEM files: the CA that signed etcd's certificate, and a client certificate and key. */
+  readonly cacert?: string | undefined;
+  readonly cert?: string | undefined;
+  readonly key?: string | undefined;
+  readonly username?: string | undefined;
+  readonly password?: string | undefined;
+  /** Longest wait for one etcd call; then the caller gets `unavailable`. */
+  readonly timeoutMs: number;
+}
+
+export interface EtcdStoreOptions extends StoreLimits {
+  readonly etcd: EtcdOptions;
+  readonly maxSessions: number;
+}
+
+/** A session as kept in etcd. */
+export interface EtcdSession {
+  readonly id: string;
+  readonly ttlMs: number;
+  /** Its lease, as etcd numbers leases (an int64 in decimal). */
+  readonly lease: string;
+  /** Set once CloseSession started: nothing may bind to it or keep it alive any more. */
+  readonly closing: boolean;
+  /** The session key's mod_revision: a binding commits only if it is unchanged. */
+  readonly revision: string;
+}
+
+/** Heard for every session or binding etcd deleted (a lease expired or was revoked). */
+export type SessionGoneListener = (event: {
+  readonly session: string;
+  /** The election whose binding went, or undefined for the session key itself. */
+  readonly election?: string;
+}) => void;
+
+/** How many times a mutation reads and decides again after losing a race. */
+const MAX_CONFLICTS = 100;
+
+/** Keys read per page when the mirror is filled at start. */
+const PAGE = 1000;
+
+interface Stored {
+  tags: string[];
+  term: string;
+  leader: string;
+  candidates: string[];
+  owners: [string, string][];
+  version: number;
+  cause?: Election["cause"];
+}
+
+export class EtcdStore implements ElectionStore {
+  readonly kind = "etcd";
+  readonly client: Etcd3;
+  readonly keys: Keys;
+  private readonly mirror = new ElectionIndex();
+  private readonly sessions = new Map<string, EtcdSession>();
+  private readonly listeners = new Set<ChangeListener>();
+  private readonly goneListeners = new Set<SessionGoneListener>();
+  /**
+   * Candidates in the mirror's elections, plus those this server is adding right now:
+   * what MAX_CANDIDATES_TOTAL bounds, since every server holds the whole mirror.
+   */
+  private candidates = 0;
+  private adding = 0;
+  /** Highest revision the watch has delivered. */
+  private revision = 0n;
+  private readonly waiting: { revision: bigint; resolve: () => void }[] = [];
+  private watcher: Watcher | undefined;
+  private closed = false;
+
+  private constructor(private readonly options: EtcdStoreOptions) {
+    this.keys = new Keys(options.etcd.prefix);
+    this.client = new Etcd3(clientOptions(options.etcd));
+  }
+
+  /** Connects, reads every election and session, and starts the watch after them. */
+  static async open(options: EtcdStoreOptions): Promise<EtcdStore> {
+    const store = new EtcdStore(options);
+    try {
+      await store.load();
+    } catch (error) {
+      store.client.close();
+      throw new StoreStartError(
+        `cannot read from etcd at ${options.etcd.endpoints.join(",")}: ${(error as Error).message}`,
+      );
+    }
+    return store;
+  }
+
+  // ---- ElectionStore ----
+
+  async create(name: string, tags: readonly string[]): Promise<CreateResult> {
+    const key = this.keys.election(name);
+    for (let attempt = 0; attempt < MAX_CONFLICTS; attempt++) {
+      const read = await this.call(() =>
+        this.client.kv.txn({
+          success: [
+            { request_range: { key } },
+            { request_range: { key: this.keys.tombstone(name) } },
+            { request_range: { key: this.keys.meta("elections") } },
+            { request_range: { ...this.keys.range("e/"), count_only: true } },
+          ],
+        }),
+      );
+      const [existing, tombstone, meta, count] = read.responses.map((r) => r.response_range);
+      const found = existing?.kvs[0];
+      if (found) return { ok: true, election: decode(name, found), created: false };
+      if (Number(count?.count ?? 0) >= this.options.maxElections) {
+        return { ok: false, limit: "elections", max: this.options.maxElections };
+      }
+      const stone = tombstone?.kvs[0];
+      const election = newElection(name, tags, stone ? decodeTombstone(stone) : undefined);
+      const result = await this.call(() =>
+        this.client.kv.txn({
+          compare: [
+            { key, target: "Create", result: "Equal", create_revision: 0 },
+            compareMod(this.keys.meta("elections"), meta?.kvs[0]),
+          ],
+          success: [
+            { request_put: { key, value: encode(election) } },
+            { request_delete_range: { key: this.keys.tombstone(name) } },
+            { request_put: { key: this.keys.meta("elections"), value: Buffer.alloc(0) } },
+          ],
+        }),
+      );
+      if (result.succeeded) {
+        await this.delivered(BigInt(result.header.revision));
+        return { ok: true, election: this.mirror.get(name) ?? election, created: true };
+      }
+    }
+    throw conflicted();
+  }
+
+  async get(name: string): Promise<Election | undefined> {
+    const read = await this.call(() => this.client.kv.range({ key: this.keys.election(name) }));
+    const kv = read.kvs[0];
+    return kv ? decode(name, kv) : undefined;
+  }
+
+  async update(
+    name: string,
+    decide: (election: Election) => Decision,
+  ): Promise<UpdateResult | undefined> {
+    const key = this.keys.election(name);
+    for (let attempt = 0; attempt < MAX_CONFLICTS; attempt++) {
+      const read = await this.call(() => this.client.kv.range({ key }));
+      const kv = read.kvs[0];
+      if (!kv) return undefined;
+      const current = decode(name, kv);
+      const decision = decide(current);
+      if (!decision.ok) return decision;
+      if (!decision.changed) return { ok: true, election: current, changed: false };
+      const next = commit(current, decision);
+      const compare = [compareMod(key, kv)];
+      const success: Parameters<Etcd3["kv"]["txn"]>[0]["success"] = [
+        { request_put: { key, value: encode(next) } },
+      ];
+      // The bindings follow the owners: one key per (session, election) on its lease.
+      const before = new Set(current.owners.values());
+      const after = new Set(next.owners.values());
+      for (const session of before) {
+        if (!after.has(session)) {
+          success.push({ request_delete_range: { key: this.keys.binding(session, name) } });
+        }
+      }
+      for (const session of after) {
+        if (before.has(session)) continue;
+        const record = await this.session(session);
+        if (!record || record.closing) throw sessionGone(session);
+        compare.push({
+          key: this.keys.session(session),
+          target: "Mod",
+          result: "Equal",
+          mod_revision: record.revision,
+        });
+        success.push({
+          request_put: {
+            key: this.keys.binding(session, name),
+            value: Buffer.alloc(0),
+            lease: record.lease,
+          },
+        });
+      }
+      // Checked and counted in one turn, after the last await: two calls on this server
+      // cannot both take the last place.
+      const refusal = overTotal(
+        this.options,
+        this.candidates + this.adding,
+        current.state,
+        decision.state,
+      );
+      if (refusal) return refusal;
+      const added = Math.max(0, headcount(next.state) - headcount(current.state));
+      this.adding += added;
+      let result: Awaited<ReturnType<Etcd3["kv"]["txn"]>>;
+      try {
+        result = await this.call(() => this.client.kv.txn({ compare, success }));
+        if (result.succeeded) await this.delivered(BigInt(result.header.revision));
+      } finally {
+        this.adding -= added;
+      }
+      if (result.succeeded) return { ok: true, election: next, changed: true };
+      // Lost a race: the election or the session changed. A session that ended meanwhile
+      // is found gone on the next attempt.
+      this.sessions.delete(decision.bind?.[1] ?? "");
+    }
+    throw conflicted();
+  }
+
+  async delete(name: string): Promise<Election | undefined> {
+    const key = this.keys.election(name);
+    for (let attempt = 0; attempt < MAX_CONFLICTS; attempt++) {
+      const read = await this.call(() => this.client.kv.range({ key }));
+      const kv = read.kvs[0];
+      if (!kv) return undefined;
+      const last = deletedElection(decode(name, kv));
+      const stone: Tombstone = { term: last.state.term, version: last.version };
+      const success: Parameters<Etcd3["kv"]["txn"]>[0]["success"] = [
+        { request_delete_range: { key } },
+        { request_put: { key: this.keys.tombstone(name), value: encodeTombstone(stone) } },
+      ];
+      for (const session of new Set(decode(name, kv).owners.values())) {
+        success.push({ request_delete_range: { key: this.keys.binding(session, name) } });
+      }
+      const result = await this.call(() =>
+        this.client.kv.txn({ compare: [compareMod(key, kv)], success }),
+      );
+      if (result.succeeded) {
+        await this.delivered(BigInt(result.header.revision));
+        return last;
+      }
+    }
+    throw conflicted();
+  }
+
+  async list(query: ListQuery): Promise<Election[]> {
+    return this.mirror.list(query);
+  }
+
+  snapshot(filter: ListFilter) {
+    return this.mirror.snapshot(filter);
+  }
+
+  size(): number {
+    return this.mirror.size;
+  }
+
+  subscribe(listener: ChangeListener): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /** Whether etcd answers now; the reason when it does not. */
+  async check(): Promise<string | undefined> {
+    try {
+      await this.call(() => this.client.kv.range({ key: this.keys.meta("elections") }));
+      return undefined;
+    } catch (error) {
+      return (error as Error).message;
+    }
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    this.listeners.clear();
+    this.goneListeners.clear();
+    for (const waiter of this.waiting.splice(0)) waiter.resolve();
+    await this.watcher?.cancel().catch(() => {});
+    this.client.close();
+  }
+
+  // ---- What the lease-based sessions need ----
+
+  /** Sessions every server knows of (the mirror). */
+  get sessionCount(): number {
+    return this.sessions.size;
+  }
+
+  /** A session as etcd has it: from the mirror, or read when this server has not seen it yet. */
+  async session(id: string): Promise<EtcdSession | undefined> {
+    const known = this.sessions.get(id);
+    if (known) return known;
+    const read = await this.call(() => this.client.kv.range({ key: this.keys.session(id) }));
+    const kv = read.kvs[0];
+    return kv ? decodeSession(id, kv) : undefined;
+  }
+
+  /** The mirror's session, without asking etcd. */
+  knownSession(id: string): EtcdSession | undefined {
+    return this.sessions.get(id);
+  }
+
+  /** Hears every session and binding etcd deletes, in commit order. */
+  onSessionGone(listener: SessionGoneListener): () => void {
+    this.goneListeners.add(listener);
+    return () => this.goneListeners.delete(listener);
+  }
+
+  /** Every election in the mirror: what a server checks for orphaned bindings at start. */
+  elections(): IterableIterator<Election> {
+    return this.mirror.values();
+  }
+
+  /** Runs one etcd call with the configured deadline; etcd's failures become `unavailable`. */
+  async call<T>(run: () => Promise<T>): Promise<T> {
+    if (this.closed) throw unavailable("the server is shutting down");
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(unavailable(`etcd did not answer within ${this.options.etcd.timeoutMs} ms`)),
+        this.options.etcd.timeoutMs,
+      );
+    });
+    try {
+      return await Promise.race([run(), timeout]);
+    } catch (error) {
+      if (error instanceof ElectdError) throw error;
+      throw unavailable(`etcd is unavailable: ${(error as Error).message}`);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** Resolves once the watch has delivered `revision` (or the store closed). */
+  delivered(revision: bigint): Promise<void> {
+    if (this.revision >= revision || this.closed) return Promise.resolve();
+    return new Promise((resolve) => this.waiting.push({ revision, resolve }));
+  }
+
+  // ---- The mirror ----
+
+  private async load(): Promise<void> {
+    // One revision for every page, so the pages add up to one consistent state.
+    let revision: string | undefined;
+    for (const part of ["e/", "s/"] as const) {
+      let from = this.keys.range(part).key;
+      for (;;) {
+        const read = await this.call(() =>
+          this.client.kv.range({
+            key: from,
+            range_end: this.keys.range(part).range_end,
+            limit: PAGE,
+            ...(revision === undefined ? {} : { revision }),
+          }),
+        );
+        revision ??= read.header.revision;
+        for (const kv of read.kvs) this.take(kv);
+        const last = read.kvs.at(-1);
+        if (!read.more || !last) break;
+        from = Buffer.concat([last.key, Buffer.from([0])]);
+      }
+    }
+    this.revision = BigInt(revision ?? "0");
+    this.watch();
+  }
+
+  private watch(): void {
+    this.client
+      .watch()
+      .prefix(this.options.etcd.prefix)
+      .startRevision(String(this.revision + 1n))
+      .create()
+      .then((watcher) => {
+        if (this.closed) {
+          watcher.cancel().catch(() => {});
+          return;
+        }
+        this.watcher = watcher;
+        watcher.on("data", (response) => {
+          for (const event of response.events) {
+            if (event.type === "Put") this.put(event.kv);
+            else this.remove(event.kv, event.prev_kv);
+          }
+          this.advance(BigInt(response.header.revision));
+        });
+      })
+      .catch(() => {
+        // etcd3 retries the watch itself; a failure to create it means the store is closing.
+      });
+  }
+
+  private take(kv: IKeyValue): void {
+    const key = this.keys.parse(kv.key);
+    if (key?.kind === "election") this.keep(decode(key.name, kv));
+    else if (key?.kind === "session") this.sessions.set(key.id, decodeSession(key.id, kv));
+  }
+
+  private put(kv: IKeyValue): void {
+    const key = this.keys.parse(kv.key);
+    if (key?.kind === "election") {
+      const election = decode(key.name, kv);
+      this.keep(election);
+      this.publish(election);
+    } else if (key?.kind === "session") {
+      this.sessions.set(key.id, decodeSession(key.id, kv));
+    }
+  }
+
+  private remove(kv: IKeyValue, _previous: IKeyValue | undefined): void {
+    const key = this.keys.parse(kv.key);
+    if (key?.kind === "election") {
+      const before = this.mirror.get(key.name);
+      if (!before) return;
+      this.candidates -= headcount(before.state);
+      this.mirror.delete(key.name);
+      this.publish(deletedElection(before));
+    } else if (key?.kind === "session") {
+      this.sessions.delete(key.id);
+      for (const listener of this.goneListeners) listener({ session: key.id });
+    } else if (key?.kind === "binding") {
+      for (const listener of this.goneListeners) {
+        listener({ session: key.session, election: key.name });
+      }
+    }
+  }
+
+  /** Puts an election in the mirror, keeping the candidates count. */
+  private keep(election: Election): void {
+    const before = this.mirror.get(election.name);
+    this.candidates += headcount(election.state) - (before ? headcount(before.state) : 0);
+    this.mirror.set(election);
+  }
+
+  private publish(election: Election): void {
+    for (const listener of this.listeners) listener(election);
+  }
+
+  private advance(revision: bigint): void {
+    if (revision > this.revision) this.revision = revision;
+    if (this.waiting.length === 0) return;
+    const still = this.waiting.filter((waiter) => {
+      if (waiter.revision > this.revision) return true;
+      waiter.resolve();
+      return false;
+    });
+    this.waiting.splice(0, this.waiting.length, ...still);
+  }
+}
+
+/** The key layout under the prefix. */
+export class Keys {
+  constructor(readonly prefix: string) {}
+
+  election(name: string): Buffer {
+    return Buffer.from(`${this.prefix}e/${name}`);
+  }
+  tombstone(name: string): Buffer {
+    return Buffer.from(`${this.prefix}t/${name}`);
+  }
+  session(id: string): Buffer {
+    return Buffer.from(`${this.prefix}s/${id}`);
+  }
+  binding(session: string, name: string): Buffer {
+    return Buffer.from(`${this.prefix}b/${session}/${name}`);
+  }
+  meta(what: "elections" | "sessions"): Buffer {
+    return Buffer.from(`${this.prefix}m/${what}`);
+  }
+  /** Every key starting with `part` under the prefix, as a range. */
+  range(part: string): { key: Buffer; range_end: Buffer } {
+    const key = Buffer.from(`${this.prefix}${part}`);
+    const end = Buffer.from(key);
+    // The prefix's successor: its last byte plus one (every part ends in "/").
+    end[end.length - 1] = (end[end.length - 1] as number) + 1;
+    return { key, range_end: end };
+  }
+
+  parse(
+    raw: Buffer,
+  ):
+    | { kind: "election"; name: string }
+    | { kind: "session"; id: string }
+    | { kind: "binding"; session: string; name: string }
+    | undefined {
+    const key = raw.toString();
+    if (!key.startsWith(this.prefix)) return undefined;
+    const rest = key.slice(this.prefix.length);
+    const body = rest.slice(2);
+    switch (rest.slice(0, 2)) {
+      case "e/":
+        return { kind: "election", name: body };
+      case "s/":
+        return { kind: "session", id: body };
+      case "b/": {
+        // Session ids are base64url: the first "/" ends the id, the rest is the name.
+        const slash = body.indexOf("/");
+        if (slash < 0) return undefined;
+        return { kind: "binding", session: body.slice(0, slash), name: body.slice(slash + 1) };
+      }
+      default:
+        return undefined;
+    }
+  }
+}
+
+function clientOptions(etcd: EtcdOptions): IOptions {
+  const tls = etcd.cacert || etcd.cert;
+  return {
+    hosts: [...etcd.endpoints],
+    ...(tls
+      ? {
+          credentials: {
+            rootCertificate: etcd.cacert ? readFileSync(etcd.cacert) : Buffer.alloc(0),
+            ...(etcd.cert && etcd.key
+              ? { certChain: readFileSync(etcd.cert), privateKey: readFileSync(etcd.key) }
+              : {}),
+          },
+        }
+      : {}),
+    ...(etcd.username !== undefined && etcd.password !== undefined
+      ? { auth: { username: etcd.username, password: etcd.password } }
+      : {}),
+    // Streams (watch, keep-alive) live as long as the server; unary calls get the deadline.
+    defaultCallOptions: (context) =>
+      context.isStream ? {} : { deadline: Date.now() + etcd.timeoutMs },
+  };
+}
+
+function compareMod(key: Buffer, kv: IKeyValue | undefined) {
+  return {
+    key,
+    target: "Mod" as const,
+    result: "Equal" as const,
+    mod_revision: kv?.mod_revision ?? 0,
+  };
+}
+
+function encode(election: Election): Buffer {
+  const stored: Stored = {
+    tags: [...election.tags],
+    term: election.state.term.toString(),
+    leader: election.state.leader,
+    candidates: [...election.state.candidates],
+    owners: [...election.owners],
+    version: election.version,
+    ...(election.cause === undefined ? {} : { cause: election.cause }),
+  };
+  return Buffer.from(JSON.stringify(stored));
+}
+
+function decode(name: string, kv: IKeyValue): Election {
+  const stored = JSON.parse(kv.value.toString()) as Stored;
+  return {
+    name,
+    tags: stored.tags,
+    state: { term: BigInt(stored.term), leader: stored.leader, candidates: stored.candidates },
+    owners: stored.owners.length === 0 ? noOwners : new Map(stored.owners),
+    version: stored.version,
+    ...(stored.cause === undefined ? {} : { cause: stored.cause }),
+  };
+}
+
+function encodeTombstone(stone: Tombstone): Buffer {
+  return Buffer.from(JSON.stringify({ term: stone.term.toString(), version: stone.version }));
+}
+
+function decodeTombstone(kv: IKeyValue): Tombstone {
+  const stored = JSON.parse(kv.value.toString()) as { term: string; version: number };
+  return { term: BigInt(stored.term), version: stored.version };
+}
+
+export function encodeSession(session: { ttlMs: number; closing?: boolean }): Buffer {
+  return Buffer.from(JSON.stringify({ ttlMs: session.ttlMs, closing: session.closing === true }));
+}
+
+function decodeSession(id: string, kv: IKeyValue): EtcdSession {
+  const stored = JSON.parse(kv.value.toString()) as { ttlMs: number; closing: boolean };
+  return {
+    id,
+    ttlMs: stored.ttlMs,
+    closing: stored.closing,
+    lease: kv.lease,
+    revision: kv.mod_revision,
+  };
+}
+
+export function sessionGone(id: string): ElectdError {
+  return new ElectdError(
+    "not_found",
+    `session ${JSON.stringify(id.length > 64 ? `${id.slice(0, 64)}...` : id)} not found (it is unknown or was closed or expired)`,
+  );
+}
+
+function conflicted(): ElectdError {
+  return unavailable("too many concurrent changes to this election; retry");
+}
