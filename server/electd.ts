@@ -44,6 +44,8 @@ export async function start(config: Config, options: StartOptions = {}): Promise
       etcd: config.etcd,
       ...limits,
       maxSessions: config.sessions.maxSessions,
+      onWatchError: (err) =>
+        app?.fastify.log.warn({ err }, "etcd cancelled the watch: reading every election again"),
     });
     store = etcd;
     sessions = new LeaseSessions({

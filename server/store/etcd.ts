@@ -61,6 +61,8 @@ export interface EtcdOptions {
 export interface EtcdStoreOptions extends StoreLimits {
   readonly etcd: EtcdOptions;
   readonly maxSessions: number;
+  /** Hears a watch that etcd cancelled (the store reads everything again and goes on). */
+  readonly onWatchError?: (error: Error) => void;
 }
 
 /** A session as kept in etcd. */
@@ -371,16 +373,43 @@ export class EtcdStore implements ElectionStore {
     }
   }
 
-  /** Resolves once the watch has delivered `revision` (or the store closed). */
+  /**
+   * Resolves once the watch has delivered `revision`, or the store closed, or the deadline
+   * passed: the change is committed either way, and a watch that is reconnecting must not
+   * hold the answer longer than any other etcd call would.
+   */
   delivered(revision: bigint): Promise<void> {
     if (this.revision >= revision || this.closed) return Promise.resolve();
-    return new Promise((resolve) => this.waiting.push({ revision, resolve }));
+    return new Promise((resolve) => {
+      const timer = setTimeout(resolve, this.options.etcd.timeoutMs);
+      this.waiting.push({
+        revision,
+        resolve: () => {
+          clearTimeout(timer);
+          resolve();
+        },
+      });
+    });
   }
 
   // ---- The mirror ----
 
   private async load(): Promise<void> {
-    // One revision for every page, so the pages add up to one consistent state.
+    const state = await this.read();
+    for (const election of state.elections) this.keep(election);
+    for (const session of state.sessions) this.sessions.set(session.id, session);
+    this.revision = state.revision;
+    this.watch();
+  }
+
+  /** Every election and session, read at one revision (the pages add up to one state). */
+  private async read(): Promise<{
+    revision: bigint;
+    elections: Election[];
+    sessions: EtcdSession[];
+  }> {
+    const elections: Election[] = [];
+    const sessions: EtcdSession[] = [];
     let revision: string | undefined;
     for (const part of ["e/", "s/"] as const) {
       let from = this.keys.range(part).key;
@@ -394,14 +423,17 @@ export class EtcdStore implements ElectionStore {
           }),
         );
         revision ??= read.header.revision;
-        for (const kv of read.kvs) this.take(kv);
+        for (const kv of read.kvs) {
+          const key = this.keys.parse(kv.key);
+          if (key?.kind === "election") elections.push(decode(key.name, kv));
+          else if (key?.kind === "session") sessions.push(decodeSession(key.id, kv));
+        }
         const last = read.kvs.at(-1);
         if (!read.more || !last) break;
         from = Buffer.concat([last.key, Buffer.from([0])]);
       }
     }
-    this.revision = BigInt(revision ?? "0");
-    this.watch();
+    return { revision: BigInt(revision ?? "0"), elections, sessions };
   }
 
   private watch(): void {
@@ -419,9 +451,15 @@ export class EtcdStore implements ElectionStore {
         watcher.on("data", (response) => {
           for (const event of response.events) {
             if (event.type === "Put") this.put(event.kv);
-            else this.remove(event.kv, event.prev_kv);
+            else this.remove(event.kv);
           }
           this.advance(BigInt(response.header.revision));
+        });
+        // etcd3 resumes a watch from its last revision after a disconnection by itself;
+        // etcd cancels one whose revision was compacted away meanwhile.
+        watcher.on("error", (error: Error) => {
+          this.options.onWatchError?.(error);
+          if (this.watcher === watcher) this.resync();
         });
       })
       .catch(() => {
@@ -429,10 +467,56 @@ export class EtcdStore implements ElectionStore {
       });
   }
 
-  private take(kv: IKeyValue): void {
-    const key = this.keys.parse(kv.key);
-    if (key?.kind === "election") this.keep(decode(key.name, kv));
-    else if (key?.kind === "session") this.sessions.set(key.id, decodeSession(key.id, kv));
+  /**
+   * After a watch was cancelled (its revision compacted): reads everything again, tells
+   * listeners what changed in between as if they had heard it, and watches from there.
+   * Retried with backoff until etcd answers.
+   */
+  private resync(delayMs = 100): void {
+    const watcher = this.watcher;
+    this.watcher = undefined;
+    watcher?.cancel().catch(() => {});
+    if (this.closed) return;
+    this.read().then(
+      (state) => {
+        if (this.closed) return;
+        const names = new Set<string>();
+        for (const election of state.elections) {
+          names.add(election.name);
+          const before = this.mirror.get(election.name);
+          if (before?.version === election.version) continue;
+          this.keep(election);
+          this.publish(election);
+        }
+        for (const before of [...this.mirror.values()]) {
+          if (names.has(before.name)) continue;
+          this.candidates -= headcount(before.state);
+          this.mirror.delete(before.name);
+          this.publish(deletedElection(before));
+        }
+        const live = new Map(state.sessions.map((session) => [session.id, session]));
+        for (const id of [...this.sessions.keys()]) {
+          if (!live.has(id)) this.remove(this.keys.session(id));
+        }
+        for (const [id, session] of live) this.sessions.set(id, session);
+        // Bindings deleted in between cannot be read any more: an owner whose session is
+        // gone is one.
+        for (const election of this.mirror.values()) {
+          for (const session of new Set(election.owners.values())) {
+            if (live.has(session)) continue;
+            for (const listener of this.goneListeners) {
+              listener({ session, election: election.name });
+            }
+          }
+        }
+        this.revision = state.revision;
+        this.advance(state.revision);
+        this.watch();
+      },
+      () => {
+        setTimeout(() => this.resync(Math.min(delayMs * 2, 5000)), delayMs).unref();
+      },
+    );
   }
 
   private put(kv: IKeyValue): void {
@@ -446,8 +530,8 @@ export class EtcdStore implements ElectionStore {
     }
   }
 
-  private remove(kv: IKeyValue, _previous: IKeyValue | undefined): void {
-    const key = this.keys.parse(kv.key);
+  private remove(raw: Buffer | IKeyValue): void {
+    const key = this.keys.parse(Buffer.isBuffer(raw) ? raw : raw.key);
     if (key?.kind === "election") {
       const before = this.mirror.get(key.name);
       if (!before) return;

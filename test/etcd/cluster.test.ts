@@ -9,6 +9,7 @@ import { after, before, describe, it } from "node:test";
 import { durationFromMs, durationMs } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
+import { Etcd3 } from "etcd3";
 import { LeaderElection } from "../../gen/atomix/runtime/election/v1/election_pb.js";
 import { SessionService } from "../../gen/electd/v1/session_pb.js";
 import { apply, type ElectionState, type Operation } from "../../server/election/rules.js";
@@ -317,5 +318,48 @@ describe("etcd members fail", () => {
     });
     assert.equal(term?.leader, "a");
     assert.equal((await fetch(`${second.url}/healthz`)).status, 200);
+  });
+});
+
+describe("a server that missed compacted history", () => {
+  it("reads every election again and serves what it missed, its open Watch streams going on", async () => {
+    const prefix = `/compacted-${++prefixes}/`;
+    // A talks to member 2 only, so stopping that member cuts A off while B goes on.
+    const [first, second] = await Promise.all([
+      spawnServer([
+        ...["--port", "0", "--store", "etcd", "--etcd-endpoints", cluster.endpoints[2] as string],
+        ...["--etcd-prefix", prefix],
+      ]),
+      server(prefix),
+    ]);
+    running.push(first);
+    const a = clients(first.url);
+    const b = clients(second.url);
+    const id = { name: "missed" };
+    await b.elections.create({ id });
+    await b.elections.create({ id: { name: "deleted-meanwhile" } });
+    const watch = watchTerms(a.elections, id.name);
+    try {
+      await watch.until((t) => t.term === 0n);
+      await cluster.kill(2);
+      await b.elections.enter({ id, candidate: "x" });
+      await b.elections.enter({ id, candidate: "y" });
+      await b.elections.withdraw({ id, candidate: "x" });
+      const etcd = new Etcd3({ hosts: [cluster.endpoints[0] as string] });
+      try {
+        const { header } = await etcd.kv.range({ key: Buffer.from(prefix) });
+        await etcd.kv.compact({ revision: header.revision, physical: true });
+      } finally {
+        etcd.close();
+      }
+      await cluster.restart(2);
+      // The states in between were compacted away: the watch goes on with the latest.
+      const latest = await watch.until((t) => t.leader === "y", 30_000);
+      assert.deepEqual([latest.term.term, latest.term.candidates], [2n, []]);
+      const { term } = await a.elections.getTerm({ id });
+      assert.deepEqual([term?.term, term?.leader], [2n, "y"]);
+    } finally {
+      await watch.close();
+    }
   });
 });
