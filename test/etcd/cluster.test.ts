@@ -270,6 +270,10 @@ describe("etcd members fail", () => {
         }
       }
     };
+    await (servers[0] as ReturnType<typeof clients>).elections.create({ id: { name: "watched" } });
+    const watch = watchTerms((servers[0] as ReturnType<typeof clients>).elections, "watched");
+    after(() => watch.close());
+    await watch.until((t) => t.term === 0n);
     const writers = [0, 1, 2, 3].map(writer);
     await sleep(500);
     await cluster.kill(0);
@@ -317,6 +321,13 @@ describe("etcd members fail", () => {
       id: { name: acknowledged.at(-1) as string },
     });
     assert.equal(term?.leader, "a");
+    // The Watch opened before the outage went on through it: a change made through the
+    // other server after recovery reaches it.
+    await (servers[1] as ReturnType<typeof clients>).elections.enter({
+      id: { name: "watched" },
+      candidate: "after",
+    });
+    await watch.until((t) => t.leader === "after", 10_000);
     assert.equal((await fetch(`${second.url}/healthz`)).status, 200);
   });
 });
@@ -361,5 +372,41 @@ describe("a server that missed compacted history", () => {
     } finally {
       await watch.close();
     }
+  });
+});
+
+describe("limits hold across the cluster", () => {
+  it("lets two servers creating at once stay within MAX_ELECTIONS and MAX_SESSIONS together", async () => {
+    const prefix = `/limits-${++prefixes}/`;
+    const limits = ["--max-elections", "5", "--max-sessions", "4"];
+    const [first, second] = await Promise.all([server(prefix, limits), server(prefix, limits)]);
+    const both = [clients(first.url), clients(second.url)];
+    const outcome = (call: Promise<unknown>) =>
+      call.then(
+        () => "ok",
+        (error: unknown) => {
+          assert.ok(error instanceof ConnectError, String(error));
+          assert.equal(error.code, Code.ResourceExhausted, error.message);
+          return "refused";
+        },
+      );
+    const created = await Promise.all(
+      Array.from({ length: 12 }, (_, i) =>
+        outcome(
+          (both[i % 2] as ReturnType<typeof clients>).elections.create({ id: { name: `l${i}` } }),
+        ),
+      ),
+    );
+    assert.equal(created.filter((o) => o === "ok").length, 5);
+    const opened = await Promise.all(
+      Array.from({ length: 10 }, (_, i) =>
+        outcome(
+          (both[i % 2] as ReturnType<typeof clients>).sessions.openSession({
+            ttl: durationFromMs(30_000),
+          }),
+        ),
+      ),
+    );
+    assert.equal(opened.filter((o) => o === "ok").length, 4);
   });
 });
