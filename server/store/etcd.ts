@@ -19,7 +19,7 @@
 // revision of the state it first read: no change is lost or repeated, and every server
 // publishes changes in etcd's commit order.
 import { readFileSync } from "node:fs";
-import { Etcd3, type IKeyValue, type IOptions, type Watcher } from "etcd3";
+import { Etcd3, type IKeyValue, type IOptions, type IResponseOp, type Watcher } from "etcd3";
 import {
   commit,
   type Decision,
@@ -90,6 +90,12 @@ const MAX_CONFLICTS = 100;
 /** Keys read per page when the mirror is filled at start. */
 const PAGE = 1000;
 
+/** An election as read, with the revision it was last changed at. */
+interface Current {
+  readonly election: Election;
+  readonly revision: string;
+}
+
 interface Stored {
   tags: string[];
   term: string;
@@ -105,6 +111,8 @@ export class EtcdStore implements ElectionStore {
   readonly client: Etcd3;
   readonly keys: Keys;
   private readonly mirror = new ElectionIndex();
+  /** The mod_revision of each election in the mirror. */
+  private readonly revisions = new Map<string, string>();
   private readonly sessions = new Map<string, EtcdSession>();
   private readonly listeners = new Set<ChangeListener>();
   private readonly goneListeners = new Set<SessionGoneListener>();
@@ -194,16 +202,31 @@ export class EtcdStore implements ElectionStore {
     decide: (election: Election) => Decision,
   ): Promise<UpdateResult | undefined> {
     const key = this.keys.election(name);
+    // First decided on the mirror's copy: one round trip when it is current (the usual
+    // case), and the transaction's compare catches it when it is not.
+    let read = this.known(name);
     for (let attempt = 0; attempt < MAX_CONFLICTS; attempt++) {
-      const read = await this.call(() => this.client.kv.range({ key }));
-      const kv = read.kvs[0];
-      if (!kv) return undefined;
-      const current = decode(name, kv);
+      read ??= await this.fetch(name);
+      if (!read) return undefined;
+      const current = read.election;
       const decision = decide(current);
-      if (!decision.ok) return decision;
-      if (!decision.changed) return { ok: true, election: current, changed: false };
+      if (!decision.ok || !decision.changed) {
+        // Nothing to write, but decided on the latest state? A compare says.
+        const check = await this.call(() =>
+          this.client.kv.txn({
+            compare: [compareMod(key, read?.revision)],
+            failure: [{ request_range: { key } }],
+          }),
+        );
+        if (check.succeeded) {
+          return decision.ok ? { ok: true, election: current, changed: false } : decision;
+        }
+        read = this.fromFailure(name, check);
+        if (!read) return undefined;
+        continue;
+      }
       const next = commit(current, decision);
-      const compare = [compareMod(key, kv)];
+      const compare = [compareMod(key, read.revision)];
       const success: Parameters<Etcd3["kv"]["txn"]>[0]["success"] = [
         { request_put: { key, value: encode(next) } },
       ];
@@ -246,7 +269,9 @@ export class EtcdStore implements ElectionStore {
       this.adding += added;
       let result: Awaited<ReturnType<Etcd3["kv"]["txn"]>>;
       try {
-        result = await this.call(() => this.client.kv.txn({ compare, success }));
+        result = await this.call(() =>
+          this.client.kv.txn({ compare, success, failure: [{ request_range: { key } }] }),
+        );
         if (result.succeeded) await this.delivered(BigInt(result.header.revision));
       } finally {
         this.adding -= added;
@@ -255,8 +280,29 @@ export class EtcdStore implements ElectionStore {
       // Lost a race: the election or the session changed. A session that ended meanwhile
       // is found gone on the next attempt.
       this.sessions.delete(decision.bind?.[1] ?? "");
+      read = this.fromFailure(name, result);
+      if (!read) return undefined;
     }
     throw conflicted();
+  }
+
+  /** The mirror's copy of an election and the revision it was read at, if it has one. */
+  private known(name: string): Current | undefined {
+    const election = this.mirror.get(name);
+    const revision = this.revisions.get(name);
+    return election && revision !== undefined ? { election, revision } : undefined;
+  }
+
+  private async fetch(name: string): Promise<Current | undefined> {
+    const read = await this.call(() => this.client.kv.range({ key: this.keys.election(name) }));
+    const kv = read.kvs[0];
+    return kv ? { election: decode(name, kv), revision: kv.mod_revision } : undefined;
+  }
+
+  /** The election as a failed transaction's read found it. */
+  private fromFailure(name: string, result: { responses: IResponseOp[] }): Current | undefined {
+    const kv = result.responses[0]?.response_range?.kvs[0];
+    return kv ? { election: decode(name, kv), revision: kv.mod_revision } : undefined;
   }
 
   async delete(name: string): Promise<Election | undefined> {
@@ -396,7 +442,7 @@ export class EtcdStore implements ElectionStore {
 
   private async load(): Promise<void> {
     const state = await this.read();
-    for (const election of state.elections) this.keep(election);
+    for (const { election, revision } of state.elections) this.keep(election, revision);
     for (const session of state.sessions) this.sessions.set(session.id, session);
     this.revision = state.revision;
     this.watch();
@@ -405,10 +451,10 @@ export class EtcdStore implements ElectionStore {
   /** Every election and session, read at one revision (the pages add up to one state). */
   private async read(): Promise<{
     revision: bigint;
-    elections: Election[];
+    elections: Current[];
     sessions: EtcdSession[];
   }> {
-    const elections: Election[] = [];
+    const elections: Current[] = [];
     const sessions: EtcdSession[] = [];
     let revision: string | undefined;
     for (const part of ["e/", "s/"] as const) {
@@ -425,8 +471,9 @@ export class EtcdStore implements ElectionStore {
         revision ??= read.header.revision;
         for (const kv of read.kvs) {
           const key = this.keys.parse(kv.key);
-          if (key?.kind === "election") elections.push(decode(key.name, kv));
-          else if (key?.kind === "session") sessions.push(decodeSession(key.id, kv));
+          if (key?.kind === "election") {
+            elections.push({ election: decode(key.name, kv), revision: kv.mod_revision });
+          } else if (key?.kind === "session") sessions.push(decodeSession(key.id, kv));
         }
         const last = read.kvs.at(-1);
         if (!read.more || !last) break;
@@ -481,17 +528,15 @@ export class EtcdStore implements ElectionStore {
       (state) => {
         if (this.closed) return;
         const names = new Set<string>();
-        for (const election of state.elections) {
+        for (const { election, revision } of state.elections) {
           names.add(election.name);
           const before = this.mirror.get(election.name);
-          if (before?.version === election.version) continue;
-          this.keep(election);
-          this.publish(election);
+          this.keep(election, revision);
+          if (before?.version !== election.version) this.publish(election);
         }
         for (const before of [...this.mirror.values()]) {
           if (names.has(before.name)) continue;
-          this.candidates -= headcount(before.state);
-          this.mirror.delete(before.name);
+          this.forget(before);
           this.publish(deletedElection(before));
         }
         const live = new Map(state.sessions.map((session) => [session.id, session]));
@@ -523,7 +568,7 @@ export class EtcdStore implements ElectionStore {
     const key = this.keys.parse(kv.key);
     if (key?.kind === "election") {
       const election = decode(key.name, kv);
-      this.keep(election);
+      this.keep(election, kv.mod_revision);
       this.publish(election);
     } else if (key?.kind === "session") {
       this.sessions.set(key.id, decodeSession(key.id, kv));
@@ -535,8 +580,7 @@ export class EtcdStore implements ElectionStore {
     if (key?.kind === "election") {
       const before = this.mirror.get(key.name);
       if (!before) return;
-      this.candidates -= headcount(before.state);
-      this.mirror.delete(key.name);
+      this.forget(before);
       this.publish(deletedElection(before));
     } else if (key?.kind === "session") {
       this.sessions.delete(key.id);
@@ -549,10 +593,17 @@ export class EtcdStore implements ElectionStore {
   }
 
   /** Puts an election in the mirror, keeping the candidates count. */
-  private keep(election: Election): void {
+  private keep(election: Election, revision: string): void {
     const before = this.mirror.get(election.name);
     this.candidates += headcount(election.state) - (before ? headcount(before.state) : 0);
     this.mirror.set(election);
+    this.revisions.set(election.name, revision);
+  }
+
+  private forget(election: Election): void {
+    this.candidates -= headcount(election.state);
+    this.mirror.delete(election.name);
+    this.revisions.delete(election.name);
   }
 
   private publish(election: Election): void {
@@ -650,12 +701,13 @@ function clientOptions(etcd: EtcdOptions): IOptions {
   };
 }
 
-function compareMod(key: Buffer, kv: IKeyValue | undefined) {
+/** Holds when `key` was last changed at `revision` (0 or undefined: it does not exist). */
+function compareMod(key: Buffer, revision: IKeyValue | string | undefined) {
   return {
     key,
     target: "Mod" as const,
     result: "Equal" as const,
-    mod_revision: kv?.mod_revision ?? 0,
+    mod_revision: (typeof revision === "string" ? revision : revision?.mod_revision) ?? 0,
   };
 }
 

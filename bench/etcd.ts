@@ -1,0 +1,173 @@
+// electd on etcd against etcd itself, side by side on one three-member cluster started
+// here (Debian's etcd-server). Writes: `--clients` concurrent loops of Enter then Withdraw
+// through two electd servers, against the same number of loops writing to etcd directly
+// with one transaction per operation (compare the key's revision, put), the least any
+// client that serialises changes through etcd does. Rounds alternate between the two, and
+// the best round of each is printed with the ratio. Then Watch fan-out: one change to
+// `--watchers` Watch streams, all on one server, then split over two, time from the call to
+// each watcher's message.
+//
+// usage: npm run bench:etcd -- [--clients 64] [--seconds 5] [--rounds 3] [--watchers 1000]
+import { parseArgs } from "node:util";
+import { type Client, createClient } from "@connectrpc/connect";
+import { createGrpcTransport } from "@connectrpc/connect-node";
+import { Etcd3 } from "etcd3";
+import { LeaderElection } from "../gen/atomix/runtime/election/v1/election_pb.js";
+import { startEtcd } from "../test/support/etcd.js";
+import { type ElectdProcess, spawnElectd } from "./support.js";
+
+const { values } = parseArgs({
+  options: {
+    clients: { type: "string", default: "64" },
+    seconds: { type: "string", default: "5" },
+    rounds: { type: "string", default: "3" },
+    watchers: { type: "string", default: "1000" },
+  },
+});
+const clients = Number(values.clients);
+const seconds = Number(values.seconds);
+const rounds = Number(values.rounds);
+const watchers = Number(values.watchers);
+
+type Elections = Client<typeof LeaderElection>;
+
+/** Runs `op(lane, i)` in `clients` loops for `seconds`; operations per second. */
+async function throughput(op: (lane: number, i: number) => Promise<void>): Promise<number> {
+  const end = performance.now() + seconds * 1000;
+  let done = 0;
+  await Promise.all(
+    Array.from({ length: clients }, async (_, lane) => {
+      for (let i = 0; performance.now() < end; i++) {
+        await op(lane, i);
+        done++;
+      }
+    }),
+  );
+  return done / seconds;
+}
+
+function electdWrites(servers: readonly Elections[]) {
+  return async (round: number) => {
+    const name = (lane: number) => `w${round}-${lane}`;
+    await Promise.all(
+      Array.from({ length: clients }, (_, lane) =>
+        (servers[lane % servers.length] as Elections).create({ id: { name: name(lane) } }),
+      ),
+    );
+    return throughput(async (lane, i) => {
+      const client = servers[lane % servers.length] as Elections;
+      const id = { name: name(lane) };
+      if (i % 2 === 0) await client.enter({ id, candidate: "c" });
+      else await client.withdraw({ id, candidate: "c" });
+    });
+  };
+}
+
+function etcdWrites(etcd: Etcd3) {
+  return async (round: number) => {
+    const key = (lane: number) => Buffer.from(`/direct/${round}/${lane}`);
+    const revisions = new Map<number, string>();
+    return throughput(async (lane, i) => {
+      const result = await etcd.kv.txn({
+        compare: [
+          {
+            key: key(lane),
+            target: "Mod",
+            result: "Equal",
+            mod_revision: revisions.get(lane) ?? 0,
+          },
+        ],
+        success: [{ request_put: { key: key(lane), value: Buffer.from(String(i)) } }],
+      });
+      if (!result.succeeded) throw new Error("a lane's key changed under it");
+      revisions.set(lane, result.header.revision);
+    });
+  };
+}
+
+/** One change seen by every watcher: milliseconds from the call to each arrival. */
+async function fanOut(servers: readonly Elections[], name: string): Promise<number[]> {
+  const writer = servers[0] as Elections;
+  await writer.create({ id: { name } });
+  const stop = new AbortController();
+  let changedAt = 0;
+  const arrivals: number[] = [];
+  let ready = 0;
+  let allReady: () => void = () => {};
+  const started = new Promise<void>((resolve) => {
+    allReady = resolve;
+  });
+  const streams = Array.from({ length: watchers }, async (_, i) => {
+    const client = servers[i % servers.length] as Elections;
+    try {
+      for await (const { term } of client.watch({ id: { name } }, { signal: stop.signal })) {
+        if (term?.leader === "") {
+          if (++ready === watchers) allReady();
+        } else {
+          arrivals.push(performance.now() - changedAt);
+          return;
+        }
+      }
+    } catch {
+      // Aborted at the end.
+    }
+  });
+  await started;
+  changedAt = performance.now();
+  await writer.enter({ id: { name }, candidate: "leader" });
+  while (arrivals.length < watchers) await new Promise((resolve) => setTimeout(resolve, 10));
+  stop.abort();
+  await Promise.all(streams);
+  return arrivals.sort((x, y) => x - y);
+}
+
+const quantile = (sorted: readonly number[], q: number) =>
+  sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? 0;
+
+const cluster = await startEtcd();
+const started: ElectdProcess[] = [];
+try {
+  const flags = [
+    ...["--port", "0", "--store", "etcd", "--etcd-endpoints", cluster.endpoints.join(",")],
+    ...["--log-level", "warn", "--max-watches", String(watchers + 10)],
+  ];
+  started.push(...(await Promise.all([spawnElectd(flags), spawnElectd(flags)])));
+  const servers = started.map((s) =>
+    createClient(LeaderElection, createGrpcTransport({ baseUrl: s.url })),
+  );
+  const etcd = new Etcd3({ hosts: [...cluster.endpoints] });
+  const viaElectd = electdWrites(servers);
+  const direct = etcdWrites(etcd);
+  console.log(
+    `writes: ${clients} concurrent clients, ${rounds} rounds of ${seconds} s each, alternating`,
+  );
+  let bestElectd = 0;
+  let bestEtcd = 0;
+  for (let round = 0; round < rounds; round++) {
+    const e = await viaElectd(round);
+    const d = await direct(round);
+    bestElectd = Math.max(bestElectd, e);
+    bestEtcd = Math.max(bestEtcd, d);
+    console.log(
+      `  round ${round + 1}: electd Enter/Withdraw ${e.toFixed(0)} ops/s, etcd txn ${d.toFixed(0)} ops/s`,
+    );
+  }
+  console.log(
+    `best: electd ${bestElectd.toFixed(0)} ops/s, etcd ${bestEtcd.toFixed(0)} ops/s, ratio ${(bestElectd / bestEtcd).toFixed(2)}`,
+  );
+  etcd.close();
+
+  console.log(`watch fan-out: one change to ${watchers} watchers`);
+  for (const [label, using] of [
+    ["one server", servers.slice(0, 1)],
+    ["two servers", servers],
+  ] as const) {
+    const sorted = await fanOut(using, `fan-${label.replace(" ", "-")}`);
+    console.log(
+      `  ${label}: p50 ${quantile(sorted, 0.5).toFixed(1)} ms, p99 ${quantile(sorted, 0.99).toFixed(1)} ms, max ${(sorted.at(-1) ?? 0).toFixed(1)} ms`,
+    );
+  }
+} finally {
+  await Promise.all(started.map((s) => s.stop()));
+  await cluster.stop();
+}
