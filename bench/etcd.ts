@@ -8,13 +8,14 @@
 // each watcher's message.
 //
 // usage: npm run bench:etcd -- [--clients 64] [--seconds 5] [--rounds 3] [--watchers 1000]
+//          [--profile DIR]
 import { parseArgs } from "node:util";
 import { type Client, createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { Etcd3 } from "etcd3";
 import { LeaderElection } from "../gen/atomix/runtime/election/v1/election_pb.js";
 import { startEtcd } from "../test/support/etcd.js";
-import { type ElectdProcess, spawnElectd } from "./support.js";
+import { cpuMs, type ElectdProcess, spawnElectd } from "./support.js";
 
 const { values } = parseArgs({
   options: {
@@ -22,6 +23,8 @@ const { values } = parseArgs({
     seconds: { type: "string", default: "5" },
     rounds: { type: "string", default: "3" },
     watchers: { type: "string", default: "1000" },
+    /** A directory for each electd's CPU profile (node --cpu-prof). */
+    profile: { type: "string" },
   },
 });
 const clients = Number(values.clients);
@@ -131,7 +134,10 @@ try {
     ...["--port", "0", "--store", "etcd", "--etcd-endpoints", cluster.endpoints.join(",")],
     ...["--log-level", "warn", "--max-watches", String(watchers + 10)],
   ];
-  started.push(...(await Promise.all([spawnElectd(flags), spawnElectd(flags)])));
+  const nodeArgs = values.profile ? ["--cpu-prof", `--cpu-prof-dir=${values.profile}`] : [];
+  started.push(
+    ...(await Promise.all([spawnElectd(flags, nodeArgs), spawnElectd(flags, nodeArgs)])),
+  );
   const servers = started.map((s) =>
     createClient(LeaderElection, createGrpcTransport({ baseUrl: s.url })),
   );
@@ -143,14 +149,26 @@ try {
   );
   let bestElectd = 0;
   let bestEtcd = 0;
+  const electdPids = started.map((s) => s.child.pid);
+  /** Ops per second, and CPU ms per op of electd and of etcd during the round. */
+  const measured = async (run: () => Promise<number>) => {
+    const before = [cpuMs(electdPids), cpuMs(cluster.pids())];
+    const rate = await run();
+    const ops = rate * seconds;
+    const electdCpu = (cpuMs(electdPids) - (before[0] as number)) / ops;
+    const etcdCpu = (cpuMs(cluster.pids()) - (before[1] as number)) / ops;
+    return {
+      rate,
+      text: `${rate.toFixed(0)} ops/s (CPU per op: electd ${electdCpu.toFixed(2)} ms, etcd ${etcdCpu.toFixed(2)} ms)`,
+    };
+  };
   for (let round = 0; round < rounds; round++) {
-    const e = await viaElectd(round);
-    const d = await direct(round);
-    bestElectd = Math.max(bestElectd, e);
-    bestEtcd = Math.max(bestEtcd, d);
-    console.log(
-      `  round ${round + 1}: electd Enter/Withdraw ${e.toFixed(0)} ops/s, etcd txn ${d.toFixed(0)} ops/s`,
-    );
+    const e = await measured(() => viaElectd(round));
+    const d = await measured(() => direct(round));
+    bestElectd = Math.max(bestElectd, e.rate);
+    bestEtcd = Math.max(bestEtcd, d.rate);
+    console.log(`  round ${round + 1}: electd Enter/Withdraw ${e.text}`);
+    console.log(`           etcd txn ${d.text}`);
   }
   console.log(
     `best: electd ${bestElectd.toFixed(0)} ops/s, etcd ${bestEtcd.toFixed(0)} ops/s, ratio ${(bestElectd / bestEtcd).toFixed(2)}`,

@@ -58,6 +58,19 @@ export async function spawnElectd(
   };
 }
 
+/** CPU time (user + system) the processes used so far, in milliseconds, from /proc (Linux). */
+export function cpuMs(pids: readonly (number | undefined)[]): number {
+  let ticks = 0;
+  for (const pid of pids) {
+    // Fields after the command name (which may hold spaces): utime and stime are 14 and 15.
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    ticks += Number(fields[11]) + Number(fields[12]);
+  }
+  // USER_HZ is 100 on Linux.
+  return ticks * 10;
+}
+
 /** The process's resident memory, from /proc (Linux). */
 export function rssMiB(pid: number | undefined): number {
   const status = readFileSync(`/proc/${pid}/status`, "utf8");

@@ -36,7 +36,7 @@ describe("store settings", () => {
       () => loadConfig(["--store", "disk"], {}),
       (error) => {
         assert.ok(error instanceof ConfigError);
-        assert.match(error.message, /--store \/ STORE: "disk" is not durable or memory/);
+        assert.match(error.message, /--store \/ STORE: "disk" is not durable, memory or etcd/);
         return true;
       },
     );
@@ -100,5 +100,79 @@ describe("store settings", () => {
     const electd = await startServer();
     const health = (await (await fetch(`${electd.url}/healthz`)).json()) as { store: string };
     assert.equal(health.store, "memory");
+  });
+
+  it("reaches etcd at the local default unless told otherwise, with user and password from the environment only", () => {
+    const config = loadConfig(["--store", "etcd"], {});
+    assert.ok(config !== "help");
+    assert.deepEqual(config.etcd, {
+      endpoints: ["http://127.0.0.1:2379"],
+      prefix: "/electd/",
+      cacert: undefined,
+      cert: undefined,
+      key: undefined,
+      username: undefined,
+      password: undefined,
+      timeoutMs: 5000,
+    });
+    const set = loadConfig(
+      [
+        "--store",
+        "etcd",
+        "--etcd-endpoints",
+        "https://a:2379, https://b:2379",
+        "--etcd-timeout",
+        "2s",
+      ],
+      {
+        ETCD_PREFIX: "/team/",
+        ETCD_CACERT: "ca.pem",
+        ETCD_CERT: "c.pem",
+        ETCD_KEY: "k.pem",
+        ETCD_USERNAME: "electd",
+        ETCD_PASSWORD: "secret",
+      },
+    );
+    assert.ok(set !== "help");
+    assert.deepEqual(set.etcd, {
+      endpoints: ["https://a:2379", "https://b:2379"],
+      prefix: "/team/",
+      cacert: "ca.pem",
+      cert: "c.pem",
+      key: "k.pem",
+      username: "electd",
+      password: "secret",
+      timeoutMs: 2000,
+    });
+  });
+
+  it("refuses etcd settings that cannot work, naming the setting", () => {
+    const refused = (argv: string[], env: NodeJS.ProcessEnv, message: RegExp) =>
+      assert.throws(
+        () => loadConfig(["--store", "etcd", ...argv], env),
+        (error) => {
+          assert.ok(error instanceof ConfigError);
+          assert.match(error.message, message);
+          return true;
+        },
+      );
+    refused(
+      ["--etcd-endpoints", "127.0.0.1:2379"],
+      {},
+      /--etcd-endpoints \/ ETCD_ENDPOINTS: "127.0.0.1:2379" is not a URL/,
+    );
+    refused(["--etcd-endpoints", " , "], {}, /at least one endpoint/);
+    refused(
+      ["--etcd-prefix", "/electd"],
+      {},
+      /--etcd-prefix \/ ETCD_PREFIX: "\/electd" must end with "\/"/,
+    );
+    refused(["--etcd-cert", "c.pem"], {}, /--etcd-cert and --etcd-key/);
+    refused(
+      [],
+      { ETCD_USERNAME: "electd" },
+      /ETCD_USERNAME and ETCD_PASSWORD must be given together/,
+    );
+    refused(["--etcd-timeout", "5"], {}, /--etcd-timeout \/ ETCD_TIMEOUT/);
   });
 });

@@ -5,7 +5,9 @@
 // soon as that hook ends).
 import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { get as httpGet } from "node:http";
+import { get as httpsGet } from "node:https";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -13,6 +15,8 @@ import { join } from "node:path";
 export interface EtcdCluster {
   /** Client URLs of every member, for --etcd-endpoints. */
   readonly endpoints: readonly string[];
+  /** Process ids of the members running now. */
+  pids(): number[];
   /** SIGKILLs member `i`. */
   kill(i: number): Promise<void>;
   /** Starts member `i` again on its data directory and waits until the cluster is healthy. */
@@ -34,22 +38,42 @@ async function freePorts(count: number): Promise<number[]> {
 }
 
 /** Whether a member answers /health with health "true" (it has a leader and quorum). */
-async function healthy(endpoint: string): Promise<boolean> {
-  try {
-    const response = await fetch(`${endpoint}/health`, { signal: AbortSignal.timeout(2000) });
-    const body = (await response.json()) as { health?: string };
-    return body.health === "true";
-  } catch {
-    return false;
-  }
+function healthy(endpoint: string, tls: EtcdOptions["tls"]): Promise<boolean> {
+  return new Promise((resolve) => {
+    const files = tls
+      ? { ca: readFileSync(tls.ca), cert: readFileSync(tls.cert), key: readFileSync(tls.key) }
+      : {};
+    const request = (tls ? httpsGet : httpGet)(
+      `${endpoint}/health`,
+      { ...files, timeout: 2000 },
+      (response) => {
+        let body = "";
+        response.on("data", (chunk: Buffer) => {
+          body += chunk.toString();
+        });
+        response.on("end", () => resolve(/"health":\s*"true"/.test(body)));
+        response.on("error", () => resolve(false));
+      },
+    );
+    request.on("error", () => resolve(false));
+    request.on("timeout", () => request.destroy());
+  });
 }
 
-export async function startEtcd(members = 3): Promise<EtcdCluster> {
+export interface EtcdOptions {
+  readonly members?: number;
+  /** Serve clients over TLS with this certificate, and ask them for one signed by `ca`. */
+  readonly tls?: { readonly cert: string; readonly key: string; readonly ca: string };
+}
+
+export async function startEtcd(options: EtcdOptions = {}): Promise<EtcdCluster> {
+  const { members = 3, tls } = options;
+  const scheme = tls ? "https" : "http";
   // tmpfs when there is one: fsync on a loaded disk slows every test without testing more.
   const base = mkdtempSync(join(process.platform === "linux" ? "/dev/shm" : tmpdir(), "etcd-"));
   const ports = await freePorts(members * 2);
   const names = Array.from({ length: members }, (_, i) => `m${i}`);
-  const client = (i: number) => `http://127.0.0.1:${ports[2 * i]}`;
+  const client = (i: number) => `${scheme}://127.0.0.1:${ports[2 * i]}`;
   const peer = (i: number) => `http://127.0.0.1:${ports[2 * i + 1]}`;
   const initial = names.map((name, i) => `${name}=${peer(i)}`).join(",");
   const children: (ChildProcess | undefined)[] = [];
@@ -65,6 +89,10 @@ export async function startEtcd(members = 3): Promise<EtcdCluster> {
         ...["--initial-cluster", initial, "--initial-cluster-state", state],
         ...["--initial-cluster-token", "electd-test", "--logger", "zap", "--log-level", "error"],
         ...["--heartbeat-interval", "100", "--election-timeout", "1000"],
+        ...(tls
+          ? ["--cert-file", tls.cert, "--key-file", tls.key, "--trusted-ca-file", tls.ca]
+          : []),
+        ...(tls ? ["--client-cert-auth"] : []),
       ],
       { stdio: ["ignore", "ignore", "pipe"] },
     );
@@ -78,7 +106,7 @@ export async function startEtcd(members = 3): Promise<EtcdCluster> {
     const deadline = Date.now() + 60_000;
     for (;;) {
       const live = names.map((_, i) => i).filter((i) => children[i]?.exitCode === null);
-      const answers = await Promise.all(live.map((i) => healthy(client(i))));
+      const answers = await Promise.all(live.map((i) => healthy(client(i), tls)));
       if (answers.length > 0 && answers.every(Boolean)) return;
       if (Date.now() > deadline) {
         throw new Error(`etcd did not become healthy within 60 s:\n${logs.join("\n")}`);
@@ -91,6 +119,7 @@ export async function startEtcd(members = 3): Promise<EtcdCluster> {
   let stopped = false;
   const cluster: EtcdCluster = {
     endpoints: names.map((_, i) => client(i)),
+    pids: () => children.flatMap((c) => (c?.pid && c.exitCode === null ? [c.pid] : [])),
     async kill(i) {
       const child = children[i];
       if (!child || child.exitCode !== null || child.signalCode !== null) return;
