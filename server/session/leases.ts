@@ -86,6 +86,10 @@ export class LeaseSessions implements Sessions {
   async start(): Promise<void> {
     this.unsubscribe = this.store.onSessionGone(({ session, election }) => {
       if (election === undefined) return;
+      // Heard in commit order, so the mirror shows the election as of this deletion: a
+      // binding deleted by the change that withdrew its candidates leaves nothing to do.
+      const owners = this.store.knownElection(election)?.owners;
+      if (!owners || ![...owners.values()].includes(session)) return;
       const cause = this.closing.has(session) ? "session-closed" : "session-expired";
       this.release(session, election, cause).catch(() => {});
     });

@@ -205,6 +205,8 @@ export class EtcdStore implements ElectionStore {
     // First decided on the mirror's copy: one round trip when it is current (the usual
     // case), and the transaction's compare catches it when it is not.
     let read = this.known(name);
+    /** Sessions to read from etcd, not the mirror: a compare on them failed. */
+    const stale = new Set<string>();
     for (let attempt = 0; attempt < MAX_CONFLICTS; attempt++) {
       read ??= await this.fetch(name);
       if (!read) return undefined;
@@ -240,7 +242,9 @@ export class EtcdStore implements ElectionStore {
       }
       for (const session of after) {
         if (before.has(session)) continue;
-        const record = await this.session(session);
+        const record = stale.has(session)
+          ? await this.readSession(session)
+          : await this.session(session);
         if (!record || record.closing) throw sessionGone(session);
         compare.push({
           key: this.keys.session(session),
@@ -279,7 +283,7 @@ export class EtcdStore implements ElectionStore {
       if (result.succeeded) return { ok: true, election: next, changed: true };
       // Lost a race: the election or the session changed. A session that ended meanwhile
       // is found gone on the next attempt.
-      this.sessions.delete(decision.bind?.[1] ?? "");
+      for (const session of after) if (!before.has(session)) stale.add(session);
       read = this.fromFailure(name, result);
       if (!read) return undefined;
     }
@@ -376,11 +380,18 @@ export class EtcdStore implements ElectionStore {
 
   /** A session as etcd has it: from the mirror, or read when this server has not seen it yet. */
   async session(id: string): Promise<EtcdSession | undefined> {
-    const known = this.sessions.get(id);
-    if (known) return known;
+    return this.sessions.get(id) ?? this.readSession(id);
+  }
+
+  private async readSession(id: string): Promise<EtcdSession | undefined> {
     const read = await this.call(() => this.client.kv.range({ key: this.keys.session(id) }));
     const kv = read.kvs[0];
     return kv ? decodeSession(id, kv) : undefined;
+  }
+
+  /** The mirror's copy of an election, without asking etcd. */
+  knownElection(name: string): Election | undefined {
+    return this.mirror.get(name);
   }
 
   /** The mirror's session, without asking etcd. */
