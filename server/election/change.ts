@@ -51,7 +51,17 @@ export type Decision =
       /** Set when the server, not a call, makes this change. */
       readonly cause?: ChangeCause;
     }
-  | { readonly ok: false; readonly limit: "candidates"; readonly max: number };
+  | { readonly ok: false; readonly limit: "candidates"; readonly max: number }
+  | Moved;
+
+/**
+ * The refusal of a conditional call: the election is no longer at the term the caller
+ * expected. Carries what the caller should see instead.
+ */
+export interface Moved {
+  readonly ok: false;
+  readonly moved: { readonly name: string; readonly term: bigint; readonly leader: string };
+}
 
 /** What a deleted election leaves behind, so that its name never reuses a term. */
 export interface Tombstone {
@@ -76,6 +86,25 @@ export function decideCandidate(
     return outcome;
   }
   return { ...outcome, bind: [candidate, session] };
+}
+
+/**
+ * A candidate rpc made on condition that the election is still at `expectedTerm` (when
+ * given): an operator acting on what a screen showed. Refused, changing nothing, when the
+ * election moved on.
+ */
+export function decideConditional(
+  election: Election,
+  kind: CandidateOperation,
+  candidate: string,
+  limits: RuleLimits,
+  expectedTerm: bigint | undefined,
+): Decision {
+  if (expectedTerm !== undefined && election.state.term !== expectedTerm) {
+    const { term, leader } = election.state;
+    return { ok: false, moved: { name: election.name, term, leader } };
+  }
+  return decideCandidate(election, kind, candidate, limits);
 }
 
 /**

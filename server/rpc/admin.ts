@@ -2,20 +2,43 @@
 // shape as the others: validate, call the store, encode.
 import type { ServiceImpl } from "@connectrpc/connect";
 import type { ElectionAdminService } from "../../gen/electd/v1/admin_pb.js";
-import { type InputLimits, text } from "../election/validate.js";
+import { decideConditional } from "../election/change.js";
+import type { CandidateOperation, RuleLimits } from "../election/rules.js";
+import { candidateName, type InputLimits, text } from "../election/validate.js";
 import { electionNotFound } from "../errors.js";
 import type { ElectionStore } from "../store/store.js";
-import { toTerm } from "./election.js";
+import { refused, toTerm } from "./election.js";
 
 export interface AdminServiceOptions {
   readonly store: ElectionStore;
-  readonly limits: InputLimits;
+  readonly limits: InputLimits & RuleLimits;
+}
+
+interface ConditionalRequest {
+  readonly name: string;
+  readonly candidate: string;
+  readonly expectedTerm?: bigint | undefined;
 }
 
 export function adminService(
   options: AdminServiceOptions,
 ): ServiceImpl<typeof ElectionAdminService> {
   const { store, limits } = options;
+
+  /** Anoint, Promote, Demote or Evict, refused when the election left the expected term. */
+  function conditional(kind: CandidateOperation) {
+    return async (req: ConditionalRequest) => {
+      const name = text("name", req.name, limits);
+      const candidate = candidateName(req.candidate, limits);
+      const result = await store.update(name, (election) =>
+        decideConditional(election, kind, candidate, limits, req.expectedTerm),
+      );
+      if (result === undefined) throw electionNotFound(name);
+      if (!result.ok) throw refused(result);
+      return { term: toTerm(result.election.state) };
+    };
+  }
+
   return {
     async deleteElection(req) {
       const name = text("name", req.name, limits);
@@ -23,5 +46,9 @@ export function adminService(
       if (!last) throw electionNotFound(name);
       return { term: toTerm(last.state) };
     },
+    anoint: conditional("anoint"),
+    promote: conditional("promote"),
+    demote: conditional("demote"),
+    evict: conditional("evict"),
   };
 }

@@ -7,10 +7,10 @@ import {
   type Term,
   TermSchema,
 } from "../../gen/atomix/runtime/election/v1/election_pb.js";
-import { type Decision, decideCandidate, decideRelease } from "../election/change.js";
+import { type Decision, decideCandidate, decideRelease, type Moved } from "../election/change.js";
 import type { CandidateOperation, ElectionState, RuleLimits } from "../election/rules.js";
 import { candidateName, electionName, type InputLimits, tagList } from "../election/validate.js";
-import { electionNotFound, limitReached } from "../errors.js";
+import { ElectdError, electionNotFound, limitReached } from "../errors.js";
 import type { Sessions } from "../session/sessions.js";
 import type { ElectionStore } from "../store/store.js";
 import type { WatchHub } from "../watch/hub.js";
@@ -38,8 +38,17 @@ const limitNames = {
   elections: "elections per server (MAX_ELECTIONS)",
 } as const;
 
-/** A store's or the rules' refusal of a limit, as the error the caller gets. */
-export function refused(refusal: { limit: keyof typeof limitNames; max: number }) {
+/** A store's or the rules' refusal, as the error the caller gets. */
+export function refused(
+  refusal: { limit: keyof typeof limitNames; max: number } | Moved,
+): ElectdError {
+  if ("moved" in refusal) {
+    const { name, term, leader } = refusal.moved;
+    return new ElectdError(
+      "precondition",
+      `election ${JSON.stringify(name)} has moved on: it is at term ${term} with leader ${leader === "" ? "none" : JSON.stringify(leader)}`,
+    );
+  }
   return limitReached(`${refusal.max} ${limitNames[refusal.limit]}`);
 }
 

@@ -3,10 +3,12 @@ import type { ConnectRouter } from "@connectrpc/connect";
 import { LeaderElection } from "../../gen/atomix/runtime/election/v1/election_pb.js";
 import { ElectionAdminService } from "../../gen/electd/v1/admin_pb.js";
 import { ElectionDirectoryService } from "../../gen/electd/v1/directory_pb.js";
+import { FencingService } from "../../gen/electd/v1/fencing_pb.js";
 import { SessionService } from "../../gen/electd/v1/session_pb.js";
 import { adminService } from "./admin.js";
 import { type DirectoryServiceOptions, directoryService } from "./directory.js";
 import { type ElectionServiceOptions, electionService } from "./election.js";
+import { fencingService } from "./fencing.js";
 import { guardMalformedRequests } from "./malformed.js";
 import { type SessionServiceOptions, sessionService } from "./session.js";
 
@@ -22,6 +24,7 @@ export function routes(options: RouteOptions) {
     router.service(SessionService, sessionService(options));
     router.service(ElectionDirectoryService, directoryService(options));
     router.service(ElectionAdminService, adminService(options));
+    router.service(FencingService, fencingService(options));
     // Last: it wraps the handlers registered above.
     guardMalformedRequests(router, options.maxRequestBytes);
   };

@@ -1,7 +1,7 @@
 // The store seam: where elections live. Every implementation (memory, the embedded
 // durable store, etcd) serialises the mutations of each election, persists a change
 // before resolving, and publishes each committed state exactly once, in order.
-import { type Decision, type Election, headcount } from "../election/change.js";
+import { type Decision, type Election, headcount, type Moved } from "../election/change.js";
 import type { ElectionState } from "../election/rules.js";
 import type { ElectionView } from "./elections.js";
 
@@ -16,7 +16,8 @@ export type UpdateResult =
       /** Per election (the rules' MAX_CANDIDATES) or on the whole server (the store's). */
       readonly limit: "candidates" | "candidatesTotal";
       readonly max: number;
-    };
+    }
+  | Moved;
 
 export interface ListFilter {
   /** Only names starting with this. */

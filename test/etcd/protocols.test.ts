@@ -13,3 +13,4 @@ useEtcd(cluster.endpoints);
 await import("../rpc/election.test.js");
 await import("../rpc/admin.test.js");
 await import("../rpc/directory.test.js");
+await import("../rpc/fencing.test.js");
