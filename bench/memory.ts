@@ -97,6 +97,8 @@ const enter = (candidate: string, bind?: readonly [string, string]) =>
   rule(() => ({ kind: "enter", candidate }), bind);
 /** Moves the last of the queue one place forward: a new queue order every time. */
 const promoteLast = rule((e) => ({ kind: "promote", candidate: e.state.candidates.at(-1) ?? "" }));
+/** Makes the first of the queue leader: a new term, a change every time. */
+const anointNext = rule((e) => ({ kind: "anoint", candidate: e.state.candidates[0] ?? "" }));
 
 /** The session id as the Enter rpc gets it: a fresh string read from a request header. */
 function fromHeader(id: string): HandlerContext {
@@ -263,6 +265,20 @@ async function measure(kind: string): Promise<Figures> {
   f.version = small - 2 * f.versionSlot;
   f.ownersCopied = (await retained(largest, true)) - large;
 
+  // History records: 20 elections of two candidates changed 500 times each (the memory
+  // store keeps the records in the heap, the durable store on disk).
+  const histories = 20;
+  const changes = 500;
+  for (let i = 0; i < histories; i++) {
+    await store.create(name("h", i), []);
+    for (const c of ["h1", "h2"]) await store.update(name("h", i), enter(name(c, i)));
+  }
+  grown();
+  for (let k = 0; k < changes; k++) {
+    await each(histories, (i) => store.update(name("h", i), anointNext));
+  }
+  f.historyRecord = grown() / (histories * changes);
+
   // A WatchElections reader that stopped reading while elections were created: it asked
   // for more, got the first and stopped; the rest wait for it. Creations rather than
   // changes, so that what the reader keeps is all that differs from the elections above.
@@ -426,6 +442,7 @@ const labels: Record<keyof Figures, string> = {
   versionSlot: "  + per candidate in it",
   ownersCopied: `  + if its ${largest} candidates are session-bound`,
   pendingElection: "unread election of a WatchElections",
+  historyRecord: "history record (in the heap: memory store)",
 };
 out(`${"unit".padEnd(44)}${kinds.map((k) => k.padStart(10)).join("")}   in code`);
 for (const key of Object.keys(labels) as (keyof Figures)[]) {

@@ -28,6 +28,7 @@ export interface Config {
     readonly watchBuffer: number;
     readonly watchElectionsBuffer: number;
     readonly maxPageSize: number;
+    readonly historyPerElection: number;
   };
   readonly sessions: SessionSettings;
   readonly connections: ConnectionSettings;
@@ -228,6 +229,12 @@ export const settings = {
     env: "MAX_PAGE_SIZE",
     fallback: "1000",
     help: "most elections in one ListElections page or WatchElections response",
+  },
+  historyPerElection: {
+    flag: "history-per-election",
+    env: "HISTORY_PER_ELECTION",
+    fallback: "1000",
+    help: "changes kept in each election's history (the oldest go first)",
   },
   headersTimeout: {
     flag: "headers-timeout",
@@ -434,6 +441,7 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Con
       watchBuffer: int("watchBuffer", 1),
       watchElectionsBuffer: int("watchElectionsBuffer", 1),
       maxPageSize: int("maxPageSize", 1),
+      historyPerElection: int("historyPerElection", 1),
     },
     sessions,
     connections,

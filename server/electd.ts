@@ -31,8 +31,8 @@ export interface StartOptions {
 }
 
 export async function start(config: Config, options: StartOptions = {}): Promise<Electd> {
-  const { maxElections, maxCandidatesTotal } = config.limits;
-  const limits = { maxElections, maxCandidatesTotal };
+  const { maxElections, maxCandidatesTotal, historyPerElection } = config.limits;
+  const limits = { maxElections, maxCandidatesTotal, historyPerElection };
   let app: App | undefined;
   const onError = (err: unknown) =>
     app?.fastify.log.error({ err }, "withdrawing a session's candidates failed");
@@ -97,7 +97,11 @@ export async function start(config: Config, options: StartOptions = {}): Promise
   });
   const { fastify, listener } = app;
   const budget = heapBudget(
-    { ...config.limits, maxSessions: config.sessions.maxSessions },
+    {
+      ...config.limits,
+      maxSessions: config.sessions.maxSessions,
+      historyInHeap: config.store === "memory" ? config.limits.historyPerElection : 0,
+    },
     getHeapStatistics().heap_size_limit,
   );
   const fields = { worstCaseBytes: budget.worstCase, heapLimitBytes: budget.heapLimit };

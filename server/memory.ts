@@ -34,6 +34,8 @@ export const heapCosts = {
   versionSlot: 8,
   /** An election with a change a WatchElections client has not read yet. */
   pendingElection: 50,
+  /** One change in an election's history, where the store keeps it in the heap (memory). */
+  historyRecord: 550,
 } as const;
 
 export type HeapCosts = { readonly [K in keyof typeof heapCosts]: number };
@@ -59,6 +61,11 @@ export interface MemoryLimits {
   readonly maxWatches: number;
   readonly watchBuffer: number;
   readonly watchElectionsBuffer: number;
+  /**
+   * History records per election the store keeps in the heap: HISTORY_PER_ELECTION for
+   * the memory store, 0 for the stores that keep history on disk or in etcd.
+   */
+  readonly historyInHeap?: number;
 }
 
 /** One line of the worst case: what `units` of one kind cost together. */
@@ -109,6 +116,12 @@ export function worstCase(limits: MemoryLimits, costs: HeapCosts = heapCosts): W
     part("candidates", ["MAX_CANDIDATES_TOTAL"], limits.maxCandidatesTotal, costs.candidate + name),
     part("sessions", ["MAX_SESSIONS"], limits.maxSessions, costs.session),
     part("watches", watchSettings, limits.maxWatches, costs.watch + Math.max(queued, pending)),
+    part(
+      "history",
+      ["HISTORY_PER_ELECTION", "MAX_ELECTIONS"],
+      limits.maxElections * (limits.historyInHeap ?? 0),
+      costs.historyRecord,
+    ),
   ];
   return { parts, total: parts.reduce((sum, p) => sum + p.bytes, 0) };
 }

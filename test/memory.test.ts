@@ -6,6 +6,7 @@ import { describe, it } from "node:test";
 import { loadConfig } from "../server/config.js";
 import { heapBudget, heapCosts, nameBytes, worstCase } from "../server/memory.js";
 import { type ServerProcess, spawnServer } from "./support/process.js";
+import { tempDir } from "./support/tempdir.js";
 
 const MiB = 2 ** 20;
 
@@ -72,11 +73,18 @@ describe("heap budget", () => {
       candidates: 20 * (c.candidate + name),
       sessions: 3 * c.session,
       watches: 4 * (c.watch + (6 + 1) * (c.version + 5 * c.versionSlot)),
+      history: 0,
     });
+    const inHeap = Object.fromEntries(
+      worstCase({ ...limits, historyInHeap: 8 }).parts.map((p) => [p.what, p.bytes]),
+    );
+    assert.equal(inHeap.history, 10 * 8 * c.historyRecord, "the memory store's history");
   });
 
   it("warns at startup when the limits do not fit the heap, naming the settings, and serves", async () => {
-    const server = await spawnServer(["--max-watches", "100000"], {
+    // The memory store keeps history in the heap: one record per election, so that the
+    // watches are what costs most.
+    const server = await spawnServer(["--max-watches", "100000", "--history-per-election", "1"], {
       NODE_OPTIONS: "--max-old-space-size=256",
     });
     try {
@@ -101,9 +109,11 @@ describe("heap budget", () => {
   });
 
   it("logs the worst case of the defaults as information on a 2 GiB heap", async () => {
-    const server = await spawnServer(["--log-level", "info"], {
-      NODE_OPTIONS: "--max-old-space-size=2048",
-    });
+    // The default store: the memory store also keeps every election's history in the heap.
+    const server = await spawnServer(
+      ["--log-level", "info", "--store", "durable", "--data-dir", tempDir("budget")],
+      { NODE_OPTIONS: "--max-old-space-size=2048" },
+    );
     try {
       const line = await printed(server, /heap at worst/);
       const { level, msg, worstCaseBytes } = JSON.parse(line) as {

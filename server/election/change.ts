@@ -35,6 +35,36 @@ export interface Election {
    * it.
    */
   readonly deleted?: true;
+  /** What the change that made this version was: what the election's history keeps. */
+  readonly change?: Change;
+}
+
+/** What made a change: a call (by its rpc), or the server (a session's end, a deletion). */
+export type Cause = CandidateOperation | "create" | "close" | ChangeCause;
+
+export interface Change {
+  readonly cause: Cause;
+  /** The candidates the change was about: the one named by a call, or those released. */
+  readonly candidates: readonly string[];
+  /** When it was committed: milliseconds since the Unix epoch. */
+  readonly at: number;
+  /** Term and leader before the change. */
+  readonly before: { readonly term: bigint; readonly leader: string };
+}
+
+/** One entry of an election's history (API.md section 7): a committed change. */
+export interface HistoryRecord extends Change {
+  readonly version: number;
+  /** Term and leader after the change. */
+  readonly after: { readonly term: bigint; readonly leader: string };
+}
+
+/** The history record of the change that made `election`, if it carries one. */
+export function historyRecord(election: Election): HistoryRecord | undefined {
+  const { change } = election;
+  if (!change) return undefined;
+  const { term, leader } = election.state;
+  return { ...change, version: election.version, after: { term, leader } };
 }
 
 /** Why the server changed an election, when no client's call for that election did. */
@@ -50,6 +80,8 @@ export type Decision =
       readonly bind?: readonly [candidate: string, session: string];
       /** Set when the server, not a call, makes this change. */
       readonly cause?: ChangeCause;
+      /** What the change is, for its history record. */
+      readonly what?: { readonly cause: Cause; readonly candidates: readonly string[] };
     }
   | { readonly ok: false; readonly limit: "candidates"; readonly max: number }
   | Moved;
@@ -82,10 +114,10 @@ export function decideCandidate(
   session?: string,
 ): Decision {
   const outcome = apply(election.state, { kind, candidate }, limits);
-  if (!outcome.ok || session === undefined || kind !== "enter" || !outcome.changed) {
-    return outcome;
-  }
-  return { ...outcome, bind: [candidate, session] };
+  if (!outcome.ok || !outcome.changed) return outcome;
+  const what = { cause: kind, candidates: [candidate] };
+  if (session === undefined || kind !== "enter") return { ...outcome, what };
+  return { ...outcome, what, bind: [candidate, session] };
 }
 
 /**
@@ -121,7 +153,9 @@ export function decideRelease(
 ): Decision {
   const candidates = session === undefined ? [] : ownedBy(election.owners, session);
   const outcome = apply(election.state, { kind: "release", candidates }, limits);
-  return outcome.ok && cause !== undefined ? { ...outcome, cause } : outcome;
+  if (!outcome.ok || !outcome.changed) return outcome;
+  const what = { cause: cause ?? ("close" as const), candidates };
+  return cause === undefined ? { ...outcome, what } : { ...outcome, what, cause };
 }
 
 /** The candidates `session` entered that are still in the election. */
@@ -149,7 +183,8 @@ export const noOwners: ReadonlyMap<string, string> = new Map();
 export function newElection(
   name: string,
   tags: readonly string[],
-  tombstone?: Tombstone,
+  tombstone: Tombstone | undefined,
+  at: number,
 ): Election {
   const state = tombstone ? { ...emptyElection, term: tombstone.term } : emptyElection;
   return {
@@ -158,31 +193,53 @@ export function newElection(
     state,
     owners: noOwners,
     version: (tombstone?.version ?? 0) + 1,
+    change: { cause: "create", candidates: [], at, before: { term: state.term, leader: "" } },
   };
 }
 
 /** The last state of a deleted election, as its watchers are told. */
-export function deletedElection(election: Election): Election {
+export function deletedElection(election: Election, at: number): Election {
   const { cause: _previous, ...rest } = election;
+  const { term, leader, candidates } = election.state;
   return {
     ...rest,
     owners: noOwners,
     version: election.version + 1,
     cause: "election-deleted",
     deleted: true,
+    change: {
+      cause: "election-deleted",
+      candidates: leader === "" ? [...candidates] : [leader, ...candidates],
+      at,
+      before: { term, leader },
+    },
   };
 }
 
-/** Applies a committed decision to an election: the one place owners are kept consistent. */
-export function commit(election: Election, decision: Decision & { ok: true }): Election {
+/**
+ * Applies a committed decision to an election, at time `at`: the one place owners are kept
+ * consistent and a change is described for history.
+ */
+export function commit(
+  election: Election,
+  decision: Decision & { ok: true },
+  at: number,
+): Election {
   // The cause belongs to this change only: the previous one's is dropped.
   const { cause: _previous, ...rest } = election;
+  const { term, leader } = election.state;
   return {
     ...rest,
     state: decision.state,
     owners: ownersAfter(election.owners, decision.state, decision.bind),
     version: election.version + 1,
     ...(decision.cause === undefined ? {} : { cause: decision.cause }),
+    change: {
+      cause: decision.what?.cause ?? decision.cause ?? "close",
+      candidates: decision.what?.candidates ?? [],
+      at,
+      before: { term, leader },
+    },
   };
 }
 

@@ -31,6 +31,7 @@ import {
   deletedElection,
   type Election,
   headcount,
+  historyRecord,
   newElection,
   noOwners,
   type Tombstone,
@@ -40,6 +41,10 @@ import { ElectionIndex } from "./elections.js";
 import {
   type ChangeListener,
   type CreateResult,
+  DEFAULT_HISTORY_PER_ELECTION,
+  decodeHistory,
+  encodeHistory,
+  type HistoryQuery,
   type ListFilter,
   type ListQuery,
   type LocalStore,
@@ -110,6 +115,19 @@ const TOMBSTONES = `
     term TEXT NOT NULL,
     version INTEGER NOT NULL
   ) STRICT;
+`;
+
+/**
+ * Each election's last HISTORY_PER_ELECTION changes (API.md section 7), written in the
+ * transaction of the change itself. Added like the tombstones: created where missing.
+ */
+const HISTORY = `
+  CREATE TABLE IF NOT EXISTS history (
+    name TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    record TEXT NOT NULL,      -- JSON: cause, candidates, at, term and leader before and after
+    PRIMARY KEY (name, version)
+  ) STRICT, WITHOUT ROWID;
 `;
 
 /** Changes made in one event-loop turn, written in one transaction. */
@@ -209,6 +227,17 @@ export function openDurableStore(options: DurableStoreOptions): LocalStore {
     ON CONFLICT (name) DO UPDATE SET term = excluded.term, version = excluded.version`);
   const deleteTombstone = db.prepare("DELETE FROM tombstones WHERE name = ?");
   const readTombstone = db.prepare("SELECT term, version FROM tombstones WHERE name = ?");
+  const kept = options.historyPerElection ?? DEFAULT_HISTORY_PER_ELECTION;
+  const insertHistory = db.prepare(
+    "INSERT OR REPLACE INTO history (name, version, record) VALUES (?, ?, ?)",
+  );
+  const pruneHistory = db.prepare("DELETE FROM history WHERE name = ? AND version <= ?");
+  const oldestFirst = db.prepare(
+    "SELECT version, record FROM history WHERE name = ? AND version > ? ORDER BY version ASC LIMIT ?",
+  );
+  const newestFirst = db.prepare(
+    "SELECT version, record FROM history WHERE name = ? AND version < ? ORDER BY version DESC LIMIT ?",
+  );
   const write = db.transaction((batch: Batch) => {
     for (const [name, tombstone] of batch.deleted) {
       deleteElectionRow.run(name);
@@ -219,6 +248,16 @@ export function openDurableStore(options: DurableStoreOptions): LocalStore {
     for (const [id, session] of batch.sessions) {
       if (session === null) deleteSessionRow.run(id);
       else upsertSession.run(id, session.ttlMs);
+    }
+    // Every change of the batch, in order; a deletion keeps only its own record.
+    for (const election of batch.events) {
+      const record = historyRecord(election);
+      if (!record) continue;
+      pruneHistory.run(
+        election.name,
+        election.deleted ? record.version - 1 : record.version - kept,
+      );
+      insertHistory.run(election.name, record.version, encodeHistory(record));
     }
   });
 
@@ -342,7 +381,7 @@ export function openDurableStore(options: DurableStoreOptions): LocalStore {
         return { ok: false, limit: "elections", max: options.maxElections };
       }
       const tombstone = tombstoneOf(name);
-      const election = newElection(name, tags, tombstone);
+      const election = newElection(name, tags, tombstone, Date.now());
       await stageElection(election, tombstone !== undefined);
       return { ok: true, election, created: true };
     },
@@ -367,16 +406,25 @@ export function openDurableStore(options: DurableStoreOptions): LocalStore {
       }
       const refusal = overTotal(options, stagedCandidates, before.state, decision.state);
       if (refusal) return refusal;
-      const next = commit(before, decision);
+      const next = commit(before, decision, Date.now());
       await stageElection(next);
       return { ok: true, election: next, changed: true };
     },
     async delete(name: string) {
       const before = current(name);
       if (!before) return undefined;
-      const last = deletedElection(before);
+      const last = deletedElection(before, Date.now());
       await stageDeletion(last);
       return last;
+    },
+    // Committed rows only: the open batch's are not on disk yet.
+    async history(name: string, query: HistoryQuery) {
+      const rows = (
+        query.order === "oldest"
+          ? oldestFirst.all(name, query.from ?? 0, query.limit)
+          : newestFirst.all(name, query.from ?? Number.MAX_SAFE_INTEGER, query.limit)
+      ) as { version: number; record: string }[];
+      return rows.map((row) => decodeHistory(row.version, row.record));
     },
     async list(query: ListQuery) {
       return committed.list(query);
@@ -601,6 +649,7 @@ function openDataFile(file: string, timeout: number): Database.Database {
     // for example while a long backup kept the checkpoint from finishing.
     db.pragma("journal_size_limit = 67108864");
     db.exec(TOMBSTONES);
+    db.exec(HISTORY);
     return db;
   } catch (error) {
     db.close();

@@ -3,6 +3,7 @@
 //
 //   e/<name>          an election (JSON: tags, term, leader, queue, owners, version, cause)
 //   t/<name>          what a deleted election leaves behind (term, version)
+//   h/<name>\0<version> one change of the election's history, written with the change
 //   s/<session>       a session, attached to its etcd lease (JSON: ttlMs, closing)
 //   b/<session>/<name> "this session owns candidates in this election", on the same lease,
 //                     so when the lease expires etcd deletes it and every server's watch
@@ -21,11 +22,14 @@
 import { readFileSync } from "node:fs";
 import { Etcd3, type IKeyValue, type IOptions, type IResponseOp, type Watcher } from "etcd3";
 import {
+  type Change,
   commit,
   type Decision,
   deletedElection,
   type Election,
+  type HistoryRecord,
   headcount,
+  historyRecord,
   newElection,
   noOwners,
   type Tombstone,
@@ -35,7 +39,11 @@ import { ElectionIndex } from "./elections.js";
 import {
   type ChangeListener,
   type CreateResult,
+  DEFAULT_HISTORY_PER_ELECTION,
+  decodeHistory,
   type ElectionStore,
+  encodeHistory,
+  type HistoryQuery,
   type ListFilter,
   type ListQuery,
   overTotal,
@@ -104,6 +112,8 @@ interface Stored {
   owners: [string, string][];
   version: number;
   cause?: Election["cause"];
+  /** The change that made this version, as its history record has it (encodeHistory). */
+  change?: string;
 }
 
 export class EtcdStore implements ElectionStore {
@@ -116,6 +126,10 @@ export class EtcdStore implements ElectionStore {
   private readonly sessions = new Map<string, EtcdSession>();
   private readonly listeners = new Set<ChangeListener>();
   private readonly goneListeners = new Set<SessionGoneListener>();
+  /** Most history records kept per election. */
+  private readonly kept: number;
+  /** The last history record heard for each name in the current watch response. */
+  private readonly heard = new Map<string, HistoryRecord>();
   /**
    * Candidates in the mirror's elections, plus those this server is adding right now:
    * what MAX_CANDIDATES_TOTAL bounds, since every server holds the whole mirror.
@@ -130,6 +144,7 @@ export class EtcdStore implements ElectionStore {
 
   private constructor(private readonly options: EtcdStoreOptions) {
     this.keys = new Keys(options.etcd.prefix);
+    this.kept = options.historyPerElection ?? DEFAULT_HISTORY_PER_ELECTION;
     this.client = new Etcd3(clientOptions(options.etcd));
   }
 
@@ -169,7 +184,12 @@ export class EtcdStore implements ElectionStore {
         return { ok: false, limit: "elections", max: this.options.maxElections };
       }
       const stone = tombstone?.kvs[0];
-      const election = newElection(name, tags, stone ? decodeTombstone(stone) : undefined);
+      const election = newElection(
+        name,
+        tags,
+        stone ? decodeTombstone(stone) : undefined,
+        Date.now(),
+      );
       const result = await this.call(() =>
         this.client.kv.txn({
           compare: [
@@ -178,6 +198,7 @@ export class EtcdStore implements ElectionStore {
           ],
           success: [
             { request_put: { key, value: encode(election) } },
+            this.putHistory(election),
             { request_delete_range: { key: this.keys.tombstone(name) } },
             { request_put: { key: this.keys.meta("elections"), value: Buffer.alloc(0) } },
           ],
@@ -227,10 +248,18 @@ export class EtcdStore implements ElectionStore {
         if (!read) return undefined;
         continue;
       }
-      const next = commit(current, decision);
+      const next = commit(current, decision, Date.now());
       const compare = [compareMod(key, read.revision)];
       const success: Parameters<Etcd3["kv"]["txn"]>[0]["success"] = [
         { request_put: { key, value: encode(next) } },
+        this.putHistory(next),
+        // The oldest records beyond the kept number go in the same transaction.
+        {
+          request_delete_range: {
+            key: this.keys.historyRange(name).key,
+            range_end: this.keys.history(name, Math.max(1, next.version - this.kept + 1)),
+          },
+        },
       ];
       // The bindings follow the owners: one key per (session, election) on its lease.
       const before = new Set(current.owners.values());
@@ -315,9 +344,18 @@ export class EtcdStore implements ElectionStore {
       const read = await this.call(() => this.client.kv.range({ key }));
       const kv = read.kvs[0];
       if (!kv) return undefined;
-      const last = deletedElection(decode(name, kv));
+      const last = deletedElection(decode(name, kv), Date.now());
       const stone: Tombstone = { term: last.state.term, version: last.version };
+      // A deletion keeps only its own record: what was deleted stays visible, bounded.
       const success: Parameters<Etcd3["kv"]["txn"]>[0]["success"] = [
+        // etcd refuses a put inside a range the same transaction deletes: up to it.
+        {
+          request_delete_range: {
+            key: this.keys.historyRange(name).key,
+            range_end: this.keys.history(name, last.version),
+          },
+        },
+        this.putHistory(last),
         { request_delete_range: { key } },
         { request_put: { key: this.keys.tombstone(name), value: encodeTombstone(stone) } },
       ];
@@ -333,6 +371,44 @@ export class EtcdStore implements ElectionStore {
       }
     }
     throw conflicted();
+  }
+
+  async history(name: string, query: HistoryQuery) {
+    const range = this.keys.historyRange(name);
+    const read = await this.call(() =>
+      this.client.kv.range(
+        query.order === "oldest"
+          ? {
+              key: this.keys.history(name, (query.from ?? 0) + 1),
+              range_end: range.range_end,
+              limit: query.limit,
+            }
+          : {
+              key: range.key,
+              range_end:
+                query.from === undefined ? range.range_end : this.keys.history(name, query.from),
+              limit: query.limit,
+              sort_order: "Descend",
+              sort_target: "Key",
+            },
+      ),
+    );
+    return read.kvs.flatMap((kv) => {
+      const key = this.keys.parse(kv.key);
+      return key?.kind === "history" ? [decodeHistory(key.version, kv.value.toString())] : [];
+    });
+  }
+
+  /** The put of an election's history record, for the transaction of its change. */
+  private putHistory(election: Election) {
+    const record = historyRecord(election);
+    if (!record) throw new Error("a committed change without its history record");
+    return {
+      request_put: {
+        key: this.keys.history(election.name, record.version),
+        value: Buffer.from(encodeHistory(record)),
+      },
+    };
   }
 
   async list(query: ListQuery): Promise<Election[]> {
@@ -511,6 +587,7 @@ export class EtcdStore implements ElectionStore {
             if (event.type === "Put") this.put(event.kv);
             else this.remove(event.kv);
           }
+          this.heard.clear();
           this.advance(BigInt(response.header.revision));
         });
         // etcd3 resumes a watch from its last revision after a disconnection by itself;
@@ -548,7 +625,7 @@ export class EtcdStore implements ElectionStore {
         for (const before of [...this.mirror.values()]) {
           if (names.has(before.name)) continue;
           this.forget(before);
-          this.publish(deletedElection(before));
+          this.publish(deletedElection(before, Date.now()));
         }
         const live = new Map(state.sessions.map((session) => [session.id, session]));
         for (const id of [...this.sessions.keys()]) {
@@ -583,6 +660,8 @@ export class EtcdStore implements ElectionStore {
       this.publish(election);
     } else if (key?.kind === "session") {
       this.sessions.set(key.id, decodeSession(key.id, kv));
+    } else if (key?.kind === "history") {
+      this.heard.set(key.name, decodeHistory(key.version, kv.value.toString()));
     }
   }
 
@@ -592,7 +671,9 @@ export class EtcdStore implements ElectionStore {
       const before = this.mirror.get(key.name);
       if (!before) return;
       this.forget(before);
-      this.publish(deletedElection(before));
+      // The deleting transaction wrote the deletion's record just before: its time.
+      const at = this.heard.get(key.name)?.at ?? Date.now();
+      this.publish(deletedElection(before, at));
     } else if (key?.kind === "session") {
       this.sessions.delete(key.id);
       for (const listener of this.goneListeners) listener({ session: key.id });
@@ -649,6 +730,17 @@ export class Keys {
   binding(session: string, name: string): Buffer {
     return Buffer.from(`${this.prefix}b/${session}/${name}`);
   }
+  /** One history record; versions zero-padded so that key order is version order. */
+  history(name: string, version: number): Buffer {
+    return Buffer.from(`${this.prefix}h/${name}\u0000${String(version).padStart(16, "0")}`);
+  }
+  /** Every history record of `name` (names hold no NUL, so no other name's fall inside). */
+  historyRange(name: string): { key: Buffer; range_end: Buffer } {
+    return {
+      key: Buffer.from(`${this.prefix}h/${name}\u0000`),
+      range_end: Buffer.from(`${this.prefix}h/${name}\u0001`),
+    };
+  }
   meta(what: "elections" | "sessions"): Buffer {
     return Buffer.from(`${this.prefix}m/${what}`);
   }
@@ -667,6 +759,7 @@ export class Keys {
     | { kind: "election"; name: string }
     | { kind: "session"; id: string }
     | { kind: "binding"; session: string; name: string }
+    | { kind: "history"; name: string; version: number }
     | undefined {
     const key = raw.toString();
     if (!key.startsWith(this.prefix)) return undefined;
@@ -677,6 +770,11 @@ export class Keys {
         return { kind: "election", name: body };
       case "s/":
         return { kind: "session", id: body };
+      case "h/": {
+        const nul = body.lastIndexOf("\u0000");
+        if (nul < 0) return undefined;
+        return { kind: "history", name: body.slice(0, nul), version: Number(body.slice(nul + 1)) };
+      }
       case "b/": {
         // Session ids are base64url: the first "/" ends the id, the rest is the name.
         const slash = body.indexOf("/");
@@ -723,6 +821,7 @@ function compareMod(key: Buffer, revision: IKeyValue | string | undefined) {
 }
 
 function encode(election: Election): Buffer {
+  const record = historyRecord(election);
   const stored: Stored = {
     tags: [...election.tags],
     term: election.state.term.toString(),
@@ -731,6 +830,7 @@ function encode(election: Election): Buffer {
     owners: [...election.owners],
     version: election.version,
     ...(election.cause === undefined ? {} : { cause: election.cause }),
+    ...(record === undefined ? {} : { change: encodeHistory(record) }),
   };
   return Buffer.from(JSON.stringify(stored));
 }
@@ -744,7 +844,16 @@ function decode(name: string, kv: IKeyValue): Election {
     owners: stored.owners.length === 0 ? noOwners : new Map(stored.owners),
     version: stored.version,
     ...(stored.cause === undefined ? {} : { cause: stored.cause }),
+    ...(stored.change === undefined
+      ? {}
+      : { change: changeOf(decodeHistory(stored.version, stored.change)) }),
   };
+}
+
+/** The change part of a history record. */
+function changeOf(record: HistoryRecord): Change {
+  const { cause, candidates, at, before } = record;
+  return { cause, candidates, at, before };
 }
 
 function encodeTombstone(stone: Tombstone): Buffer {

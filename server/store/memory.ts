@@ -6,7 +6,9 @@ import {
   type Decision,
   deletedElection,
   type Election,
+  type HistoryRecord,
   headcount,
+  historyRecord,
   newElection,
   type Tombstone,
 } from "../election/change.js";
@@ -14,6 +16,9 @@ import { ElectionIndex } from "./elections.js";
 import {
   type ChangeListener,
   type CreateResult,
+  DEFAULT_HISTORY_PER_ELECTION,
+  type HistoryQuery,
+  historyPage,
   type ListFilter,
   type ListQuery,
   type LocalStore,
@@ -28,11 +33,21 @@ export type MemoryStoreOptions = StoreLimits;
 export function createMemoryStore(options: MemoryStoreOptions): LocalStore {
   const elections = new ElectionIndex();
   const tombstones = new Map<string, Tombstone>();
+  const histories = new Map<string, HistoryRecord[]>();
+  const kept = options.historyPerElection ?? DEFAULT_HISTORY_PER_ELECTION;
   const listeners = new Set<ChangeListener>();
   const sessions = new Map<string, SessionRecord>();
   /** Candidates in all elections together. */
   let candidates = 0;
   const publish = (election: Election) => {
+    const record = historyRecord(election);
+    if (record) {
+      // A deletion keeps only its own record: what was deleted stays visible, bounded.
+      const records = election.deleted ? [] : (histories.get(election.name) ?? []);
+      records.push(record);
+      if (records.length > kept) records.splice(0, records.length - kept);
+      histories.set(election.name, records);
+    }
     for (const listener of listeners) listener(election);
   };
 
@@ -44,7 +59,7 @@ export function createMemoryStore(options: MemoryStoreOptions): LocalStore {
       if (elections.size >= options.maxElections) {
         return { ok: false, limit: "elections", max: options.maxElections };
       }
-      const election = newElection(name, tags, tombstones.get(name));
+      const election = newElection(name, tags, tombstones.get(name), Date.now());
       tombstones.delete(name);
       elections.set(election);
       publish(election);
@@ -64,7 +79,7 @@ export function createMemoryStore(options: MemoryStoreOptions): LocalStore {
       if (!decision.changed) return { ok: true, election: current, changed: false };
       const refusal = overTotal(options, candidates, current.state, decision.state);
       if (refusal) return refusal;
-      const next = commit(current, decision);
+      const next = commit(current, decision, Date.now());
       candidates += headcount(next.state) - headcount(current.state);
       elections.set(next);
       publish(next);
@@ -73,12 +88,15 @@ export function createMemoryStore(options: MemoryStoreOptions): LocalStore {
     async delete(name: string) {
       const current = elections.get(name);
       if (!current) return undefined;
-      const last = deletedElection(current);
+      const last = deletedElection(current, Date.now());
       candidates -= headcount(current.state);
       elections.delete(name);
       tombstones.set(name, { term: last.state.term, version: last.version });
       publish(last);
       return last;
+    },
+    async history(name: string, query: HistoryQuery) {
+      return historyPage(histories.get(name) ?? [], query);
     },
     async list(query: ListQuery) {
       return elections.list(query);

@@ -1,7 +1,13 @@
 // The store seam: where elections live. Every implementation (memory, the embedded
 // durable store, etcd) serialises the mutations of each election, persists a change
 // before resolving, and publishes each committed state exactly once, in order.
-import { type Decision, type Election, headcount, type Moved } from "../election/change.js";
+import {
+  type Decision,
+  type Election,
+  type HistoryRecord,
+  headcount,
+  type Moved,
+} from "../election/change.js";
 import type { ElectionState } from "../election/rules.js";
 import type { ElectionView } from "./elections.js";
 
@@ -18,6 +24,14 @@ export type UpdateResult =
       readonly max: number;
     }
   | Moved;
+
+/** A page of an election's history (API.md section 7). */
+export interface HistoryQuery {
+  /** Only changes with a version above this (oldest first) or below it (newest first). */
+  readonly from?: number;
+  readonly limit: number;
+  readonly order: "oldest" | "newest";
+}
 
 export interface ListFilter {
   /** Only names starting with this. */
@@ -61,6 +75,11 @@ export interface ElectionStore {
    * them. Resolves with that last state, or `undefined` when there is no such election.
    */
   delete(name: string): Promise<Election | undefined>;
+  /**
+   * The kept changes of an election (the last `historyPerElection` of them, committed
+   * with the change itself), a page at a time; empty for a name never created.
+   */
+  history(name: string, query: HistoryQuery): Promise<HistoryRecord[]>;
   /** Elections in name order; costs the page, not the directory. */
   list(query: ListQuery): Promise<Election[]>;
   /**
@@ -100,6 +119,48 @@ export interface StoreLimits {
    * the elections take (server/memory.ts). Unlimited when left out.
    */
   readonly maxCandidatesTotal?: number;
+  /** Most changes kept per election in its history; the oldest go first. */
+  readonly historyPerElection?: number;
+}
+
+/** HISTORY_PER_ELECTION's default. */
+export const DEFAULT_HISTORY_PER_ELECTION = 1000;
+
+/** A history record as stores keep it: JSON, terms in decimal, the version kept apart. */
+export function encodeHistory(record: HistoryRecord): string {
+  const { version: _kept, before, after, ...rest } = record;
+  return JSON.stringify({
+    ...rest,
+    before: { term: before.term.toString(), leader: before.leader },
+    after: { term: after.term.toString(), leader: after.leader },
+  });
+}
+
+export function decodeHistory(version: number, text: string): HistoryRecord {
+  const stored = JSON.parse(text) as Omit<HistoryRecord, "version" | "before" | "after"> & {
+    before: { term: string; leader: string };
+    after: { term: string; leader: string };
+  };
+  return {
+    ...stored,
+    version,
+    before: { term: BigInt(stored.before.term), leader: stored.before.leader },
+    after: { term: BigInt(stored.after.term), leader: stored.after.leader },
+  };
+}
+
+/** A page of `records` (in version order) as `query` asks for it. */
+export function historyPage(
+  records: readonly HistoryRecord[],
+  query: HistoryQuery,
+): HistoryRecord[] {
+  const { from, limit, order } = query;
+  if (order === "oldest") {
+    const start = from === undefined ? 0 : records.findIndex((r) => r.version > from);
+    return start < 0 ? [] : records.slice(start, start + limit);
+  }
+  const below = from === undefined ? records : records.filter((r) => r.version < from);
+  return below.slice(-limit).reverse();
 }
 
 /**

@@ -42,12 +42,21 @@ describe("durable store", () => {
     await first.putSession({ id: "s1", ttlMs: 10_000 });
     await first.putSession({ id: "s2", ttlMs: 3_000 });
     await first.deleteSession("s2");
-    const before = [await first.get("e"), await first.get("f")];
+    // The last change's description is history's, not the election's: read back from there.
+    const stateOf = (e: Election | undefined) => {
+      if (!e) return e;
+      const { change: _change, ...rest } = e;
+      return rest;
+    };
+    const before = [stateOf(await first.get("e")), stateOf(await first.get("f"))];
+    const history = await first.history("e", { limit: 10, order: "oldest" });
+    assert.equal(history.length, 5);
     await first.close();
 
     const second = open(dataDir);
     after(() => second.close());
     assert.deepEqual([await second.get("e"), await second.get("f")], before);
+    assert.deepEqual(await second.history("e", { limit: 10, order: "oldest" }), history);
     assert.deepEqual((await second.get("e"))?.state, {
       term: 2n,
       leader: "b",

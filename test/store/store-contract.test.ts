@@ -70,9 +70,20 @@ const implementations: Implementation[] = [
 function rule(op: Operation, bind?: readonly [string, string]) {
   return (e: Election): Decision => {
     const outcome = apply(e.state, op, limits);
-    if (!outcome.ok || !outcome.changed || bind === undefined) return outcome;
-    return { ...outcome, bind };
+    if (!outcome.ok || !outcome.changed) return outcome;
+    const what =
+      op.kind === "release"
+        ? { cause: "close" as const, candidates: op.candidates }
+        : { cause: op.kind, candidates: [op.candidate] };
+    return bind === undefined ? { ...outcome, what } : { ...outcome, what, bind };
   };
+}
+
+/** An election without its last change's description, to compare states. */
+function state(election: Election | undefined) {
+  if (!election) return election;
+  const { change: _change, ...rest } = election;
+  return rest;
 }
 
 const enter = (candidate: string, bind?: readonly [string, string]) =>
@@ -100,14 +111,15 @@ for (const impl of implementations) {
       const result = await store.create("e", ["a", "b"]);
       assert.ok(result.ok);
       assert.equal(result.created, true);
-      assert.deepEqual(result.election, {
+      assert.deepEqual(state(result.election), {
         name: "e",
         tags: ["a", "b"],
         state: { term: 0n, leader: "", candidates: [] },
         owners: new Map(),
         version: 1,
       });
-      assert.deepEqual(await store.get("e"), result.election);
+      assert.equal(result.election.change?.cause, "create");
+      assert.deepEqual(state(await store.get("e")), state(result.election));
       assert.equal(store.size(), 1);
     });
 
@@ -174,7 +186,7 @@ for (const impl of implementations) {
       const refusal = { ok: false, limit: "candidatesTotal", max: 3 };
       assert.deepEqual(await store.update("y", enter("d", ["d", "s1"])), refusal);
       assert.deepEqual(await store.update("x", enter("d")), refusal);
-      assert.deepEqual(await store.get("x"), {
+      assert.deepEqual(state(await store.get("x")), {
         name: "x",
         tags: [],
         state: { term: 1n, leader: "a", candidates: ["b"] },
@@ -428,6 +440,56 @@ for (const impl of implementations) {
         [...tagged.scan({})].map((e) => e.name),
         ["s/b"],
       );
+    });
+
+    it("keeps every change in the election's history, a page at a time, oldest or newest first", async () => {
+      const store = await use();
+      const before = Date.now();
+      await store.create("h", []);
+      await store.update("h", enter("a"));
+      await store.update("h", enter("b"));
+      await store.update("h", enter("b")); // no change: no record
+      await store.update("h", withdraw("a"));
+      const all = await store.history("h", { limit: 10, order: "oldest" });
+      assert.deepEqual(
+        all.map((r) => [r.version, r.cause, r.candidates, r.before, r.after]),
+        [
+          [1, "create", [], { term: 0n, leader: "" }, { term: 0n, leader: "" }],
+          [2, "enter", ["a"], { term: 0n, leader: "" }, { term: 1n, leader: "a" }],
+          [3, "enter", ["b"], { term: 1n, leader: "a" }, { term: 1n, leader: "a" }],
+          [4, "withdraw", ["a"], { term: 1n, leader: "a" }, { term: 2n, leader: "b" }],
+        ],
+      );
+      assert.ok(all.every((r) => r.at >= before && r.at <= Date.now()));
+      const page = (from: number | undefined, order: "oldest" | "newest") =>
+        store
+          .history("h", { ...(from === undefined ? {} : { from }), limit: 2, order })
+          .then((records) => records.map((r) => r.version));
+      assert.deepEqual(await page(undefined, "oldest"), [1, 2]);
+      assert.deepEqual(await page(2, "oldest"), [3, 4]);
+      assert.deepEqual(await page(4, "oldest"), []);
+      assert.deepEqual(await page(undefined, "newest"), [4, 3]);
+      assert.deepEqual(await page(3, "newest"), [2, 1]);
+      assert.deepEqual(await page(1, "newest"), []);
+      assert.deepEqual(await store.history("never", { limit: 10, order: "oldest" }), []);
+    });
+
+    it("keeps the last changes up to its limit, and only the deletion of a deleted election", async () => {
+      const store = await impl.open({ maxElections: 10, historyPerElection: 3 });
+      after(() => store.close());
+      await store.create("h", []);
+      for (const name of ["a", "b", "c", "d"]) await store.update("h", enter(name));
+      const versions = async () =>
+        (await store.history("h", { limit: 10, order: "oldest" })).map((r) => r.version);
+      assert.deepEqual(await versions(), [3, 4, 5]);
+      await store.delete("h");
+      const deleted = await store.history("h", { limit: 10, order: "oldest" });
+      assert.deepEqual(
+        deleted.map((r) => [r.version, r.cause, r.candidates, r.before]),
+        [[6, "election-deleted", ["a", "b", "c", "d"], { term: 1n, leader: "a" }]],
+      );
+      await store.create("h", []);
+      assert.deepEqual(await versions(), [6, 7]);
     });
 
     const { records } = impl;
