@@ -21,7 +21,10 @@ export interface Electd {
   readonly store: ElectionStore;
   readonly hub: WatchHub;
   readonly sessions: Sessions;
-  /** Graceful stop: resolves when everything is closed (connections forced after `graceMs`). */
+  /**
+   * Graceful stop: resolves when everything is closed (connections forced after `graceMs`,
+   * by default --shutdown-grace).
+   */
   stop(graceMs?: number): Promise<void>;
 }
 
@@ -113,7 +116,7 @@ export async function start(config: Config, options: StartOptions = {}): Promise
     store,
     hub,
     sessions,
-    stop(graceMs = 3000) {
+    stop(graceMs = config.shutdownGraceMs) {
       stopping ??= (async () => {
         const force = setTimeout(() => listener.destroy(), graceMs);
         try {
