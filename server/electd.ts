@@ -6,6 +6,9 @@ import { type Clock, systemClock } from "./clock.js";
 import type { Config } from "./config.js";
 import { type App, build } from "./http/app.js";
 import { heapBudget } from "./memory.js";
+import { Metrics } from "./metrics/metrics.js";
+import { runningRpc } from "./metrics/requests.js";
+import { type MeasuredStoreOptions, measuredStore } from "./metrics/store.js";
 import { LeaseSessions } from "./session/leases.js";
 import { SessionRegistry } from "./session/registry.js";
 import type { Sessions } from "./session/sessions.js";
@@ -40,16 +43,26 @@ export async function start(config: Config, options: StartOptions = {}): Promise
   const onError = (err: unknown) =>
     app?.fastify.log.error({ err }, "withdrawing a session's candidates failed");
   const clock = options.clock ?? systemClock;
+  const metrics = new Metrics();
   let store: ElectionStore;
-  let sessions: Sessions;
+  let sessions: Sessions | undefined;
+  // Every part uses the store through this: it times commits and counts what they change.
+  const measured: MeasuredStoreOptions = {
+    metrics,
+    rpc: runningRpc,
+    sessionState: (id) => sessions?.peek(id)?.state,
+  };
   if (config.store === "etcd") {
-    const etcd = await EtcdStore.open({
-      etcd: config.etcd,
-      ...limits,
-      maxSessions: config.sessions.maxSessions,
-      onWatchError: (err) =>
-        app?.fastify.log.warn({ err }, "etcd cancelled the watch: reading every election again"),
-    });
+    const etcd = measuredStore(
+      await EtcdStore.open({
+        etcd: config.etcd,
+        ...limits,
+        maxSessions: config.sessions.maxSessions,
+        onWatchError: (err) =>
+          app?.fastify.log.warn({ err }, "etcd cancelled the watch: reading every election again"),
+      }),
+      measured,
+    );
     store = etcd;
     sessions = new LeaseSessions({
       store: etcd,
@@ -59,7 +72,7 @@ export async function start(config: Config, options: StartOptions = {}): Promise
       clock,
     });
   } else {
-    const local =
+    const unmeasured =
       config.store === "durable"
         ? openDurableStore({
             dataDir: config.dataDir,
@@ -70,6 +83,7 @@ export async function start(config: Config, options: StartOptions = {}): Promise
               app?.fastify.log.error({ err: error, file, code }, message),
           })
         : createMemoryStore(limits);
+    const local = measuredStore(unmeasured, measured);
     store = local;
     sessions = new SessionRegistry({
       store: local,
@@ -96,6 +110,7 @@ export async function start(config: Config, options: StartOptions = {}): Promise
       maxRequestBytes: config.limits.maxRequestBytes,
       sessions,
       sessionSettings: config.sessions,
+      metrics,
     },
   });
   const { fastify, listener } = app;

@@ -4,6 +4,8 @@ import { LeaderElection } from "../../gen/atomix/runtime/election/v1/election_pb
 import { ElectionAdminService } from "../../gen/electd/v1/admin_pb.js";
 import { ElectionDirectoryService } from "../../gen/electd/v1/directory_pb.js";
 import { SessionService } from "../../gen/electd/v1/session_pb.js";
+import type { Metrics } from "../metrics/metrics.js";
+import { measureRequests } from "../metrics/requests.js";
 import { adminService } from "./admin.js";
 import { type DirectoryServiceOptions, directoryService } from "./directory.js";
 import { type ElectionServiceOptions, electionService } from "./election.js";
@@ -14,6 +16,7 @@ export type RouteOptions = ElectionServiceOptions &
   DirectoryServiceOptions &
   SessionServiceOptions & {
     readonly maxRequestBytes: number;
+    readonly metrics: Metrics;
   };
 
 export function routes(options: RouteOptions) {
@@ -22,7 +25,8 @@ export function routes(options: RouteOptions) {
     router.service(SessionService, sessionService(options));
     router.service(ElectionDirectoryService, directoryService(options));
     router.service(ElectionAdminService, adminService(options));
-    // Last: it wraps the handlers registered above.
+    // Last: they wrap the handlers registered above, the request count outermost.
     guardMalformedRequests(router, options.maxRequestBytes);
+    measureRequests(router, options.metrics);
   };
 }
