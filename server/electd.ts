@@ -4,6 +4,7 @@ import type { AddressInfo } from "node:net";
 import { getHeapStatistics } from "node:v8";
 import { type Clock, systemClock } from "./clock.js";
 import type { Config } from "./config.js";
+import { ServingState } from "./health/serving.js";
 import { type App, build } from "./http/app.js";
 import { heapBudget } from "./memory.js";
 import { Metrics } from "./metrics/metrics.js";
@@ -44,6 +45,7 @@ export async function start(config: Config, options: StartOptions = {}): Promise
     app?.fastify.log.error({ err }, "withdrawing a session's candidates failed");
   const clock = options.clock ?? systemClock;
   const metrics = new Metrics();
+  const serving = new ServingState();
   let store: ElectionStore;
   let sessions: Sessions | undefined;
   // Every part uses the store through this: it times commits and counts what they change.
@@ -51,6 +53,7 @@ export async function start(config: Config, options: StartOptions = {}): Promise
     metrics,
     rpc: runningRpc,
     sessionState: (id) => sessions?.peek(id)?.state,
+    onCommit: (ok) => serving.storeCommitted(ok),
   };
   if (config.store === "etcd") {
     const etcd = measuredStore(
@@ -110,6 +113,7 @@ export async function start(config: Config, options: StartOptions = {}): Promise
       maxRequestBytes: config.limits.maxRequestBytes,
       sessions,
       sessionSettings: config.sessions,
+      serving,
       metrics,
     },
   });

@@ -75,6 +75,8 @@ export async function build(options: AppOptions): Promise<App> {
   });
   await fastify.register(dashboard, { root: builtDashboard });
   fastify.addHook("preClose", async () => {
+    // Health watchers hear NOT_SERVING first, then their streams end like every Watch.
+    options.routes.serving.stop();
     hub.close();
     listener?.drain();
   });
