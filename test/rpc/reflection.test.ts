@@ -85,13 +85,15 @@ const files = (res: ReflectionResponse): FileDescriptorProto[] =>
   );
 
 describe("gRPC server reflection", () => {
-  it("lets buf curl call a method with no schema, over gRPC and gRPC-Web", async () => {
+  it("lets buf curl call a method with no schema, over gRPC, gRPC-Web and Connect", async () => {
     const url = `${server.url}/${ELECTION}/GetTerm`;
     const body = '{"id":{"name":"x"}}';
     const grpcOut = await bufCurl("--protocol", "grpc", "--http2-prior-knowledge", "-d", body, url);
     assert.deepEqual(JSON.parse(grpcOut), { term: { term: "1", leader: "a" } });
     const webOut = await bufCurl("--protocol", "grpcweb", "-d", body, url);
     assert.deepEqual(JSON.parse(webOut), { term: { term: "1", leader: "a" } });
+    const connectOut = await bufCurl("--protocol", "connect", "-d", body, url);
+    assert.deepEqual(JSON.parse(connectOut), { term: { term: "1", leader: "a" } });
   });
 
   it("lets buf curl list every service and method", async () => {
