@@ -13,7 +13,9 @@ import {
 import { LeaderElection } from "../../gen/atomix/runtime/election/v1/election_pb.js";
 import { ElectionAdminService } from "../../gen/electd/v1/admin_pb.js";
 import { SessionService } from "../../gen/electd/v1/session_pb.js";
-import { startServer } from "../support/server.js";
+import { start } from "../../server/electd.js";
+import { startServer, testConfig } from "../support/server.js";
+import { tempDir } from "../support/tempdir.js";
 
 const ELECTION = "atomix.runtime.election.v1.LeaderElection";
 const PATIENCE_MS = 10_000;
@@ -208,6 +210,26 @@ describe("GET /metrics", () => {
       value(samples, "electd_store_commit_duration_seconds_count", { operation });
     assert.equal(commits("delete"), 1);
     assert.equal(commits("delete_session"), 2);
+  });
+
+  it("counts the candidates a durable store holds when it starts", async () => {
+    const dataDir = tempDir("metrics");
+    const flags = ["--store", "durable", "--data-dir", dataDir];
+    const first = await start(testConfig(flags));
+    const client = createClient(
+      LeaderElection,
+      createConnectTransport({ baseUrl: first.url, httpVersion: "1.1" }),
+    );
+    for (const name of ["p", "q"]) {
+      await client.create({ id: { name } });
+      for (const candidate of ["a", "b", "c"]) await client.enter({ id: { name }, candidate });
+    }
+    await client.withdraw({ id: { name: "q" }, candidate: "a" });
+    assert.equal(value(await scrape(first.url), "electd_candidates"), 5);
+    await first.stop();
+    const again = await startServer(flags);
+    assert.equal(value(await scrape(again.url), "electd_candidates"), 5);
+    assert.equal(value(await scrape(again.url), "electd_elections"), 2);
   });
 
   it("exports Node's process metrics", async () => {
