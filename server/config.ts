@@ -32,6 +32,8 @@ export interface Config {
   };
   readonly sessions: SessionSettings;
   readonly connections: ConnectionSettings;
+  /** On SIGTERM/SIGINT, how long requests in progress may take before connections are cut. */
+  readonly shutdownGraceMs: number;
 }
 
 /** Session TTLs in milliseconds (API.md section 5). */
@@ -266,6 +268,12 @@ export const settings = {
     fallback: "10000",
     help: "most open connections; at the cap the longest idle one makes room",
   },
+  shutdownGrace: {
+    flag: "shutdown-grace",
+    env: "SHUTDOWN_GRACE",
+    fallback: "3s",
+    help: "on SIGTERM or SIGINT, longest wait for requests in progress before connections are cut",
+  },
 } as const satisfies Record<string, Setting>;
 
 type Key = keyof typeof settings;
@@ -445,5 +453,6 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Con
     },
     sessions,
     connections,
+    shutdownGraceMs: duration("shutdownGrace"),
   };
 }

@@ -4,8 +4,12 @@ import type { AddressInfo } from "node:net";
 import { getHeapStatistics } from "node:v8";
 import { type Clock, systemClock } from "./clock.js";
 import type { Config } from "./config.js";
+import { ServingState } from "./health/serving.js";
 import { type App, build } from "./http/app.js";
 import { heapBudget } from "./memory.js";
+import { Metrics } from "./metrics/metrics.js";
+import { runningRpc } from "./metrics/requests.js";
+import { type MeasuredStoreOptions, measuredStore } from "./metrics/store.js";
 import { LeaseSessions } from "./session/leases.js";
 import { SessionRegistry } from "./session/registry.js";
 import type { Sessions } from "./session/sessions.js";
@@ -21,7 +25,10 @@ export interface Electd {
   readonly store: ElectionStore;
   readonly hub: WatchHub;
   readonly sessions: Sessions;
-  /** Graceful stop: resolves when everything is closed (connections forced after `graceMs`). */
+  /**
+   * Graceful stop: resolves when everything is closed (connections forced after `graceMs`,
+   * by default --shutdown-grace).
+   */
   stop(graceMs?: number): Promise<void>;
 }
 
@@ -37,16 +44,28 @@ export async function start(config: Config, options: StartOptions = {}): Promise
   const onError = (err: unknown) =>
     app?.fastify.log.error({ err }, "withdrawing a session's candidates failed");
   const clock = options.clock ?? systemClock;
+  const metrics = new Metrics();
+  const serving = new ServingState();
   let store: ElectionStore;
-  let sessions: Sessions;
+  let sessions: Sessions | undefined;
+  // Every part uses the store through this: it times commits and counts what they change.
+  const measured: MeasuredStoreOptions = {
+    metrics,
+    rpc: runningRpc,
+    sessionState: (id) => sessions?.peek(id)?.state,
+    onCommit: (ok) => serving.storeCommitted(ok),
+  };
   if (config.store === "etcd") {
-    const etcd = await EtcdStore.open({
-      etcd: config.etcd,
-      ...limits,
-      maxSessions: config.sessions.maxSessions,
-      onWatchError: (err) =>
-        app?.fastify.log.warn({ err }, "etcd cancelled the watch: reading every election again"),
-    });
+    const etcd = measuredStore(
+      await EtcdStore.open({
+        etcd: config.etcd,
+        ...limits,
+        maxSessions: config.sessions.maxSessions,
+        onWatchError: (err) =>
+          app?.fastify.log.warn({ err }, "etcd cancelled the watch: reading every election again"),
+      }),
+      measured,
+    );
     store = etcd;
     sessions = new LeaseSessions({
       store: etcd,
@@ -56,7 +75,7 @@ export async function start(config: Config, options: StartOptions = {}): Promise
       clock,
     });
   } else {
-    const local =
+    const unmeasured =
       config.store === "durable"
         ? openDurableStore({
             dataDir: config.dataDir,
@@ -67,6 +86,7 @@ export async function start(config: Config, options: StartOptions = {}): Promise
               app?.fastify.log.error({ err: error, file, code }, message),
           })
         : createMemoryStore(limits);
+    const local = measuredStore(unmeasured, measured);
     store = local;
     sessions = new SessionRegistry({
       store: local,
@@ -93,6 +113,8 @@ export async function start(config: Config, options: StartOptions = {}): Promise
       maxRequestBytes: config.limits.maxRequestBytes,
       sessions,
       sessionSettings: config.sessions,
+      serving,
+      metrics,
     },
   });
   const { fastify, listener } = app;
@@ -117,7 +139,7 @@ export async function start(config: Config, options: StartOptions = {}): Promise
     store,
     hub,
     sessions,
-    stop(graceMs = 3000) {
+    stop(graceMs = config.shutdownGraceMs) {
       stopping ??= (async () => {
         const force = setTimeout(() => listener.destroy(), graceMs);
         try {

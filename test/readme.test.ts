@@ -1,9 +1,11 @@
 // README is the user's reference: every setting must appear there with its flag,
-// environment variable and default, as server/config.ts defines them.
+// environment variable and default, as server/config.ts defines them, and every metric
+// electd exports by its name.
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { describe, it } from "node:test";
 import { settings } from "../server/config.js";
+import { Metrics } from "../server/metrics/metrics.js";
 import { root } from "./support/process.js";
 
 const readme = readFileSync(`${root}/README.md`, "utf8");
@@ -21,4 +23,12 @@ describe("README", () => {
       );
     });
   }
+
+  it("documents every electd metric by name", async () => {
+    const names = (await new Metrics().registry.getMetricsAsJSON())
+      .map((m) => m.name)
+      .filter((name) => name.startsWith("electd_"));
+    assert.ok(names.length >= 12);
+    for (const name of names) assert.ok(readme.includes(`| \`${name}\` |`), name);
+  });
 });

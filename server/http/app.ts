@@ -3,6 +3,7 @@
 import { fastifyConnectPlugin } from "@connectrpc/connect-fastify";
 import Fastify, { type FastifyInstance, type FastifyServerFactory } from "fastify";
 import type { Config } from "../config.js";
+import { rpcNameInterceptor } from "../metrics/requests.js";
 import { domainErrorInterceptor } from "../rpc/errors.js";
 import { malformedRequestInterceptor } from "../rpc/malformed.js";
 import { type RouteOptions, routes } from "../rpc/routes.js";
@@ -11,6 +12,7 @@ import type { WatchHub } from "../watch/hub.js";
 import { badUrlErrors, builtDashboard, dashboard } from "./dashboard.js";
 import { createListener, type Handler, type Listener } from "./listener.js";
 import { loggerOptions, logUnfinishedResponses } from "./logging.js";
+import { metricsRoute } from "./metrics.js";
 
 export interface AppOptions {
   readonly config: Config;
@@ -42,7 +44,7 @@ export async function build(options: AppOptions): Promise<App> {
   await fastify.register(fastifyConnectPlugin, {
     routes: routes(options.routes),
     readMaxBytes: config.limits.maxRequestBytes,
-    interceptors: [malformedRequestInterceptor, domainErrorInterceptor],
+    interceptors: [malformedRequestInterceptor, domainErrorInterceptor, rpcNameInterceptor],
   });
   fastify.get("/healthz", async (_request, reply) => {
     // A store that can fail on its own (etcd unreachable, no quorum) says why.
@@ -63,8 +65,18 @@ export async function build(options: AppOptions): Promise<App> {
     // Ended sessions whose candidates are still being withdrawn (the store is failing).
     endingSessions: options.routes.sessions.endingSize,
   });
+  metricsRoute(fastify, options.routes.metrics);
+  options.routes.metrics.observe({
+    elections: () => store.size(),
+    sessionsOpen: () => options.routes.sessions.size,
+    sessionsEnding: () => options.routes.sessions.endingSize,
+    watches: () => hub.size,
+    connections: () => listener?.open ?? 0,
+  });
   await fastify.register(dashboard, { root: builtDashboard });
   fastify.addHook("preClose", async () => {
+    // Health watchers hear NOT_SERVING first, then their streams end like every Watch.
+    options.routes.serving.stop();
     hub.close();
     listener?.drain();
   });

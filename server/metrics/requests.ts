@@ -1,0 +1,124 @@
+// Counts and times every RPC by service, method, protocol and code. Each handler on the
+// router is wrapped (as malformed.ts does), so this sees what the client is sent, whatever
+// raised it: the handler, an interceptor, or Connect itself (a message too large, a bad
+// timeout). The code is read from the response as each protocol carries it: gRPC in its
+// trailers, gRPC-Web in its trailer frame, Connect unary from the status and error body,
+// Connect streaming from its end-of-stream message. A call the client leaves before its
+// response ends counts as `canceled`.
+import { AsyncLocalStorage } from "node:async_hooks";
+import type { Code, ConnectRouter, Interceptor } from "@connectrpc/connect";
+import type { UniversalHandler, UniversalServerRequest } from "@connectrpc/connect/protocol";
+import { codeFromHttpStatus, codeToString } from "@connectrpc/connect/protocol-connect";
+import type { Metrics } from "./metrics.js";
+
+export type Protocol = "connect" | "grpc" | "grpc-web";
+
+export function protocolOf(contentType: string | null): Protocol {
+  const type = contentType?.toLowerCase() ?? "";
+  if (type.startsWith("application/grpc-web")) return "grpc-web";
+  if (type.startsWith("application/grpc")) return "grpc";
+  return "connect";
+}
+
+const decoder = new TextDecoder();
+
+/** A gRPC status as Connect names codes ("ok", "not_found", ...). */
+function grpcCode(status: string | null | undefined): string | undefined {
+  if (status === null || status === undefined) return undefined;
+  const code = Number(status);
+  return code === 0 ? "ok" : codeToString(code as Code);
+}
+
+/** The code carried by one enveloped frame, if it is the last one of its protocol. */
+function codeInFrame(frame: Uint8Array, protocol: Protocol): string | undefined {
+  const flags = frame[0] ?? 0;
+  if (protocol === "grpc-web" && flags & 0x80) {
+    const trailer = /^grpc-status:\s*(\d+)/im.exec(decoder.decode(frame.subarray(5)));
+    return grpcCode(trailer?.[1]);
+  }
+  if (protocol === "connect" && flags & 0x02) {
+    try {
+      const end = JSON.parse(decoder.decode(frame.subarray(5))) as { error?: { code?: string } };
+      return end.error ? (end.error.code ?? "unknown") : "ok";
+    } catch {
+      return "unknown";
+    }
+  }
+  return undefined;
+}
+
+/** The code of a Connect unary response: ok for 200, else its error body's code. */
+function connectUnaryCode(status: number, body: Uint8Array | undefined): string {
+  if (status === 200) return "ok";
+  try {
+    const error = JSON.parse(decoder.decode(body)) as { code?: string };
+    if (typeof error.code === "string") return error.code;
+  } catch {
+    // not a Connect error body: fall back on the HTTP status
+  }
+  return codeToString(codeFromHttpStatus(status));
+}
+
+export function measureRequests(router: ConnectRouter, metrics: Metrics): void {
+  router.handlers.forEach((handler, i) => {
+    const service = handler.service.typeName;
+    const method = handler.method.name;
+    router.handlers[i] = Object.assign(async (req: UniversalServerRequest) => {
+      const contentType = req.header.get("content-type");
+      const protocol = protocolOf(contentType);
+      // Connect unary (JSON or binary, or a GET) has no envelopes; its streams do.
+      const enveloped =
+        protocol !== "connect" || /^application\/connect\+/i.test(contentType ?? "");
+      const end = metrics.requestDuration.startTimer({ service, method, protocol });
+      const finish = (code: string) => {
+        end();
+        metrics.requests.inc({ service, method, protocol, code });
+      };
+      const res = await handler(req).catch((error: unknown) => {
+        finish("internal");
+        throw error;
+      });
+      const { body } = res;
+      const fromStatus = () =>
+        res.status === 200 ? "ok" : codeToString(codeFromHttpStatus(res.status));
+      if (body === undefined || body instanceof Uint8Array) {
+        if (protocol === "connect") finish(connectUnaryCode(res.status, body));
+        else finish(grpcCode(res.header?.get("grpc-status")) ?? fromStatus());
+        return res;
+      }
+      async function* observed(): AsyncGenerator<Uint8Array> {
+        let code: string | undefined;
+        /** A Connect unary error's body, to read its code. */
+        const error: Uint8Array[] = [];
+        let complete = false;
+        try {
+          for await (const chunk of body as AsyncIterable<Uint8Array>) {
+            if (enveloped) code = codeInFrame(chunk, protocol) ?? code;
+            else if (res.status !== 200) error.push(chunk);
+            yield chunk;
+          }
+          complete = true;
+        } finally {
+          // A client that resets an HTTP/2 stream can see its handler end normally after.
+          if (!complete || req.signal.aborted) finish("canceled");
+          else if (!enveloped) finish(connectUnaryCode(res.status, Buffer.concat(error)));
+          else if (protocol === "grpc") {
+            const status = res.trailer?.get("grpc-status") ?? res.header?.get("grpc-status");
+            finish(grpcCode(status) ?? fromStatus());
+          } else finish(code ?? fromStatus());
+        }
+      }
+      return { ...res, body: observed() };
+    }, handler) as UniversalHandler;
+  });
+}
+
+/** The RPC each handler runs for, so a store change can name the call that made it. */
+const running = new AsyncLocalStorage<string>();
+
+/** Runs every call in the context of its method's name (unary calls make all changes). */
+export const rpcNameInterceptor: Interceptor = (next) => (req) =>
+  running.run(req.method.name, () => next(req));
+
+/** The name of the RPC whose handler is running, if any. */
+export const runningRpc = (): string | undefined => running.getStore();

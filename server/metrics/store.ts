@@ -1,0 +1,128 @@
+// The store as every other part uses it, measured from outside: how long each commit
+// takes and whether it failed; from the changes it publishes, the leader changes and why,
+// and how many candidates all elections hold; and which sessions expired. No store is
+// changed: this wraps the store seam (memory, durable or etcd alike) and forwards every
+// other member, so a store's own methods (etcd's leases) still reach it.
+import { type Election, headcount } from "../election/change.js";
+import type { SessionState } from "../session/sessions.js";
+import type { ElectionStore, SessionRecords } from "../store/store.js";
+import type { Metrics } from "./metrics.js";
+
+export interface MeasuredStoreOptions {
+  readonly metrics: Metrics;
+  /** The RPC whose handler is running, if any: the cause of a leader change it makes. */
+  readonly rpc: () => string | undefined;
+  /** A session's state as the sessions know it (read before its record is deleted). */
+  readonly sessionState: (id: string) => SessionState | undefined;
+  /** Hears whether each commit succeeded. */
+  readonly onCommit?: (ok: boolean) => void;
+}
+
+type Operation = "create" | "update" | "delete" | "put_session" | "delete_session";
+
+/** Candidates in every election: a walk of an O(1) snapshot, once at startup. */
+function candidatesIn(store: ElectionStore): number {
+  let total = 0;
+  for (const election of store.snapshot({}).scan({})) total += headcount(election.state);
+  return total;
+}
+
+export function measuredStore<S extends ElectionStore & Partial<SessionRecords>>(
+  store: S,
+  options: MeasuredStoreOptions,
+): S {
+  const { metrics, rpc, sessionState, onCommit } = options;
+
+  async function timed<T>(operation: Operation, commit: () => Promise<T>): Promise<T> {
+    const end = metrics.commitDuration.startTimer({ operation });
+    try {
+      const result = await commit();
+      onCommit?.(true);
+      return result;
+    } catch (error) {
+      metrics.commitFailures.inc({ operation });
+      onCommit?.(false);
+      throw error;
+    } finally {
+      end();
+    }
+  }
+
+  // Each election's last published state, to compare the next with: the store holds the
+  // same objects, so this costs a map entry per election. It sees every change, whoever
+  // made it: a call, a session's release, another server sharing the store.
+  const last = new Map<string, Election>();
+  for (const election of store.snapshot({}).scan({})) last.set(election.name, election);
+  metrics.candidates.set(candidatesIn(store));
+  /** "name\0version" of a change a call decided -> that call's RPC, until published. */
+  const callers = new Map<string, string>();
+  const changeKey = (name: string, version: number) => `${name}\u0000${version}`;
+  store.subscribe((election) => {
+    const before = last.get(election.name);
+    const key = changeKey(election.name, election.version);
+    const cause = election.cause ?? callers.get(key) ?? "unknown";
+    callers.delete(key);
+    if (election.deleted) last.delete(election.name);
+    else last.set(election.name, election);
+    const after = election.deleted ? "" : election.state.leader;
+    if ((before?.state.leader ?? "") !== after) metrics.leaderChanges.inc({ cause });
+    const added =
+      (election.deleted ? 0 : headcount(election.state)) - (before ? headcount(before.state) : 0);
+    if (added !== 0) metrics.candidates.inc(added);
+  });
+
+  const overrides: Partial<ElectionStore & SessionRecords> = {
+    create: (name, tags) => timed("create", () => store.create(name, tags)),
+    async update(name, decide) {
+      const caller = rpc();
+      const keys: string[] = [];
+      try {
+        return await timed("update", () =>
+          store.update(name, (election) => {
+            const decision = decide(election);
+            // The committed state is the next version: its publication names this call.
+            if (caller !== undefined && decision.ok && decision.changed) {
+              const key = changeKey(name, election.version + 1);
+              callers.set(key, caller);
+              keys.push(key);
+            }
+            return decision;
+          }),
+        );
+      } finally {
+        // Published before the call resolves; what is left was refused or failed.
+        for (const key of keys) callers.delete(key);
+      }
+    },
+    delete: (name) => timed("delete", () => store.delete(name)),
+  };
+  const { putSession, deleteSession } = store;
+  if (putSession && deleteSession) {
+    overrides.putSession = (session) => timed("put_session", () => putSession.call(store, session));
+    overrides.deleteSession = async (id) => {
+      // Sessions kept with local timers delete an ended session's record once its
+      // candidates are withdrawn; until then they report it as expiring or closing. (An
+      // Enter racing with the expiry makes them delete once more: that one counts twice.)
+      const expired = sessionState(id) === "expiring";
+      await timed("delete_session", () => deleteSession.call(store, id));
+      if (expired) metrics.sessionExpiries.inc();
+    };
+  }
+  /** The store's own methods, bound to it once. */
+  const bound = new Map<PropertyKey, unknown>();
+  return new Proxy(store, {
+    get(target, property) {
+      if (Object.hasOwn(overrides, property)) {
+        return overrides[property as keyof typeof overrides];
+      }
+      const value: unknown = Reflect.get(target, property, target);
+      if (typeof value !== "function") return value;
+      let method = bound.get(property);
+      if (method === undefined) {
+        method = value.bind(target);
+        bound.set(property, method);
+      }
+      return method;
+    },
+  });
+}
