@@ -60,7 +60,9 @@ export interface HistoryRecord extends Change {
 }
 
 /** The history record of the change that made `election`, if it carries one. */
-export function historyRecord(election: Election): HistoryRecord | undefined {
+export function historyRecord(
+  election: Pick<Election, "change" | "state" | "version">,
+): HistoryRecord | undefined {
   const { change } = election;
   if (!change) return undefined;
   const { term, leader } = election.state;

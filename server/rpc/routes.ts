@@ -4,6 +4,7 @@ import { LeaderElection } from "../../gen/atomix/runtime/election/v1/election_pb
 import { ElectionAdminService } from "../../gen/electd/v1/admin_pb.js";
 import { ElectionDirectoryService } from "../../gen/electd/v1/directory_pb.js";
 import { FencingService } from "../../gen/electd/v1/fencing_pb.js";
+import { ElectionHistoryService } from "../../gen/electd/v1/history_pb.js";
 import { SessionService } from "../../gen/electd/v1/session_pb.js";
 import type { ServingState } from "../health/serving.js";
 import type { Metrics } from "../metrics/metrics.js";
@@ -13,6 +14,7 @@ import { type DirectoryServiceOptions, directoryService } from "./directory.js";
 import { type ElectionServiceOptions, electionService } from "./election.js";
 import { fencingService } from "./fencing.js";
 import { registerHealth } from "./health.js";
+import { historyService } from "./history.js";
 import { guardMalformedRequests } from "./malformed.js";
 import { registerReflection } from "./reflection.js";
 import { type SessionServiceOptions, sessionService } from "./session.js";
@@ -32,6 +34,7 @@ export function routes(options: RouteOptions) {
     router.service(ElectionDirectoryService, directoryService(options));
     router.service(ElectionAdminService, adminService(options));
     router.service(FencingService, fencingService(options));
+    router.service(ElectionHistoryService, historyService(options));
     // After the services they report on.
     registerHealth(router, options.serving, options.store);
     registerReflection(router);

@@ -30,7 +30,7 @@ export interface WatchLimits {
  * What a Watch sends of a state. A slow reader's queue holds these rather than whole
  * elections, so a queued state keeps its queue alive but not the election's bindings.
  */
-export type WatchedState = Pick<Election, "name" | "state" | "version" | "deleted">;
+export type WatchedState = Pick<Election, "name" | "state" | "version" | "deleted" | "change">;
 
 /** Lets one reader wait until a writer has something for it (or the box closed). */
 class Doorbell {
@@ -389,9 +389,13 @@ export class WatchHub {
     const watchers = this.byElection.get(election.name);
     if (watchers) {
       const { name, state, version } = queued;
+      // The change's description is shared with the election, not copied.
+      const { change } = election;
       const watched: WatchedState = election.deleted
         ? { name, state, version, deleted: true }
-        : { name, state, version };
+        : change === undefined
+          ? { name, state, version }
+          : { name, state, version, change };
       for (const box of watchers) box.push(watched);
     }
     for (const { filter, box } of this.directory) if (matches(filter, election)) box.push(queued);

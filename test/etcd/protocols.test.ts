@@ -14,3 +14,4 @@ await import("../rpc/election.test.js");
 await import("../rpc/admin.test.js");
 await import("../rpc/directory.test.js");
 await import("../rpc/fencing.test.js");
+await import("../rpc/history.test.js");

@@ -1,0 +1,93 @@
+// A watch that resumes (API.md section 7): every change of an election after the version a
+// client saw last, from the store's history and then live from the hub, each once and in
+// version order, so a client that was away for a moment learns exactly what it missed.
+// When those changes are no longer kept, it starts again from the current state, marked
+// as a reset. Whatever feeds it (ElectionHistoryService.WatchElection, Server-Sent Events)
+// only encodes what this yields.
+import { type HistoryRecord, historyRecord } from "../election/change.js";
+import { ElectdError } from "../errors.js";
+import type { ElectionStore } from "../store/store.js";
+import type { WatchedState, WatchHub } from "./hub.js";
+
+export type Resumed =
+  /** The current state to start from; `reset` when changes after the client's were lost. */
+  | { readonly kind: "start"; readonly state: WatchedState; readonly reset: boolean }
+  /** One change; `state` is the election as it made it, when the change is a live one. */
+  | { readonly kind: "change"; readonly record: HistoryRecord; readonly state?: WatchedState };
+
+/** History records read per page while catching up. */
+const PAGE = 100;
+
+/**
+ * The changes of `name` after version `after` (0: start from the current state), then
+ * each later one. Ends when `signal` aborts or the hub closes; a deletion is the last
+ * change, followed by not_found.
+ */
+export async function* resume(
+  store: ElectionStore,
+  hub: WatchHub,
+  name: string,
+  after: number,
+  signal: AbortSignal,
+): AsyncGenerator<Resumed> {
+  let last = after;
+  try {
+    for await (const state of hub.election(name, signal)) {
+      if (last === 0 || state.version < last) {
+        // A first look, or a client ahead of the election (deleted and created again).
+        yield { kind: "start", state, reset: last !== 0 };
+        last = state.version;
+        continue;
+      }
+      if (state.version === last) continue;
+      // What the hub does not carry (a restored election's changes, states a slow reader
+      // skipped) comes from history, all of it or none.
+      const live = historyRecord(state);
+      const missing = await between(store, name, last, live ? state.version - 1 : state.version);
+      if (missing === undefined) {
+        yield { kind: "start", state, reset: true };
+        last = state.version;
+        continue;
+      }
+      for (const [i, record] of missing.entries()) {
+        const current = !live && i === missing.length - 1;
+        yield current ? { kind: "change", record, state } : { kind: "change", record };
+      }
+      if (live) yield { kind: "change", record: live, state };
+      last = state.version;
+    }
+  } catch (error) {
+    // Deleted: the deletion (and anything before it not yet sent) is the last change.
+    if (error instanceof ElectdError && error.kind === "not_found" && last > 0) {
+      for (const record of (await between(store, name, last, Number.MAX_SAFE_INTEGER)) ?? []) {
+        yield { kind: "change", record };
+      }
+    }
+    throw error;
+  }
+}
+
+/**
+ * The kept changes after `from` up to `to` (inclusive) in version order, or undefined when
+ * one of them is no longer kept.
+ */
+async function between(
+  store: ElectionStore,
+  name: string,
+  from: number,
+  to: number,
+): Promise<HistoryRecord[] | undefined> {
+  const records: HistoryRecord[] = [];
+  let cursor = from;
+  while (cursor < to) {
+    const page = await store.history(name, { from: cursor, limit: PAGE, order: "oldest" });
+    for (const record of page) {
+      if (record.version > to) return records;
+      if (record.version !== cursor + 1) return undefined;
+      records.push(record);
+      cursor = record.version;
+    }
+    if (page.length < PAGE) break;
+  }
+  return to === Number.MAX_SAFE_INTEGER || cursor === to ? records : undefined;
+}
