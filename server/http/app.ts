@@ -10,6 +10,7 @@ import { type RouteOptions, routes } from "../rpc/routes.js";
 import type { ElectionStore } from "../store/store.js";
 import type { WatchHub } from "../watch/hub.js";
 import { badUrlErrors, builtDashboard, dashboard } from "./dashboard.js";
+import { events } from "./events.js";
 import { createListener, type Handler, type Listener } from "./listener.js";
 import { loggerOptions, logUnfinishedResponses } from "./logging.js";
 import { metricsRoute } from "./metrics.js";
@@ -72,6 +73,11 @@ export async function build(options: AppOptions): Promise<App> {
     sessionsEnding: () => options.routes.sessions.endingSize,
     watches: () => hub.size,
     connections: () => listener?.open ?? 0,
+  });
+  await fastify.register(events, {
+    store,
+    hub,
+    limits: config.limits,
   });
   await fastify.register(dashboard, { root: builtDashboard });
   fastify.addHook("preClose", async () => {
