@@ -103,6 +103,8 @@ describe("gRPC server reflection", () => {
       ELECTION,
       "electd.v1.ElectionAdminService",
       "electd.v1.ElectionDirectoryService",
+      "electd.v1.ElectionHistoryService",
+      "electd.v1.FencingService",
       "electd.v1.SessionService",
       "grpc.health.v1.Health",
       "grpc.reflection.v1.ServerReflection",
