@@ -78,9 +78,13 @@ export async function main(argv: readonly string[]): Promise<number> {
   let child: ChildProcess | undefined;
   let killer: ReturnType<typeof setTimeout> | undefined;
   let lastError = "";
+  let ending = false;
   let finish: (code: number) => void = () => {};
   const finished = new Promise<number>((resolve) => {
-    finish = resolve;
+    finish = (code) => {
+      ending = true;
+      resolve(code);
+    };
   });
 
   /** Asks CMD to stop with `signal`, and kills it once the grace is over. */
@@ -134,7 +138,7 @@ export async function main(argv: readonly string[]): Promise<number> {
 
   // Withdrawn or evicted before leading: nothing ran, nothing to wait for.
   void leadership.done.then(() => {
-    if (!child) {
+    if (!child && !ending) {
       say(`${candidate} was removed from ${election} before it led`);
       finish(1);
     }

@@ -324,6 +324,18 @@ describe("electd command", () => {
       const a = run("run-sigterm", "a", file, ["--ttl", "60s"]);
       await until(() => events(file).find((e) => e.what === "start"), "child");
       await elections.enter({ id: { name: "run-sigterm" }, candidate: "standby" });
+      // Stopped while it waits in the queue: it withdraws and exits as a shell reports SIGTERM.
+      const queued = run("run-sigterm", "queued", `${dir}/queued.log`, ["--ttl", "60s"]);
+      for (;;) {
+        const { candidates } = await state("run-sigterm");
+        if (candidates?.includes("queued")) break;
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      queued.child.kill("SIGTERM");
+      assert.equal(await queued.exited, 128 + 15);
+      assert.doesNotMatch(queued.stderr(), /removed/);
+      assert.deepEqual((await state("run-sigterm")).candidates, ["standby"]);
+      assert.equal(events(`${dir}/queued.log`).length, 0);
       a.child.kill("SIGTERM");
       assert.equal(await a.exited, 0);
       assert.deepEqual(
