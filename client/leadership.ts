@@ -1,13 +1,20 @@
 // Leadership for a process: opens a session, keeps it alive, enters an election bound to
 // the session and watches it, calling onElected(term) / onDeposed(term) as leadership
 // comes and goes (the spirit of client-go's OnStartedLeading / OnStoppedLeading). Works
-// with any Connect transport (connect-node, connect-web; Connect, gRPC or gRPC-Web).
+// with any Connect transport (connect-node, connect-web; Connect, gRPC or gRPC-Web), and
+// with several: when a server cannot be reached it moves on to the next, keeping its session
+// (sessions kept in a store the servers share stay alive through any of them).
 //
 // Leadership is claimed only while the session is known to be alive: the lease runs from
 // the moment the last successful keep-alive was *sent* (the server restarted its TTL no
 // earlier than that) and is given up `marginMs` before it runs out, on this process's own
 // clock. So a process that cannot reach the server stops claiming before the server could
-// expire the session and hand leadership to the next candidate.
+// expire the session and hand leadership to the next candidate. A process whose server dies
+// keeps leading while that lease holds: it does not need to see the election to know that no
+// one else can have been elected in its place before then.
+//
+// Every timer runs on an injectable Clock (as client-go's leader elector takes a
+// clock.Clock), so tests can step the lease without depending on machine load.
 
 import { durationFromMs, durationMs } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, createClient, type Transport } from "@connectrpc/connect";
@@ -17,8 +24,28 @@ import { SessionService } from "../gen/electd/v1/session_pb.js";
 /** Request header that binds Enter and Close to a session. */
 export const SESSION_HEADER = "electd-session";
 
+/** The time source of a campaign: a monotonic clock in milliseconds, and its timers. */
+export interface Clock {
+  now(): number;
+  /** Calls `callback` once `ms` have passed on this clock; the returned function cancels it. */
+  after(ms: number, callback: () => void): () => void;
+}
+
+/** The process's monotonic clock and Node's timers. */
+export const systemClock: Clock = {
+  now: () => performance.now(),
+  after(ms, callback) {
+    const timer = setTimeout(callback, ms);
+    return () => clearTimeout(timer);
+  },
+};
+
 export interface LeadershipOptions {
-  readonly transport: Transport;
+  /**
+   * The server, or several: calls go to one at a time, and to the next when it cannot be
+   * reached (`unavailable` or `deadline_exceeded`).
+   */
+  readonly transport: Transport | readonly Transport[];
   /** Election name (`id.name`). */
   readonly election: string;
   /** This process's candidate name: unique among the election's candidates. */
@@ -39,6 +66,8 @@ export interface LeadershipOptions {
   onDeposed(term: bigint): void;
   /** Hears failures the campaign recovers from (unreachable server, failed keep-alive). */
   onError?(error: unknown): void;
+  /** Time source for the lease, keep-alives and pauses; systemClock when unset. */
+  readonly clock?: Clock;
 }
 
 export interface Leadership {
@@ -63,8 +92,26 @@ const WATCH_RETRY_FIRST_MS = 100;
 
 /** Campaigns for leadership until stop() (or eviction), across lost sessions. */
 export function campaign(options: LeadershipOptions): Leadership {
-  const sessions = createClient(SessionService, options.transport);
-  const elections = createClient(LeaderElection, options.transport);
+  const clock = options.clock ?? systemClock;
+  const transports = Array.isArray(options.transport) ? options.transport : [options.transport];
+  const servers = (transports as readonly Transport[]).map((transport) => ({
+    sessions: createClient(SessionService, transport),
+    elections: createClient(LeaderElection, transport),
+  }));
+  if (servers.length === 0) throw new Error("campaign: no transport");
+  let current = 0;
+  /** The server calls go to now, and its index for `failed`. */
+  const server = () => ({ index: current, ...(servers[current] as (typeof servers)[number]) });
+  /**
+   * Moves on to the next server when the call that failed went to the current one and
+   * could not reach it (two calls failing on the same dead server move on once).
+   */
+  const failed = (index: number, error: unknown) => {
+    const code = ConnectError.from(error).code;
+    if (index === current && (code === Code.Unavailable || code === Code.DeadlineExceeded)) {
+      current = (current + 1) % servers.length;
+    }
+  };
   const id = { name: options.election };
   const stopping = new AbortController();
   let leading = false;
@@ -93,41 +140,47 @@ export function campaign(options: LeadershipOptions): Leadership {
     let leaseEnd = 0;
     let confirmedAt = 0;
     let margin = 0;
-    let lease: ReturnType<typeof setTimeout> | undefined;
-    let beat: ReturnType<typeof setTimeout> | undefined;
-    const claimable = () => !ended.signal.aborted && performance.now() < leaseEnd - margin;
+    let cancelLease = () => {};
+    let cancelBeat = () => {};
+    let cancelBlind = () => {};
+    const claimable = () => !ended.signal.aborted && clock.now() < leaseEnd - margin;
     const renew = (sentAt: number) => {
       if (ended.signal.aborted) return;
       leaseEnd = sentAt + ttlMs;
-      confirmedAt = performance.now();
-      clearTimeout(lease);
-      lease = setTimeout(
-        () => end(new Error("session not kept alive within its TTL")),
-        Math.max(0, leaseEnd - margin - performance.now()),
+      confirmedAt = clock.now();
+      cancelLease();
+      cancelLease = clock.after(Math.max(0, leaseEnd - margin - clock.now()), () =>
+        end(new Error("session not kept alive within its TTL")),
       );
     };
     const keepAlive = async (session: string, everyMs: number) => {
-      const sentAt = performance.now();
+      const sentAt = clock.now();
+      const { index, sessions } = server();
       try {
-        await sessions.keepAlive(
-          { sessionId: session },
-          { signal: ended.signal, timeoutMs: Math.max(1, Math.round(leaseEnd - sentAt)) },
-        );
+        // A server that does not answer within a keep-alive period is given up for the next.
+        const timeoutMs = Math.max(1, Math.round(Math.min(leaseEnd - sentAt, everyMs)));
+        await sessions.keepAlive({ sessionId: session }, { signal: ended.signal, timeoutMs });
         if (ended.signal.aborted) return;
         renew(sentAt);
-        beat = setTimeout(keepAlive, everyMs, session, everyMs);
+        cancelBeat = clock.after(everyMs, () => keepAlive(session, everyMs));
       } catch (error) {
         if (ended.signal.aborted) return;
         if (ConnectError.from(error).code === Code.NotFound) return end(error);
+        failed(index, error);
         options.onError?.(error);
         // Retry soon: the lease, not this loop, decides when to give up.
-        beat = setTimeout(keepAlive, Math.max(1, Math.round(margin / 2)), session, everyMs);
+        cancelBeat = clock.after(Math.max(1, Math.round(margin / 2)), () =>
+          keepAlive(session, everyMs),
+        );
       }
     };
 
+    let index = current;
     try {
-      const sentAt = performance.now();
-      const opened = await sessions.openSession(
+      const sentAt = clock.now();
+      const opening = server();
+      index = opening.index;
+      const opened = await opening.sessions.openSession(
         options.ttlMs === undefined ? {} : { ttl: durationFromMs(options.ttlMs) },
         { signal: ended.signal, timeoutMs: OPEN_TIMEOUT_MS },
       );
@@ -136,21 +189,27 @@ export function campaign(options: LeadershipOptions): Leadership {
       margin = options.marginMs ?? ttlMs / 10;
       renew(sentAt);
       const everyMs = options.keepAliveMs ?? ttlMs / 3;
-      beat = setTimeout(keepAlive, everyMs, sessionId, everyMs);
+      const session = sessionId;
+      cancelBeat = clock.after(everyMs, () => keepAlive(session, everyMs));
       const call = { signal: ended.signal };
-      if (options.create ?? true) await elections.create({ id }, call);
-      await elections.enter(
+      if (options.create ?? true) await opening.elections.create({ id }, call);
+      await opening.elections.enter(
         { id, candidate: options.candidate },
         { ...call, headers: { [SESSION_HEADER]: sessionId } },
       );
-      // A watch that fails (the server's watch slots are full, a proxy cut the stream) is
-      // opened again while the session holds: giving the session up instead would withdraw
-      // the candidate and enter it again, pushing the term up on every attempt. Without a
-      // watch this process cannot tell whether it leads, so it does not claim to.
+      // A watch that fails (its server died, the server's watch slots are full, a proxy cut
+      // the stream) is opened again, on the next server if this one cannot be reached, while
+      // the session holds: giving the session up instead would withdraw the candidate and
+      // enter it again, pushing the term up on every attempt. A leader that cannot see the
+      // election keeps leading until the lease it held when the watch broke runs out;
+      // without a watch this process never starts claiming.
       for (let pause = WATCH_RETRY_FIRST_MS; ; pause = Math.min(pause * 2, ttlMs / 2)) {
+        const watching = server();
+        index = watching.index;
         try {
-          for await (const { term: now } of elections.watch({ id }, call)) {
+          for await (const { term: now } of watching.elections.watch({ id }, call)) {
             pause = WATCH_RETRY_FIRST_MS;
+            cancelBlind();
             if (now === undefined) continue;
             if (now.leader === options.candidate) {
               // A different term while still leader means someone else led in between.
@@ -169,17 +228,25 @@ export function campaign(options: LeadershipOptions): Leadership {
         } catch (error) {
           const code = ConnectError.from(error).code;
           if (ended.signal.aborted || code === Code.NotFound) throw error;
-          depose();
+          failed(watching.index, error);
+          if (leading) {
+            cancelBlind();
+            cancelBlind = clock.after(Math.max(0, leaseEnd - margin - clock.now()), depose);
+          }
           options.onError?.(error);
-          await sleep(pause, ended.signal);
+          await sleep(clock, pause, ended.signal);
         }
       }
     } catch (error) {
-      if (!ended.signal.aborted) options.onError?.(error);
+      if (!ended.signal.aborted) {
+        failed(index, error);
+        options.onError?.(error);
+      }
       return "lost";
     } finally {
-      clearTimeout(lease);
-      clearTimeout(beat);
+      cancelLease();
+      cancelBeat();
+      cancelBlind();
       end(new Error("round over"));
       stopping.signal.removeEventListener("abort", onStop);
       if (sessionId !== undefined) await close(sessionId, confirmedAt + ttlMs);
@@ -192,19 +259,24 @@ export function campaign(options: LeadershipOptions): Leadership {
    * next session's Enter is not a no-op on a candidate still bound to this one.
    */
   async function close(session: string, expiredBy: number): Promise<void> {
-    try {
-      await sessions.closeSession({ sessionId: session }, { timeoutMs: OPEN_TIMEOUT_MS });
-    } catch (error) {
-      if (ConnectError.from(error).code === Code.NotFound || stopping.signal.aborted) return;
-      options.onError?.(error);
-      await sleep(expiredBy - performance.now(), stopping.signal);
+    for (let tried = 0; tried < servers.length; tried++) {
+      const { index, sessions } = server();
+      try {
+        await sessions.closeSession({ sessionId: session }, { timeoutMs: OPEN_TIMEOUT_MS });
+        return;
+      } catch (error) {
+        if (ConnectError.from(error).code === Code.NotFound || stopping.signal.aborted) return;
+        failed(index, error);
+        options.onError?.(error);
+      }
     }
+    await sleep(clock, expiredBy - clock.now(), stopping.signal);
   }
 
   const done = (async () => {
     while (!stopping.signal.aborted) {
       if ((await round()) === "evicted") return;
-      await sleep(options.retryMs ?? 500, stopping.signal);
+      await sleep(clock, options.retryMs ?? 500, stopping.signal);
     }
   })();
 
@@ -226,13 +298,13 @@ export function campaign(options: LeadershipOptions): Leadership {
   };
 }
 
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
+function sleep(clock: Clock, ms: number, signal: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
     if (signal.aborted || ms <= 0) return resolve();
-    const timer = setTimeout(done, ms);
+    const cancel = clock.after(ms, done);
     signal.addEventListener("abort", done, { once: true });
     function done() {
-      clearTimeout(timer);
+      cancel();
       signal.removeEventListener("abort", done);
       resolve();
     }

@@ -291,7 +291,7 @@ export function usage(): string {
   return [
     "electd: leader elections over Connect, gRPC and gRPC-Web on one port",
     "",
-    "usage: npm start -- [flags]",
+    "usage: electd serve [flags]   (from a clone: npm start -- [flags])",
     "",
     `  ${"flag".padEnd(width + 2)} ${"environment".padEnd(22)} meaning`,
     ...rows,
@@ -299,6 +299,17 @@ export function usage(): string {
     "",
     "  ETCD_USERNAME and ETCD_PASSWORD (environment only): etcd's user and password",
   ].join("\n");
+}
+
+/**
+ * Whole milliseconds from a duration such as 500ms, 10s, 5m or 1h; undefined when the text is
+ * not one or is outside what one Node timer can wait (1 ms to ~24.8 days).
+ */
+export function parseDuration(text: string): number | undefined {
+  const match = /^(\d+)(ms|s|m|h)$/.exec(text);
+  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[match?.[2] ?? ""];
+  const value = match && unit ? Number(match[1]) * unit : Number.NaN;
+  return value >= 1 && value <= 2_147_483_647 ? value : undefined;
 }
 
 /** Reads flags first, then the environment, then defaults. Throws ConfigError on bad values. */
@@ -335,13 +346,10 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Con
     return value;
   };
 
-  // Whole milliseconds with a unit; bounded by what one Node timer can wait (~24.8 days).
   const duration = (key: Key): number => {
     const text = raw(key);
-    const match = /^(\d+)(ms|s|m|h)$/.exec(text);
-    const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[match?.[2] ?? ""];
-    const value = match && unit ? Number(match[1]) * unit : Number.NaN;
-    if (!(value >= 1 && value <= 2_147_483_647)) {
+    const value = parseDuration(text);
+    if (value === undefined) {
       const s = settings[key];
       throw new ConfigError(
         `--${s.flag} / ${s.env}: "${text}" is not a duration such as 500ms, 10s, 5m or 1h`,

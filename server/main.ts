@@ -1,12 +1,15 @@
-// Entry point: read the configuration, start serving, stop cleanly on SIGTERM/SIGINT.
+// `electd serve`: read the configuration, start serving, stop cleanly on SIGTERM/SIGINT.
+// Run directly (`node --import tsx server/main.ts [flags]`) it serves as well.
+import { realpathSync } from "node:fs";
+import { fileURLToPath } from "node:url";
 import { ConfigError, loadConfig, usage } from "./config.js";
 import { start } from "./electd.js";
 import { StoreStartError } from "./store/store.js";
 
-async function main(): Promise<void> {
+export async function serve(argv: readonly string[]): Promise<void> {
   let config: ReturnType<typeof loadConfig>;
   try {
-    config = loadConfig(process.argv.slice(2), process.env);
+    config = loadConfig(argv, process.env);
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error;
     process.stderr.write(`electd: ${error.message}\n`);
@@ -40,9 +43,17 @@ async function main(): Promise<void> {
   process.stdout.write(`electd listening on ${electd.url}\n`);
 }
 
-main().catch((error: unknown) => {
+/** Whether this module is the process's entry point (Node 20 has no import.meta.main). */
+function isEntryPoint(): boolean {
+  const script = process.argv[1];
+  return script !== undefined && realpathSync(script) === fileURLToPath(import.meta.url);
+}
+
+function crashed(error: unknown): never {
   process.stderr.write(
     `electd: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`,
   );
   process.exit(1);
-});
+}
+
+if (isEntryPoint()) serve(process.argv.slice(2)).catch(crashed);

@@ -3,7 +3,7 @@
 // reload works. RPC paths and /healthz are separate routes and are never shadowed: only
 // the files that exist and those deep links are routed here.
 import { existsSync, readFileSync } from "node:fs";
-import { join, relative, sep } from "node:path";
+import { dirname, join, relative, sep } from "node:path";
 import { fileURLToPath } from "node:url";
 import fastifyStatic from "@fastify/static";
 import type { FastifyInstance, FastifyReply, FastifyRequest, FastifyServerOptions } from "fastify";
@@ -13,7 +13,19 @@ export interface DashboardOptions {
   readonly root: string;
 }
 
-export const builtDashboard = fileURLToPath(new URL("../../web/dist", import.meta.url));
+/**
+ * web/dist of this package, whose root is the nearest directory above this module holding
+ * package.json: this module runs from server/http/ (the sources, through tsx) or bundled
+ * into dist/chunks/ (`npm run build`), in a clone or an installed package alike.
+ */
+export const builtDashboard = join(packageRoot(fileURLToPath(import.meta.url)), "web", "dist");
+
+function packageRoot(module: string): string {
+  for (let dir = dirname(module); dirname(dir) !== dir; dir = dirname(dir)) {
+    if (existsSync(join(dir, "package.json"))) return dir;
+  }
+  throw new Error(`no package.json above ${module}`);
+}
 
 /** Paths the dashboard's router owns besides `/`. */
 const deepLinks = "/elections/*";
@@ -26,7 +38,7 @@ const notBuilt = `<!doctype html>
 <p>The API is served on this port as usual. To get the dashboard, build it and restart:</p>
 <pre>npm run build
 npm start</pre>
-<p>(<code>npm start</code> builds it too.)</p>
+<p>(<code>npm ci</code> builds it too.)</p>
 </body></html>
 `;
 

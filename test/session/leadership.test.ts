@@ -1,13 +1,21 @@
 // The leadership client (client/leadership.ts) against a real server, over Connect JSON
 // and gRPC: election and deposal callbacks, stop(), giving up leadership on its own clock
-// when it cannot keep alive, campaigning again with a new session, eviction, and a
-// campaigning process killed with SIGKILL being replaced within TTL + 1 s.
+// when it cannot keep alive, leading on while its lease holds when its server dies, moving
+// to the next server with its session, campaigning again with a new session, eviction, and
+// a campaigning process killed with SIGKILL being replaced within TTL + 1 s. Tests of the
+// lease's timing step a ManualClock instead of waiting, so machine load cannot change them.
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
 import { after, before, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
-import { Code, ConnectError, createClient, type Interceptor } from "@connectrpc/connect";
+import {
+  Code,
+  ConnectError,
+  createClient,
+  type Interceptor,
+  type Transport,
+} from "@connectrpc/connect";
 import {
   createConnectTransport,
   createGrpcTransport,
@@ -16,10 +24,44 @@ import {
 import { campaign, type Leadership, type LeadershipOptions } from "../../client/leadership.js";
 import { LeaderElection } from "../../gen/atomix/runtime/election/v1/election_pb.js";
 import { type Electd, start } from "../../server/electd.js";
+import { ManualClock } from "../support/clock.js";
+import { tcpProxy } from "../support/proxy.js";
 import { testConfig } from "../support/server.js";
 import { watchTerms } from "./terms.js";
 
 const TTL_MS = 1000;
+/**
+ * TTL of the campaigns on a ManualClock: the server's real-time TTL must outlast the test,
+ * since their keep-alives are sent only when the test steps the clock.
+ */
+const LONG_TTL_MS = 60_000;
+/** The default margin: a tenth of the TTL. */
+const LONG_MARGIN_MS = LONG_TTL_MS / 10;
+
+/** Lets real I/O (calls to the server and their answers) run. */
+const settle = (ms = 20) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Waits (in real time, at most 5 s) until `done()`; I/O is real even when the clock is not. */
+async function until(done: () => boolean, what: string): Promise<void> {
+  const deadline = performance.now() + 5000;
+  while (!done()) {
+    assert.ok(performance.now() < deadline, `${what} within 5 s`);
+    await settle(5);
+  }
+}
+
+/** Counts the keep-alives a server answered, seen by the client. */
+function keepAliveCounter() {
+  const counter = {
+    answered: 0,
+    interceptor: ((next) => async (req) => {
+      const res = await next(req);
+      if (req.method.name === "KeepAlive") counter.answered++;
+      return res;
+    }) as Interceptor,
+  };
+  return counter;
+}
 
 /** Campaign events as they happen, with the time each was called. */
 function recorder() {
@@ -59,7 +101,7 @@ function recorder() {
 interface Variant {
   readonly name: string;
   readonly child: "connect" | "grpc";
-  transport(url: string, interceptors?: Interceptor[]): LeadershipOptions["transport"];
+  transport(url: string, interceptors?: Interceptor[]): Transport;
 }
 
 let electd: Electd;
@@ -118,22 +160,32 @@ for (const [index, variant] of variants.entries()) {
       await held.next();
       const a = recorder();
       const errors: unknown[] = [];
+      const clock = new ManualClock();
       const c = campaign({
         transport: variant.transport(full.url),
         election: name,
         candidate: "a",
-        ttlMs: TTL_MS,
+        ttlMs: LONG_TTL_MS,
+        clock,
         ...a,
         onError: (e) => errors.push(e),
       });
       try {
-        // Entered and leading on the server, but unable to confirm it by a watch.
-        while (errors.length < 3) await new Promise((r) => setTimeout(r, 50));
+        // Entered and leading on the server, but unable to confirm it by a watch, tried
+        // again after 100, 200 and 400 ms of its clock.
+        while (errors.length < 3) {
+          await clock.advance(50);
+          await settle();
+        }
         const { term } = await elections.getTerm({ id: { name } });
         assert.deepEqual([term?.term, term?.leader], [1n, "a"]);
         assert.equal(c.leading, false);
         assert.ok(errors.every((e) => ConnectError.from(e).code === Code.ResourceExhausted));
         holder.abort();
+        while (!a.events.length) {
+          await clock.advance(50);
+          await settle();
+        }
         assert.equal((await a.next("elected")).term, 1n);
         assert.equal((await elections.getTerm({ id: { name } })).term?.term, 1n);
       } finally {
@@ -176,22 +228,29 @@ for (const [index, variant] of variants.entries()) {
       }
     });
 
-    it("stops claiming leadership on its own clock before the server hands it on, then campaigns again", async () => {
+    it("stops claiming leadership on its own clock when it cannot keep alive, before the server hands it on, then campaigns again", async () => {
       const name = election();
       const a = recorder();
       const b = recorder();
+      const clock = new ManualClock();
       let cut = false;
-      // A partition between this campaigner and the server: unary calls fail, the
-      // already open Watch stream carries on.
+      /** Clock time at which the last keep-alive (or OpenSession) that succeeded was sent. */
+      let confirmedSentAt = 0;
+      // A partition for keep-alives: they fail; the open Watch and CloseSession get through.
       const partition: Interceptor = (next) => async (req) => {
-        if (cut && !req.stream) throw new ConnectError("partitioned", Code.Unavailable);
-        return next(req);
+        const keepAlive = req.method.name === "KeepAlive" || req.method.name === "OpenSession";
+        if (cut && keepAlive) throw new ConnectError("partitioned", Code.Unavailable);
+        const sentAt = clock.now();
+        const res = await next(req);
+        if (keepAlive) confirmedSentAt = sentAt;
+        return res;
       };
       const first = run({
         election: name,
         candidate: "a",
-        ttlMs: TTL_MS,
+        ttlMs: LONG_TTL_MS,
         retryMs: 50,
+        clock,
         interceptors: [partition],
         ...a,
       });
@@ -201,27 +260,133 @@ for (const [index, variant] of variants.entries()) {
       const watch = watchTerms(elections, name);
       try {
         await watch.until((t) => t.candidates.includes("b"));
+        // One keep-alive gets through, then the partition.
+        const opened = confirmedSentAt;
+        await clock.advance(LONG_TTL_MS / 3);
+        await until(() => confirmedSentAt !== opened, "a keep-alive answered");
         const sessionBefore = first.sessionId;
         cut = true;
-        const cutAt = performance.now();
-        const deposed = await a.next("deposed", TTL_MS + 1000);
-        const replaced = await watch.until((t) => t.leader === "b", TTL_MS + 1000);
-        assert.ok(
-          deposed.at < replaced.at,
-          `deposed ${(deposed.at - cutAt).toFixed(0)} ms after the cut, replaced after ${(replaced.at - cutAt).toFixed(0)} ms`,
-        );
-        assert.equal(replaced.term.term, 2n);
-        assert.ok(replaced.at - cutAt <= TTL_MS + 1000);
+        const giveUpAt = confirmedSentAt + LONG_TTL_MS - LONG_MARGIN_MS;
+        await clock.advance(giveUpAt - 1 - clock.now());
+        await settle();
+        assert.equal(first.leading, true, "leads until the lease less the margin");
+        assert.equal((await elections.getTerm({ id: { name } })).term?.leader, "a");
+        await clock.advance(1);
+        const deposed = await a.next("deposed", 1000);
+        assert.equal(clock.now(), giveUpAt);
         assert.equal(first.leading, false);
+        // The server would hand on only at its TTL: "b" leads once "a" closed its session.
+        const replaced = await watch.until((t) => t.leader === "b");
+        assert.ok(deposed.at < replaced.at);
+        assert.equal(replaced.term.term, 2n);
         cut = false;
         // Back in touch: a new session, and "a" queues behind the new leader.
-        await watch.until((t) => t.candidates.includes("a"), TTL_MS * 3);
+        while (!watch.seen.some((t) => t.term.leader === "b" && t.term.candidates.includes("a"))) {
+          await clock.advance(50);
+          await settle();
+        }
         assert.notEqual(first.sessionId, sessionBefore);
         assert.equal(b.events.at(-1)?.kind, "elected");
       } finally {
         await watch.close();
         await first.stop();
         await second.stop();
+      }
+    });
+
+    it("keeps leading while its lease holds when its server dies, then gives up on its own clock", async () => {
+      const doomed = await start(testConfig(["--session-ttl-min", "100ms"]));
+      const name = election();
+      const a = recorder();
+      const errors: unknown[] = [];
+      const clock = new ManualClock();
+      const c = campaign({
+        transport: variant.transport(doomed.url),
+        election: name,
+        candidate: "a",
+        ttlMs: LONG_TTL_MS,
+        clock,
+        ...a,
+        onError: (e) => errors.push(e),
+      });
+      try {
+        assert.equal((await a.next("elected")).term, 1n);
+        await doomed.stop(0);
+        // The watch and then a keep-alive fail; leadership holds until the lease is out.
+        while (errors.length < 2) {
+          await clock.advance(LONG_TTL_MS / 3);
+          await settle();
+        }
+        const giveUpAt = LONG_TTL_MS - LONG_MARGIN_MS;
+        assert.ok(clock.now() < giveUpAt);
+        await clock.advance(giveUpAt - 1 - clock.now());
+        await settle();
+        assert.equal(c.leading, true);
+        assert.deepEqual(
+          a.events.map((e) => e.kind),
+          ["elected"],
+        );
+        await clock.advance(1);
+        assert.equal((await a.next("deposed", 1000)).term, 1n);
+        assert.equal(c.leading, false);
+      } finally {
+        const stopped = c.stop();
+        // Closing the session on a dead server waits no longer than the clock says.
+        await clock.advance(LONG_TTL_MS);
+        await stopped;
+      }
+    });
+
+    it("moves to the next server when its server cannot be reached, keeping its session and leadership", async () => {
+      // Two addresses of one server: as two servers sharing their sessions' store would be.
+      const first = await tcpProxy(electd.url);
+      const second = await tcpProxy(electd.url);
+      const name = election();
+      const a = recorder();
+      const clock = new ManualClock();
+      const kept = keepAliveCounter();
+      const c = campaign({
+        transport: [
+          variant.transport(first.url, [kept.interceptor]),
+          variant.transport(second.url, [kept.interceptor]),
+        ],
+        election: name,
+        candidate: "a",
+        ttlMs: LONG_TTL_MS,
+        clock,
+        ...a,
+      });
+      const elections = createClient(LeaderElection, variant.transport(electd.url));
+      try {
+        assert.equal((await a.next("elected")).term, 1n);
+        const session = c.sessionId;
+        assert.equal(second.connections, 0);
+        await first.cut();
+        // The watch is opened again through the second address, then a keep-alive goes there.
+        while (second.connections === 0) {
+          await clock.advance(50);
+          await settle();
+        }
+        // Well past the lease it had when the first server went away: kept alive.
+        for (let i = 1; i <= 4; i++) {
+          await clock.advance(LONG_TTL_MS / 3);
+          await until(() => kept.answered === i, `keep-alive ${i} answered`);
+        }
+        assert.ok(clock.now() > LONG_TTL_MS);
+        assert.equal(c.leading, true);
+        assert.equal(c.sessionId, session);
+        assert.equal(c.term, 1n);
+        assert.deepEqual(
+          a.events.map((e) => e.kind),
+          ["elected"],
+        );
+        const { term } = await elections.getTerm({ id: { name } });
+        assert.deepEqual([term?.term, term?.leader], [1n, "a"]);
+      } finally {
+        const stopped = c.stop();
+        await clock.advance(LONG_TTL_MS);
+        await stopped;
+        await second.cut();
       }
     });
 

@@ -1,5 +1,7 @@
-// Runs `server/main.ts` as its own process, as `npm start` does, and reads its URL.
+// Runs the server as its own process, as `npm start` does (`electd serve`, from the sources
+// through tsx), and reads its URL; and the electd command's other subcommands.
 import { type ChildProcess, spawn } from "node:child_process";
+import { constants as osConstants } from "node:os";
 import { fileURLToPath } from "node:url";
 
 export const root = fileURLToPath(new URL("../..", import.meta.url));
@@ -27,7 +29,7 @@ export function spawnServer(
   env: NodeJS.ProcessEnv = {},
 ): Promise<ServerProcess> {
   const argv = withStore(args, env);
-  const child = spawn(process.execPath, ["--import", "tsx", "server/main.ts", ...argv], {
+  const child = spawn(process.execPath, ["--import", "tsx", "cli/electd.ts", "serve", ...argv], {
     cwd: root,
     env: { ...process.env, LOG_LEVEL: "warn", ...env },
     stdio: ["ignore", "pipe", "pipe"],
@@ -49,7 +51,7 @@ export function spawnServer(
 }
 
 /**
- * Runs main.ts to completion (for --help, bad flags and refused data), as another user
+ * Runs `electd serve` to completion (for --help, bad flags and refused data), as another user
  * when `as` says so. A server that starts listening instead is killed, so the caller's
  * assertion fails rather than hangs.
  */
@@ -58,7 +60,7 @@ export function runMain(
   as: { readonly uid?: number; readonly gid?: number } = {},
 ): Promise<{ code: number | null; stdout: string; stderr: string }> {
   const argv = withStore(args);
-  const child = spawn(process.execPath, ["--import", "tsx", "server/main.ts", ...argv], {
+  const child = spawn(process.execPath, ["--import", "tsx", "cli/electd.ts", "serve", ...argv], {
     cwd: root,
     stdio: ["ignore", "pipe", "pipe"],
     ...as,
@@ -73,4 +75,47 @@ export function runMain(
     stderr += c.toString();
   });
   return new Promise((resolve) => child.once("exit", (code) => resolve({ code, stdout, stderr })));
+}
+
+export interface CommandProcess {
+  readonly child: ChildProcess;
+  stdout(): string;
+  stderr(): string;
+  /** Resolves with the exit code, or 128 + the signal's number as a shell reports it. */
+  readonly exited: Promise<number>;
+}
+
+/** Starts `electd <args>` (cli/electd.ts through tsx), in its own process group if asked. */
+export function spawnCommand(
+  args: readonly string[],
+  options: { readonly detached?: boolean } = {},
+): CommandProcess {
+  const child = spawn(process.execPath, ["--import", "tsx", "cli/electd.ts", ...args], {
+    cwd: root,
+    stdio: ["ignore", "pipe", "pipe"],
+    detached: options.detached ?? false,
+  });
+  let out = "";
+  let err = "";
+  child.stdout.on("data", (c: Buffer) => {
+    out += c.toString();
+  });
+  child.stderr.on("data", (c: Buffer) => {
+    err += c.toString();
+  });
+  const exited = new Promise<number>((resolve) =>
+    child.once("exit", (code, signal) =>
+      resolve(code ?? 128 + (signal ? osConstants.signals[signal] : 0)),
+    ),
+  );
+  return { child, stdout: () => out, stderr: () => err, exited };
+}
+
+/** Runs `electd <args>` to completion. */
+export async function runCommand(
+  args: readonly string[],
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  const command = spawnCommand(args);
+  const code = await command.exited;
+  return { code, stdout: command.stdout(), stderr: command.stderr() };
 }

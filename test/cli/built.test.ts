@@ -1,0 +1,69 @@
+// What ships: the bundle `npm run build` makes (dist/electd.js, run by `npm start` and the
+// package's `bin`) serves the API, the dashboard and the durable store without tsx, its
+// client subcommands work, and the packed package holds the build and no sources.
+// Needs `npm run build` first (`npm test` and `npm ci` run it).
+import assert from "node:assert/strict";
+import { execFile, spawn } from "node:child_process";
+import { existsSync } from "node:fs";
+import { describe, it } from "node:test";
+import { promisify } from "node:util";
+import { root } from "../support/process.js";
+import { tempDir } from "../support/tempdir.js";
+
+const run = promisify(execFile);
+const bin = `${root}/dist/electd.js`;
+
+describe("the built electd", () => {
+  it("serves the API, the dashboard and the durable store from dist/, without tsx", async (t) => {
+    assert.ok(existsSync(bin), "dist/electd.js is missing: run `npm run build` first");
+    const dataDir = tempDir("built");
+    // No --import tsx: the bundle must run on plain Node.
+    const child = spawn(
+      process.execPath,
+      [bin, "serve", "--port", "0", "--data-dir", dataDir, "--log-level", "warn"],
+      { cwd: dataDir, stdio: ["ignore", "pipe", "inherit"] },
+    );
+    t.after(() => child.kill("SIGKILL"));
+    let output = "";
+    const url = await new Promise<string>((resolve, reject) => {
+      child.stdout.on("data", (chunk: Buffer) => {
+        output += chunk.toString();
+        const found = /electd listening on (\S+)/.exec(output)?.[1];
+        if (found) resolve(found);
+      });
+      child.once("exit", (code) => reject(new Error(`exited ${code}: ${output}`)));
+    });
+    const health = (await (await fetch(`${url}/healthz`)).json()) as Record<string, unknown>;
+    assert.deepEqual([health.status, health.store], ["serving", "durable"]);
+    const page = await fetch(`${url}/elections/x`);
+    assert.equal(page.status, 200);
+    assert.match(await page.text(), /<script type="module"/, "the built dashboard");
+    const E = `${url}/atomix.runtime.election.v1.LeaderElection`;
+    const created = await fetch(`${E}/Create`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ id: { name: "shipped" } }),
+    });
+    assert.equal(created.status, 200);
+    const entered = await run(process.execPath, [bin, "enter", "shipped", "n1", "--server", url]);
+    assert.deepEqual(JSON.parse(entered.stdout), { term: "1", leader: "n1", candidates: [] });
+    const status = await run(process.execPath, [bin, "status", "--server", url]);
+    assert.match(status.stdout, /^shipped\s+1\s+n1\s+0\s+-$/m);
+    const exited = new Promise((resolve) => child.once("exit", resolve));
+    child.kill("SIGTERM");
+    assert.equal(await exited, 0);
+  });
+
+  it("packs the build, the dashboard and the command, and no sources", async () => {
+    const { stdout } = await run("npm", ["pack", "--dry-run", "--json", "--ignore-scripts"], {
+      cwd: root,
+    });
+    const [pack] = JSON.parse(stdout) as [{ files: { path: string }[] }];
+    const files = pack.files.map((f) => f.path);
+    for (const needed of ["dist/electd.js", "web/dist/index.html", "package.json", "README.md"]) {
+      assert.ok(files.includes(needed), `the package holds ${needed}`);
+    }
+    const sources = files.filter((f) => /\.ts$/.test(f) || /^(server|client|cli|test)\//.test(f));
+    assert.deepEqual(sources, []);
+  });
+});
