@@ -24,7 +24,9 @@ export interface Config {
     readonly watchBuffer: number;
     readonly watchElectionsBuffer: number;
     readonly maxPageSize: number;
+    readonly summaryCacheBytes: number;
   };
+
   readonly sessions: SessionSettings;
   readonly connections: ConnectionSettings;
 }
@@ -175,6 +177,13 @@ export const settings = {
     fallback: "1000",
     help: "most elections in one ListElections page or WatchElections response",
   },
+  summaryCacheBytes: {
+    flag: "summary-cache-bytes",
+    env: "SUMMARY_CACHE_BYTES",
+    fallback: "33554432",
+    help: "memory for encoded election summaries reused by directory responses (0: none)",
+  },
+
   headersTimeout: {
     flag: "headers-timeout",
     env: "HEADERS_TIMEOUT",
@@ -340,7 +349,9 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Con
       watchBuffer: int("watchBuffer", 1),
       watchElectionsBuffer: int("watchElectionsBuffer", 1),
       maxPageSize: int("maxPageSize", 1),
+      summaryCacheBytes: int("summaryCacheBytes", 0),
     },
+
     sessions,
     connections,
   };

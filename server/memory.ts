@@ -59,6 +59,7 @@ export interface MemoryLimits {
   readonly maxWatches: number;
   readonly watchBuffer: number;
   readonly watchElectionsBuffer: number;
+  readonly summaryCacheBytes: number;
 }
 
 /** One line of the worst case: what `units` of one kind cost together. */
@@ -109,6 +110,9 @@ export function worstCase(limits: MemoryLimits, costs: HeapCosts = heapCosts): W
     part("candidates", ["MAX_CANDIDATES_TOTAL"], limits.maxCandidatesTotal, costs.candidate + name),
     part("sessions", ["MAX_SESSIONS"], limits.maxSessions, costs.session),
     part("watches", watchSettings, limits.maxWatches, costs.watch + Math.max(queued, pending)),
+    // Its bytes, and as much again for the states they were encoded from once those are
+    // replaced: a summary holds every name of its state at least once.
+    part("summaries", ["SUMMARY_CACHE_BYTES"], 1, 2 * limits.summaryCacheBytes),
   ];
   return { parts, total: parts.reduce((sum, p) => sum + p.bytes, 0) };
 }

@@ -72,6 +72,7 @@ describe("heap budget", () => {
       candidates: 20 * (c.candidate + name),
       sessions: 3 * c.session,
       watches: 4 * (c.watch + (6 + 1) * (c.version + 5 * c.versionSlot)),
+      summaries: 2 * 32 * MiB,
     });
   });
 
