@@ -26,6 +26,8 @@ export interface Config {
     readonly maxPageSize: number;
     readonly summaryCacheBytes: number;
   };
+  /** Smallest response compressed for a client that accepts gzip or br. */
+  readonly compressMinBytes: number;
 
   readonly sessions: SessionSettings;
   readonly connections: ConnectionSettings;
@@ -184,6 +186,12 @@ export const settings = {
     help: "memory for encoded election summaries reused by directory responses (0: none)",
   },
 
+  compressMinBytes: {
+    flag: "compress-min-bytes",
+    env: "COMPRESS_MIN_BYTES",
+    fallback: "65536",
+    help: "smallest response compressed for a client that accepts gzip or br",
+  },
   headersTimeout: {
     flag: "headers-timeout",
     env: "HEADERS_TIMEOUT",
@@ -351,6 +359,7 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Con
       maxPageSize: int("maxPageSize", 1),
       summaryCacheBytes: int("summaryCacheBytes", 0),
     },
+    compressMinBytes: int("compressMinBytes", 0),
 
     sessions,
     connections,
