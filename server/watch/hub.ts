@@ -361,10 +361,13 @@ export class WatchHub {
     try {
       for (;;) {
         watcher.box.clear();
-        // The snapshot is taken here, in the same turn as the box was cleared.
+        // The snapshot is taken here, in the same turn as the box was cleared. Every page
+        // waits for its turn, the first too: a thousand watchers opening at once would
+        // otherwise each send a first page before the server serves anything else.
         for (const page of this.snapshot(filter, pageSize, watcher.box)) {
-          yield page;
           await this.pacer.turn();
+          if (watcher.box.isClosed) return;
+          yield page;
         }
         for (;;) {
           let batch: Election[] | "overflow" | undefined = await watcher.box.takeAll();
