@@ -13,6 +13,7 @@ import { createHash } from "node:crypto";
 import { create, type DescMessage, type MessageShape, toBinary } from "@bufbuild/protobuf";
 import { BinaryWriter, WireType } from "@bufbuild/protobuf/wire";
 import type { HandlerContext } from "@connectrpc/connect";
+import { LRUCache } from "lru-cache";
 import {
   ChangeCause,
   ElectionSchema,
@@ -76,39 +77,34 @@ function bindingsOf(election: Election): { candidate: string; sessionFingerprint
 const ENTRY_OVERHEAD_BYTES = 300;
 
 /**
- * Encoded summaries of the elections encoded last, as field 1 of a response (tag, length,
- * summary), within a budget of bytes: the oldest are dropped first. One entry per name,
- * for the state encoded last, so an election that changes replaces its entry instead of
- * adding one, and the cache never holds more than one state of an election.
+ * Encoded summaries of the elections sent lately, as field 1 of a response (tag, length,
+ * summary), within a budget of bytes: the least recently used go first. One entry per
+ * name, for the state encoded last, so an election that changes replaces its entry
+ * instead of adding one, and the cache never holds more than one state of an election.
  */
 export class SummaryCache {
-  private readonly entries = new Map<string, { election: Election; field: Uint8Array }>();
-  private bytes = 0;
+  private readonly entries: LRUCache<string, { election: Election; field: Uint8Array }> | undefined;
 
-  constructor(private readonly budgetBytes: number) {}
+  constructor(budgetBytes: number) {
+    this.entries =
+      budgetBytes === 0
+        ? undefined
+        : new LRUCache({
+            maxSize: budgetBytes,
+            sizeCalculation: (entry) => entry.field.length + ENTRY_OVERHEAD_BYTES,
+          });
+  }
 
   field(election: Election): Uint8Array {
-    const entry = this.entries.get(election.name);
+    const entry = this.entries?.get(election.name);
     if (entry?.election === election) return entry.field;
     const field = new BinaryWriter()
       .tag(1, WireType.LengthDelimited)
       .bytes(toBinary(ElectionSchema, toSummary(election)))
       .finish();
-    if (entry !== undefined) this.drop(election.name, entry.field);
-    const cost = field.length + ENTRY_OVERHEAD_BYTES;
-    if (cost > this.budgetBytes) return field;
-    this.entries.set(election.name, { election, field });
-    this.bytes += cost;
-    for (const [name, oldest] of this.entries) {
-      if (this.bytes <= this.budgetBytes) break;
-      this.drop(name, oldest.field);
-    }
+    // One larger than the whole budget is not kept (and not counted).
+    this.entries?.set(election.name, { election, field });
     return field;
-  }
-
-  private drop(name: string, field: Uint8Array): void {
-    this.entries.delete(name);
-    this.bytes -= field.length + ENTRY_OVERHEAD_BYTES;
   }
 }
 
