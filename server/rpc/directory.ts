@@ -59,8 +59,8 @@ export function directoryService(
    * Binary responses, one per batch for as long as the batch is held: the hub hands the
    * same snapshot page to every watcher that reaches it, and each is encoded once.
    */
-  const encodedBatches = new WeakMap<DirectoryBatch, WatchElectionsResponse>();
-  const sharedResponse = (batch: DirectoryBatch): WatchElectionsResponse => {
+  const encodedBatches = new WeakMap<DirectoryBatch, Promise<WatchElectionsResponse>>();
+  const sharedResponse = (batch: DirectoryBatch): Promise<WatchElectionsResponse> => {
     let encoded = encodedBatches.get(batch);
     if (encoded === undefined) {
       encoded = response(batch, summaries);
@@ -116,13 +116,16 @@ export function directoryService(
       const filter = { ...filterOf(req, limits), ...(name === "" ? {} : { name }) };
       const binary = binaryResponses(ctx);
       for await (const batch of hub.changes(filter, ctx.signal, limits.maxPageSize)) {
-        yield binary ? sharedResponse(batch) : response(batch, undefined);
+        yield await (binary ? sharedResponse(batch) : response(batch, undefined));
       }
     },
   };
 }
 
-function response(batch: DirectoryBatch, binary: SummaryCache | undefined): WatchElectionsResponse {
+function response(
+  batch: DirectoryBatch,
+  binary: SummaryCache | undefined,
+): Promise<WatchElectionsResponse> {
   const rest = create(WatchElectionsResponseSchema, {
     deleted: [...batch.deleted],
     reset: batch.reset,

@@ -45,15 +45,15 @@ const election: fc.Arbitrary<Election> = fc
   });
 
 describe("directory responses from cached summaries", () => {
-  it("writes the bytes of the same WatchElectionsResponse with its summaries as messages", () => {
+  it("writes the bytes of the same WatchElectionsResponse with its summaries as messages", async () => {
     const cache = new SummaryCache(1 << 20);
-    fc.assert(
-      fc.property(
+    await fc.assert(
+      fc.asyncProperty(
         fc.array(election, { maxLength: 6 }),
         fc.array(name, { maxLength: 3 }),
         fc.boolean(),
         fc.boolean(),
-        (elections, deleted, reset, snapshotComplete) => {
+        async (elections, deleted, reset, snapshotComplete) => {
           const rest = () =>
             create(WatchElectionsResponseSchema, { deleted, reset, snapshotComplete });
           const plain = rest();
@@ -61,7 +61,7 @@ describe("directory responses from cached summaries", () => {
           const schema = WatchElectionsResponseSchema;
           // Twice: once encoding, once from the cache.
           for (let i = 0; i < 2; i++) {
-            const shared = withSummaries(schema, rest(), elections, cache);
+            const shared = await withSummaries(schema, rest(), elections, cache);
             assert.deepEqual(toBinary(schema, shared), toBinary(schema, plain));
           }
         },
@@ -69,27 +69,31 @@ describe("directory responses from cached summaries", () => {
     );
   });
 
-  it("writes the bytes of the same ListElectionsResponse, with or without a next page", () => {
+  it("writes the bytes of the same ListElectionsResponse, with or without a next page", async () => {
     const cache = new SummaryCache(0);
-    fc.assert(
-      fc.property(fc.array(election, { maxLength: 6 }), fc.string(), (elections, token) => {
-        const schema = ListElectionsResponseSchema;
-        const plain = create(schema, { nextPageToken: token });
-        plain.elections = elections.map(toSummary);
-        const shared = withSummaries(
-          schema,
-          create(schema, { nextPageToken: token }),
-          elections,
-          cache,
-        );
-        assert.deepEqual(toBinary(schema, shared), toBinary(schema, plain));
-      }),
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(election, { maxLength: 6 }),
+        fc.string(),
+        async (elections, token) => {
+          const schema = ListElectionsResponseSchema;
+          const plain = create(schema, { nextPageToken: token });
+          plain.elections = elections.map(toSummary);
+          const shared = await withSummaries(
+            schema,
+            create(schema, { nextPageToken: token }),
+            elections,
+            cache,
+          );
+          assert.deepEqual(toBinary(schema, shared), toBinary(schema, plain));
+        },
+      ),
     );
   });
 
-  it("sends a JSON client the summaries as messages", () => {
+  it("sends a JSON client the summaries as messages", async () => {
     const elections = fc.sample(election, 3);
-    const json = withSummaries(
+    const json = await withSummaries(
       ListElectionsResponseSchema,
       create(ListElectionsResponseSchema),
       elections,
@@ -114,6 +118,24 @@ describe("directory responses from cached summaries", () => {
     const fields = others.map((e) => cache.field(e));
     assert.notEqual(cache.field(next), changed, "dropped, encoded again");
     assert.equal(cache.field(others[9] as Election), fields[9], "the newest is kept");
+  });
+
+  it("lets the event loop run every 5 ms while encoding a page, and not without need", async () => {
+    const page = Array.from({ length: 20 }, (_, i) => newElection(`slice-${i}`, []));
+    /** Whether an immediate queued before encoding ran before the page was encoded. */
+    const interleaved = async (cache: SummaryCache) => {
+      let ran = false;
+      setImmediate(() => {
+        ran = true;
+      });
+      const fields = await cache.fields(page);
+      assert.equal(fields.length, 20);
+      return ran;
+    };
+    let clock = 0;
+    // Each summary takes 1 ms on this clock: 20 ms in all.
+    assert.equal(await interleaved(new SummaryCache(1 << 20, () => clock++)), true);
+    assert.equal(await interleaved(new SummaryCache(1 << 20, () => 0)), false);
   });
 
   it("answers a Connect GET in the encoding its query asks for", async () => {
