@@ -11,11 +11,13 @@ import {
   type WatchElectionsResponse,
   WatchElectionsResponseSchema,
 } from "../../gen/electd/v1/directory_pb.js";
+import { SessionState } from "../../gen/electd/v1/session_pb.js";
 import { type InputLimits, text } from "../election/validate.js";
 import { electionNotFound, invalid } from "../errors.js";
 import type { SessionRegistry } from "../session/registry.js";
 import type { ElectionStore, ListFilter } from "../store/store.js";
 import type { DirectoryBatch, WatchHub } from "../watch/hub.js";
+import { sessionStates } from "./session.js";
 import { binaryResponses, SummaryCache, sessionFingerprint, withSummaries } from "./summaries.js";
 
 export { sessionFingerprint } from "./summaries.js";
@@ -106,6 +108,7 @@ export function directoryService(
               sessionFingerprint: sessionFingerprint(session),
               ttl: durationFromMs(view?.ttlMs ?? 0),
               remaining: durationFromMs(view?.remainingMs ?? 0),
+              state: view === undefined ? SessionState.UNSPECIFIED : sessionStates[view.state],
             },
           ];
         }),

@@ -7,7 +7,8 @@ import type { SessionSettings } from "../config.js";
 import { invalid } from "../errors.js";
 import type { SessionRegistry, SessionState as State } from "../session/registry.js";
 
-const states: Record<State, SessionState> = {
+/** A session's state as the API names it (GetSession, GetElectionSessions). */
+export const sessionStates: Record<State, SessionState> = {
   active: SessionState.ACTIVE,
   expiring: SessionState.EXPIRING,
   closing: SessionState.CLOSING,
@@ -37,7 +38,7 @@ export function sessionService(options: SessionServiceOptions): ServiceImpl<type
       return {
         ttl: durationFromMs(session.ttlMs),
         remaining: durationFromMs(session.remainingMs),
-        state: states[session.state],
+        state: sessionStates[session.state],
       };
     },
   };
