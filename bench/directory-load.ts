@@ -115,8 +115,11 @@ const loops = Array.from({ length: listers }, async (_, i) => {
 
 let { sessionId } = await sessions.openSession({ ttl: durationFromMs(1000) });
 const latencies: number[] = [];
+/** Each keep-alive's latency and when it was sent, in ms since the first. */
+const timeline: [latency: number, at: number][] = [];
 let expired = 0;
-const deadline = performance.now() + seconds * 1000;
+const first = performance.now();
+const deadline = first + seconds * 1000;
 while (performance.now() < deadline) {
   const sent = performance.now();
   try {
@@ -127,6 +130,7 @@ while (performance.now() < deadline) {
     ({ sessionId } = await sessions.openSession({ ttl: durationFromMs(1000) }));
   }
   latencies.push(performance.now() - sent);
+  timeline.push([performance.now() - sent, sent - first]);
   await new Promise((r) => setTimeout(r, 100));
 }
 stop = true;
@@ -140,6 +144,11 @@ out(
     `p99 ${percentile(latencies, 0.99).toFixed(1)} ms, max ${percentile(latencies, 1).toFixed(1)} ms; ` +
     `sessions expired although kept alive (false failovers): ${expired}`,
 );
+const slowest = timeline
+  .sort((a, b) => b[0] - a[0])
+  .slice(0, 3)
+  .map(([latency, at]) => `${latency.toFixed(0)} ms at ${(at / 1000).toFixed(1)} s`);
+out(`keep-alive p90 ${percentile(latencies, 0.9).toFixed(1)} ms; slowest: ${slowest.join(", ")}`);
 out(`ListElections (page 100, ${listers} loops): ${(lists / seconds).toFixed(0)} pages/s`);
 out(
   `server RSS: ${rssLoaded.toFixed(0)} MiB with the elections, ${rssWatched.toFixed(0)} MiB with ${healthz.watches} watchers, ${rssEnd.toFixed(0)} MiB at the end`,

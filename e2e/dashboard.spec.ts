@@ -7,6 +7,8 @@ import { copyFile, mkdir, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
+import Database from "better-sqlite3";
+import { DATA_FILE } from "../server/store/durable.js";
 import {
   ElectdProcess,
   expect,
@@ -560,6 +562,84 @@ test.describe("sessions", () => {
       if (keeping) clearInterval(keeping);
       await page.goto("about:blank");
       await server.stop();
+    }
+  });
+});
+
+test.describe("sessions whose candidates cannot be withdrawn yet", () => {
+  test("an ended session shows CLOSING or EXPIRING while the store cannot commit its withdrawal, and its badge goes once it commits", async ({
+    page,
+  }) => {
+    // Another process holds the data file's write lock, as the sqlite3 shell would: the
+    // server retries each withdrawal until the lock is gone.
+    const dataDir = await mkdtemp(join(tmpdir(), "electd-e2e-"));
+    const server = new ElectdProcess([
+      "--store",
+      "durable",
+      "--data-dir",
+      dataDir,
+      "--session-ttl-min",
+      "500ms",
+    ]);
+    await server.start();
+    let keeping: ReturnType<typeof setInterval> | undefined;
+    let lock: Database.Database | undefined;
+    try {
+      const name = "sessions/ending";
+      const open = async (ttl: string) =>
+        ((await server.call("OpenSession", { ttl }, SESSIONS)) as { sessionId: string }).sessionId;
+      const enter = (candidate: string, session: string) =>
+        server.call("Enter", { id: { name }, candidate }, LEADER_ELECTION, {
+          "electd-session": session,
+        });
+      await server.create(name, []);
+      const closed = await open("60s");
+      const expired = await open("1s");
+      keeping = setInterval(() => {
+        server.call("KeepAlive", { sessionId: expired }, SESSIONS).catch(() => {});
+      }, 250);
+      await enter("worker-a", closed);
+      await enter("worker-b", expired);
+
+      await page.goto(`${server.url}/elections/${encodeURIComponent(name)}`);
+      const leaderBadge = page.locator("#leader-session");
+      const standbyBadge = page.locator("ol.queue > li[data-candidate='worker-b'] .session");
+      await expect(leaderBadge).toHaveText(/ s left of 60\.0 s$/);
+      await expect(standbyBadge).toHaveText(/ s left of 1\.0 s$/);
+      await expect(leaderBadge).not.toHaveClass(/ending/);
+
+      lock = new Database(join(dataDir, DATA_FILE));
+      lock.exec("BEGIN IMMEDIATE");
+      await expect(server.call("CloseSession", { sessionId: closed }, SESSIONS)).rejects.toThrow(
+        /could not be saved/,
+      );
+      clearInterval(keeping);
+      keeping = undefined;
+      await expect(leaderBadge).toHaveText(/^session [0-9a-f]{12} · CLOSING$/, { timeout: 3000 });
+      await expect(leaderBadge).toHaveClass(/ending/);
+      await expect(standbyBadge).toHaveText(/^session [0-9a-f]{12} · EXPIRING$/, {
+        timeout: 3000,
+      });
+      await expect(standbyBadge).toHaveClass(/ending/);
+      // Nothing was withdrawn meanwhile.
+      await expect(page.locator("#leader")).toHaveText("worker-a");
+      await screenshot(page, "sessions-ending.png");
+
+      lock.exec("ROLLBACK");
+      lock.close();
+      lock = undefined;
+      await expect(page.locator("#leader")).not.toHaveText("worker-a", { timeout: 5000 });
+      await expect(queueOf(page)).toHaveCount(0, { timeout: 5000 });
+      await expect(leaderBadge).toBeHidden();
+    } finally {
+      if (keeping) clearInterval(keeping);
+      if (lock) {
+        lock.exec("ROLLBACK");
+        lock.close();
+      }
+      await page.goto("about:blank");
+      await server.stop();
+      await rm(dataDir, { recursive: true, force: true });
     }
   });
 });

@@ -29,7 +29,11 @@ export interface Config {
     readonly watchElectionsBuffer: number;
     readonly maxPageSize: number;
     readonly historyPerElection: number;
+    readonly summaryCacheBytes: number;
   };
+  /** Smallest response compressed for a client that accepts gzip or br. */
+  readonly compressMinBytes: number;
+
   readonly sessions: SessionSettings;
   readonly connections: ConnectionSettings;
   /** On SIGTERM/SIGINT, how long requests in progress may take before connections are cut. */
@@ -237,6 +241,19 @@ export const settings = {
     env: "HISTORY_PER_ELECTION",
     fallback: "1000",
     help: "changes kept in each election's history (the oldest go first)",
+  },
+  summaryCacheBytes: {
+    flag: "summary-cache-bytes",
+    env: "SUMMARY_CACHE_BYTES",
+    fallback: "33554432",
+    help: "memory for encoded election summaries reused by directory responses (0: none)",
+  },
+
+  compressMinBytes: {
+    flag: "compress-min-bytes",
+    env: "COMPRESS_MIN_BYTES",
+    fallback: "65536",
+    help: "smallest response compressed for a client that accepts gzip or br",
   },
   headersTimeout: {
     flag: "headers-timeout",
@@ -458,7 +475,10 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Con
       watchElectionsBuffer: int("watchElectionsBuffer", 1),
       maxPageSize: int("maxPageSize", 1),
       historyPerElection: int("historyPerElection", 1),
+      summaryCacheBytes: int("summaryCacheBytes", 0),
     },
+    compressMinBytes: int("compressMinBytes", 0),
+
     sessions,
     connections,
     shutdownGraceMs: duration("shutdownGrace"),

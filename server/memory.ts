@@ -66,6 +66,7 @@ export interface MemoryLimits {
    * the memory store, 0 for the stores that keep history on disk or in etcd.
    */
   readonly historyInHeap?: number;
+  readonly summaryCacheBytes: number;
 }
 
 /** One line of the worst case: what `units` of one kind cost together. */
@@ -122,6 +123,9 @@ export function worstCase(limits: MemoryLimits, costs: HeapCosts = heapCosts): W
       limits.maxElections * (limits.historyInHeap ?? 0),
       costs.historyRecord,
     ),
+    // Its bytes, and as much again for the states they were encoded from once those are
+    // replaced: a summary holds every name of its state at least once.
+    part("summaries", ["SUMMARY_CACHE_BYTES"], 1, 2 * limits.summaryCacheBytes),
   ];
   return { parts, total: parts.reduce((sum, p) => sum + p.bytes, 0) };
 }

@@ -74,6 +74,7 @@ describe("heap budget", () => {
       sessions: 3 * c.session,
       watches: 4 * (c.watch + (6 + 1) * (c.version + 5 * c.versionSlot)),
       history: 0,
+      summaries: 2 * 32 * MiB,
     });
     const inHeap = Object.fromEntries(
       worstCase({ ...limits, historyInHeap: 8 }).parts.map((p) => [p.what, p.bytes]),

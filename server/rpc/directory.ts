@@ -2,24 +2,25 @@
 // the list, and read the sessions of one election's candidates. Same shape as the
 // LeaderElection handlers: validate, read the store, the watch hub or the session
 // registry, encode.
-import { createHash } from "node:crypto";
 import { create } from "@bufbuild/protobuf";
 import { durationFromMs } from "@bufbuild/protobuf/wkt";
 import type { ServiceImpl } from "@connectrpc/connect";
 import {
-  ChangeCause,
   type ElectionDirectoryService,
-  ElectionSchema,
-  type Election as ElectionSummary,
+  ListElectionsResponseSchema,
+  type WatchElectionsResponse,
   WatchElectionsResponseSchema,
 } from "../../gen/electd/v1/directory_pb.js";
-import type { ChangeCause as Cause, Election } from "../election/change.js";
+import { SessionState } from "../../gen/electd/v1/session_pb.js";
 import { type InputLimits, text } from "../election/validate.js";
 import { electionNotFound, invalid } from "../errors.js";
 import type { Sessions } from "../session/sessions.js";
 import type { ElectionStore, ListFilter } from "../store/store.js";
-import type { WatchHub } from "../watch/hub.js";
-import { toTerm } from "./election.js";
+import type { DirectoryBatch, WatchHub } from "../watch/hub.js";
+import { sessionStates } from "./session.js";
+import { binaryResponses, SummaryCache, sessionFingerprint, withSummaries } from "./summaries.js";
+
+export { sessionFingerprint } from "./summaries.js";
 
 /** Page size when a ListElections request leaves page_size at 0 (documented in the proto). */
 export const DEFAULT_PAGE_SIZE = 100;
@@ -30,56 +31,11 @@ export interface DirectoryServiceOptions {
   readonly limits: InputLimits & {
     /** Most elections in one page or one watch response. */
     readonly maxPageSize: number;
+    /** Bytes of encoded election summaries kept for the responses that send them again. */
+    readonly summaryCacheBytes: number;
   };
   /** Where remaining TTLs are read; the same object the SessionService uses. */
   readonly sessions: Pick<Sessions, "peek">;
-}
-
-const causes: Record<Cause, ChangeCause> = {
-  "session-expired": ChangeCause.SESSION_EXPIRED,
-  "session-closed": ChangeCause.SESSION_CLOSED,
-  // Never on a state a client receives: a deleted election is named in `deleted`.
-  "election-deleted": ChangeCause.UNSPECIFIED,
-};
-
-/**
- * A session id is a bearer secret (whoever holds it can keep the session alive or close
- * it), so listings show a short digest instead: enough to tell sessions apart.
- */
-export function sessionFingerprint(session: string): string {
-  return createHash("sha256").update(session).digest("hex").slice(0, 12);
-}
-
-export function toSummary(election: Election): ElectionSummary {
-  const bindings = bindingsOf(election);
-  // fromEntries defines each candidate as an own key, so `__proto__` is kept like any name
-  // here (the deprecated map; JSON and JavaScript readers may still drop it).
-  const candidateSessions = Object.fromEntries(
-    bindings.map((b) => [b.candidate, b.sessionFingerprint]),
-  );
-  return create(ElectionSchema, {
-    bindings,
-    name: election.name,
-    tags: [...election.tags],
-    term: toTerm(election.state),
-    candidateSessions,
-    lastChangeCause:
-      election.cause === undefined ? ChangeCause.UNSPECIFIED : causes[election.cause],
-    version: BigInt(election.version),
-  });
-}
-
-/** Session-bound candidates, leader first then in queue order, with their fingerprints. */
-function bindingsOf(election: Election): { candidate: string; sessionFingerprint: string }[] {
-  const { owners } = election;
-  if (owners.size === 0) return [];
-  const { leader, candidates } = election.state;
-  return [leader, ...candidates].flatMap((candidate) => {
-    const session = owners.get(candidate);
-    return session === undefined
-      ? []
-      : [{ candidate, sessionFingerprint: sessionFingerprint(session) }];
-  });
 }
 
 /** The name_prefix and tag filters; empty means "no filter". */
@@ -100,8 +56,22 @@ export function directoryService(
 ): ServiceImpl<typeof ElectionDirectoryService> {
   const { store, hub, limits } = options;
   const { sessions } = options;
+  const summaries = new SummaryCache(limits.summaryCacheBytes);
+  /**
+   * Binary responses, one per batch for as long as the batch is held: the hub hands the
+   * same snapshot page to every watcher that reaches it, and each is encoded once.
+   */
+  const encodedBatches = new WeakMap<DirectoryBatch, Promise<WatchElectionsResponse>>();
+  const sharedResponse = (batch: DirectoryBatch): Promise<WatchElectionsResponse> => {
+    let encoded = encodedBatches.get(batch);
+    if (encoded === undefined) {
+      encoded = response(batch, summaries);
+      encodedBatches.set(batch, encoded);
+    }
+    return encoded;
+  };
   return {
-    async listElections(req) {
+    async listElections(req, ctx) {
       const pageSize = pageSizeOf(req.pageSize, limits.maxPageSize);
       const filter = filterOf(req, limits);
       const after = text("page_token", req.pageToken, limits, true);
@@ -113,10 +83,13 @@ export function directoryService(
       });
       const page = found.slice(0, pageSize);
       const last = page.at(-1);
-      return {
-        elections: page.map(toSummary),
-        nextPageToken: found.length > pageSize && last ? last.name : "",
-      };
+      const nextPageToken = found.length > pageSize && last ? last.name : "";
+      return withSummaries(
+        ListElectionsResponseSchema,
+        create(ListElectionsResponseSchema, { nextPageToken }),
+        page,
+        binaryResponses(ctx) ? summaries : undefined,
+      );
     },
     async getElectionSessions(req) {
       const name = text("name", req.name, limits);
@@ -135,6 +108,7 @@ export function directoryService(
               sessionFingerprint: sessionFingerprint(session),
               ttl: durationFromMs(view?.ttlMs ?? 0),
               remaining: durationFromMs(view?.remainingMs ?? 0),
+              state: view === undefined ? SessionState.UNSPECIFIED : sessionStates[view.state],
             },
           ];
         }),
@@ -143,14 +117,22 @@ export function directoryService(
     async *watchElections(req, ctx) {
       const name = text("name", req.name, limits, true);
       const filter = { ...filterOf(req, limits), ...(name === "" ? {} : { name }) };
+      const binary = binaryResponses(ctx);
       for await (const batch of hub.changes(filter, ctx.signal, limits.maxPageSize)) {
-        yield create(WatchElectionsResponseSchema, {
-          elections: batch.elections.map(toSummary),
-          deleted: [...batch.deleted],
-          reset: batch.reset,
-          snapshotComplete: batch.snapshotComplete,
-        });
+        yield await (binary ? sharedResponse(batch) : response(batch, undefined));
       }
     },
   };
+}
+
+function response(
+  batch: DirectoryBatch,
+  binary: SummaryCache | undefined,
+): Promise<WatchElectionsResponse> {
+  const rest = create(WatchElectionsResponseSchema, {
+    deleted: [...batch.deleted],
+    reset: batch.reset,
+    snapshotComplete: batch.snapshotComplete,
+  });
+  return withSummaries(WatchElectionsResponseSchema, rest, batch.elections, binary);
 }

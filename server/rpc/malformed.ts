@@ -28,6 +28,7 @@ import {
   type Interceptor,
 } from "@connectrpc/connect";
 import type { UniversalHandler, UniversalServerRequest } from "@connectrpc/connect/protocol";
+import { type Shape, shapeOf } from "./codec.js";
 
 const lenient = new TextDecoder("utf-8", { ignoreBOM: true });
 const encoder = new TextEncoder();
@@ -71,33 +72,6 @@ const decompressors: Record<string, Decompressor> = {
   gzip: { label: "gzip", inflate: promisify(gunzip) },
   br: { label: "brotli", inflate: promisify(brotliDecompress) },
 };
-
-/** How a request carries its message, from its content type. */
-interface Shape {
-  readonly enveloped: boolean;
-  readonly binary: boolean;
-  /** The header naming the compression of the body (unary) or of flagged envelopes. */
-  readonly encodingHeader: string;
-}
-
-function shapeOf(contentType: string): Shape | undefined {
-  const unary = /^application\/(proto|json)(;|$)/i.exec(contentType);
-  if (unary) {
-    return {
-      enveloped: false,
-      binary: unary[1]?.toLowerCase() === "proto",
-      encodingHeader: "content-encoding",
-    };
-  }
-  const stream = /^application\/(grpc-web|grpc|connect)(\+(proto|json))?(;|$)/i.exec(contentType);
-  if (!stream) return undefined;
-  const family = stream[1]?.toLowerCase();
-  return {
-    enveloped: true,
-    binary: stream[3]?.toLowerCase() !== "json",
-    encodingHeader: family === "connect" ? "connect-content-encoding" : "grpc-encoding",
-  };
-}
 
 /** What checking found: nothing wrong, a problem to report, or a request to hand on as is. */
 type Verdict = { problem: string } | "fine" | "handOn";

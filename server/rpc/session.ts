@@ -10,7 +10,8 @@ import type { Sessions, SessionState as State } from "../session/sessions.js";
 /** Request header (gRPC metadata) that binds Enter and Close to a session. */
 export const SESSION_HEADER = "electd-session";
 
-const states: Record<State, SessionState> = {
+/** A session's state as the API names it (GetSession, GetElectionSessions). */
+export const sessionStates: Record<State, SessionState> = {
   active: SessionState.ACTIVE,
   expiring: SessionState.EXPIRING,
   closing: SessionState.CLOSING,
@@ -63,7 +64,7 @@ export function sessionService(options: SessionServiceOptions): ServiceImpl<type
       return {
         ttl: durationFromMs(session.ttlMs),
         remaining: durationFromMs(session.remainingMs),
-        state: states[session.state],
+        state: sessionStates[session.state],
       };
     },
   };

@@ -12,6 +12,7 @@
 import { type Election, noOwners } from "../election/change.js";
 import { emptyElection } from "../election/rules.js";
 import { ElectdError, electionNotFound, limitReached, shuttingDown } from "../errors.js";
+import type { ElectionView } from "../store/elections.js";
 import type { ElectionStore, ListFilter } from "../store/store.js";
 
 export interface WatchLimits {
@@ -197,8 +198,75 @@ class Pacer {
   }
 }
 
+/**
+ * Snapshot pages lately read, for the watchers that reach the same page of the same
+ * snapshot after them. Only the SHARED_PAGES pages read last are kept, and none once a
+ * change is published (no later snapshot can share them): what this holds is bounded by
+ * SHARED_PAGES x MAX_PAGE_SIZE elections whatever the watchers do. Watchers that open at
+ * once page in step (the Pacer's turns), so each page is shared while it is read. A Map
+ * in insertion order is the whole cache: the oldest page is the one dropped.
+ */
+class SharedPages {
+  private readonly pages = new Map<string, DirectoryBatch>();
+
+  get(key: string): DirectoryBatch | undefined {
+    return this.pages.get(key);
+  }
+
+  set(key: string, page: DirectoryBatch): void {
+    this.pages.set(key, page);
+    if (this.pages.size > SHARED_PAGES) {
+      const oldest = this.pages.keys().next();
+      if (!oldest.done) this.pages.delete(oldest.value);
+    }
+  }
+
+  clear(): void {
+    this.pages.clear();
+  }
+}
+
+/** Snapshot pages kept for sharing between watchers (see SharedPages). */
+export const SHARED_PAGES = 8;
+
+/** What identifies one snapshot's pages: the changes published before it and its filter. */
+function snapshotScope(generation: number, filter: DirectoryFilter, pageSize: number): string {
+  return JSON.stringify([generation, pageSize, filter.prefix, filter.tag, filter.name]);
+}
+
+/**
+ * One page of a snapshot: up to `pageSize` elections of `view` after `after`, read with one
+ * more to tell whether this is the last page.
+ */
+function readPage(
+  view: ElectionView,
+  query: ListFilter,
+  filter: DirectoryFilter,
+  after: string | undefined,
+  pageSize: number,
+  reset: boolean,
+): DirectoryBatch {
+  const elections: Election[] = [];
+  let more = false;
+  for (const election of view.scan(after === undefined ? query : { ...query, after })) {
+    if (filter.name !== undefined) {
+      if (election.name !== filter.name) break;
+      if (!matches(filter, election)) continue;
+    }
+    if (elections.length === pageSize) {
+      more = true;
+      break;
+    }
+    elections.push(election);
+  }
+  return { elections, deleted: [], reset, snapshotComplete: !more };
+}
+
 export class WatchHub {
   private readonly pacer = new Pacer();
+  private readonly shared = new SharedPages();
+  /** Changes published so far: snapshots taken at the same count hold the same elections. */
+  private generation = 0;
   private readonly byElection = new Map<string, Set<Mailbox>>();
   private readonly directory = new Set<DirectoryWatcher>();
   /** Releases of the open watches: the hub closing ends them all. */
@@ -295,10 +363,13 @@ export class WatchHub {
     try {
       for (;;) {
         watcher.box.clear();
-        // The snapshot is taken here, in the same turn as the box was cleared.
+        // The snapshot is taken here, in the same turn as the box was cleared. Every page
+        // waits for its turn, the first too: a thousand watchers opening at once would
+        // otherwise each send a first page before the server serves anything else.
         for (const page of this.snapshot(filter, pageSize, watcher.box)) {
-          yield page;
           await this.pacer.turn();
+          if (watcher.box.isClosed) return;
+          yield page;
         }
         for (;;) {
           let batch: Election[] | "overflow" | undefined = await watcher.box.takeAll();
@@ -326,6 +397,10 @@ export class WatchHub {
    * gone may keep taking messages (a write into a reset HTTP/2 stream can report success),
    * and encoding the rest of a large directory for nobody would cost the CPU and memory of
    * a whole snapshot per vanished client.
+   *
+   * Watchers whose snapshots were taken with the same filter and page size while no change
+   * came between see the same pages: each is read by the first of them to reach it and
+   * handed to the others as the same object, which the rpc layer encodes once.
    */
   private *snapshot(
     filter: DirectoryFilter,
@@ -335,31 +410,22 @@ export class WatchHub {
     const query = filter.name === undefined ? filter : { ...filter, prefix: filter.name };
     // The view keeps every election as it was when taken: it is let go of before the last
     // page waits for a reader, so a reader that stops there does not hold the directory.
-    let elections: Iterator<Election> | undefined = this.store.snapshot(filter).scan(query);
-    let page: Election[] = [];
-    /** The page to send, no longer held here once sent. */
-    const sent = () => {
-      const full = page;
-      page = [];
-      return full;
-    };
-    let reset = true;
-    for (let step = elections.next(); !step.done; step = elections.next()) {
-      const election = step.value;
-      if (filter.name !== undefined) {
-        if (election.name !== filter.name) break;
-        if (!matches(filter, election)) continue;
+    let view: ElectionView | undefined = this.store.snapshot(filter);
+    const scope = snapshotScope(this.generation, filter, pageSize);
+    /** Name of the last election sent: the next page starts after it. */
+    let after: string | undefined;
+    for (let index = 0; view !== undefined; index++) {
+      if (box.isClosed) return;
+      const key = `${index}\0${scope}`;
+      let page = this.shared.get(key);
+      if (page === undefined) {
+        page = readPage(view, query, filter, after, pageSize, index === 0);
+        this.shared.set(key, page);
       }
-      if (page.length === pageSize) {
-        if (box.isClosed) return;
-        yield { elections: sent(), deleted: [], reset, snapshotComplete: false };
-        reset = false;
-      }
-      page.push(election);
+      after = page.elections.at(-1)?.name;
+      if (page.snapshotComplete) view = undefined;
+      yield page;
     }
-    elections = undefined;
-    if (box.isClosed) return;
-    yield { elections: sent(), deleted: [], reset, snapshotComplete: true };
   }
 
   /**
@@ -383,6 +449,8 @@ export class WatchHub {
   }
 
   private publish(election: Election): void {
+    this.generation++;
+    this.shared.clear();
     // A deleted election is only named to watchers: queued whole, its queue, tags and
     // bindings would outlive it for as long as a watcher does not read.
     const queued = election.deleted ? gone(election) : election;

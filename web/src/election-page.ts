@@ -9,11 +9,14 @@
 // candidates are session-bound (by fingerprint; session ids are secrets the browser never
 // sees) and why each change happened, so a leader replaced because its session expired is
 // marked on the timeline. While any candidate is session-bound the page asks
-// GetElectionSessions for the remaining TTLs once a second and counts down in between.
+// GetElectionSessions for the remaining TTLs once a second and counts down in between. A
+// session that ended while its candidates' withdrawal is being retried (the store cannot
+// commit) shows as EXPIRING or CLOSING until the withdrawal commits.
 import { durationMs } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { Term } from "../../gen/atomix/runtime/election/v1/election_pb.js";
 import { ChangeCause, type Election as ElectionSummary } from "../../gen/electd/v1/directory_pb.js";
+import { SessionState } from "../../gen/electd/v1/session_pb.js";
 import {
   admin,
   createCommand,
@@ -46,9 +49,16 @@ interface SessionTtl {
   readonly fingerprint: string;
   readonly ttlMs: number;
   readonly remainingMs: number;
+  readonly state: SessionState;
   /** performance.now() when the server's answer arrived. */
   readonly at: number;
 }
+
+/** The badge of a session that ended and whose candidates are still being withdrawn. */
+const endingBadges: ReadonlyMap<SessionState, string> = new Map([
+  [SessionState.EXPIRING, "EXPIRING"],
+  [SessionState.CLOSING, "CLOSING"],
+]);
 
 function seconds(ms: number): string {
   return (ms / 1000).toFixed(1);
@@ -219,12 +229,17 @@ export function electionPage(root: HTMLElement, name: string, page: AbortSignal)
   let seen: { readonly leader: string; readonly term: bigint } | undefined;
   let polling = false;
 
-  /** "session 1a2b3c4d5e6f · 1.4 s left of 2.0 s", or undefined without a session. */
+  /**
+   * "session 1a2b3c4d5e6f · 1.4 s left of 2.0 s", "session 1a2b3c4d5e6f · CLOSING", or
+   * undefined without a session.
+   */
   function sessionText(candidate: string, now: number): string | undefined {
     const fingerprint = bound.get(candidate);
     if (fingerprint === undefined) return undefined;
     const ttl = ttls.get(candidate);
     if (ttl?.fingerprint !== fingerprint) return `session ${fingerprint}`;
+    const ending = endingBadges.get(ttl.state);
+    if (ending !== undefined) return `session ${fingerprint} · ${ending}`;
     const left = Math.max(0, ttl.remainingMs - (now - ttl.at));
     return left === 0
       ? `session ${fingerprint} · expiring`
@@ -235,6 +250,9 @@ export function electionPage(root: HTMLElement, name: string, page: AbortSignal)
     const text = sessionText(candidate, now);
     element.hidden = text === undefined;
     setText(element, text ?? "");
+    const ttl = ttls.get(candidate);
+    const ending = ttl !== undefined && text !== undefined && endingBadges.has(ttl.state);
+    element.classList.toggle("ending", ending);
   }
 
   /** Queued candidates whose badge shows: with a thousand candidates, few have one. */
@@ -277,6 +295,7 @@ export function electionPage(root: HTMLElement, name: string, page: AbortSignal)
                 fingerprint: c.sessionFingerprint,
                 ttlMs: c.ttl ? durationMs(c.ttl) : 0,
                 remainingMs: c.remaining ? durationMs(c.remaining) : 0,
+                state: c.state,
                 at,
               },
             ]),
