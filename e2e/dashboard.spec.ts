@@ -323,6 +323,37 @@ test.describe("election page", () => {
     expect(await electd.term(name)).toEqual({ term: "6", leader: "d", candidates: ["a"] });
   });
 
+  test("an operator's move is made on the term the page shows, and refused if the election moved on meanwhile", async ({
+    page,
+    electd,
+  }) => {
+    const name = uniqueName("stale");
+    await electd.create(name, []);
+    for (const c of ["a", "b", "c"]) await electd.candidate("Enter", name, c);
+    await page.goto(`${electd.url}/elections/${name}`);
+    await expect(page.locator("#term")).toHaveText("1");
+    // Hold the click's call until another operator has anointed someone else.
+    let sent = false;
+    await page.route(`**/${ADMIN}/Anoint`, async (route) => {
+      if (!sent) {
+        sent = true;
+        await electd.candidate("Anoint", name, "c");
+      }
+      await route.continue();
+    });
+    await page.getByRole("button", { name: "Anoint b" }).click();
+    const feedback = page.locator("#feedback");
+    await expect(feedback).toContainText(
+      "Anoint b was not done: the election changed since this page showed term 1",
+    );
+    await expect(feedback).toContainText('at term 2 with leader "c"');
+    expect(await electd.term(name)).toEqual({ term: "2", leader: "c", candidates: ["a", "b"] });
+    // On the term it now shows, the same click goes through.
+    await expect(page.locator("#term")).toHaveText("2");
+    await page.getByRole("button", { name: "Anoint b" }).click();
+    await expect(feedback).toHaveText("Anoint b: done, term 3, leader b, 2 waiting.");
+  });
+
   test("a refused action shows the server's message, with no console error", async ({
     page,
     electd,

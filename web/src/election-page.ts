@@ -550,7 +550,16 @@ export function electionPage(root: HTMLElement, name: string, page: AbortSignal)
     button?.setAttribute("aria-busy", "true");
     const before = current;
     try {
-      const { term } = await leaderElection[action]({ id: { name }, candidate });
+      // An operator's move is made on the term this page shows: if the election moved on
+      // meanwhile (another operator, a failover), the server refuses it and says so.
+      const { term } =
+        action === "enter" || action === "withdraw"
+          ? await leaderElection[action]({ id: { name }, candidate })
+          : await admin[action]({
+              name,
+              candidate,
+              ...(before === undefined ? {} : { expectedTerm: before.term }),
+            });
       feedback.dataset.kind = "ok";
       setText(
         feedback,
@@ -560,7 +569,12 @@ export function electionPage(root: HTMLElement, name: string, page: AbortSignal)
       );
     } catch (error) {
       feedback.dataset.kind = "error";
-      setText(feedback, `The server refused ${verb} ${subject}: ${describeError(error)}`);
+      setText(
+        feedback,
+        error instanceof ConnectError && error.code === Code.FailedPrecondition
+          ? `${verb} ${subject} was not done: the election changed since this page showed term ${before?.term ?? 0n} (${describeError(error)})`
+          : `The server refused ${verb} ${subject}: ${describeError(error)}`,
+      );
     } finally {
       button?.removeAttribute("aria-busy");
     }
