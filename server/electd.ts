@@ -10,11 +10,9 @@ import { heapBudget } from "./memory.js";
 import { Metrics } from "./metrics/metrics.js";
 import { runningRpc } from "./metrics/requests.js";
 import { type MeasuredStoreOptions, measuredStore } from "./metrics/store.js";
-import { LeaseSessions } from "./session/leases.js";
 import { SessionRegistry } from "./session/registry.js";
 import type { Sessions } from "./session/sessions.js";
 import { openDurableStore } from "./store/durable.js";
-import { EtcdStore } from "./store/etcd.js";
 import { createMemoryStore } from "./store/memory.js";
 import type { ElectionStore } from "./store/store.js";
 import { WatchHub } from "./watch/hub.js";
@@ -56,6 +54,12 @@ export async function start(config: Config, options: StartOptions = {}): Promise
     onCommit: (ok) => serving.storeCommitted(ok),
   };
   if (config.store === "etcd") {
+    // Loaded only here: the etcd client (gRPC and protobuf runtimes) costs start-up time
+    // and memory that a server on the embedded store never uses.
+    const [{ EtcdStore }, { LeaseSessions }] = await Promise.all([
+      import("./store/etcd.js"),
+      import("./session/leases.js"),
+    ]);
     const etcd = measuredStore(
       await EtcdStore.open({
         etcd: config.etcd,
