@@ -4,15 +4,13 @@
 // CloseSession answers unavailable, and a retried CloseSession succeeds. The server runs
 // in its own process; the fault is real: another process holds SQLite's write lock.
 import assert from "node:assert/strict";
-import { join } from "node:path";
 import { after, describe, it } from "node:test";
 import { durationFromMs } from "@bufbuild/protobuf/wkt";
 import { Code, createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
-import Database from "better-sqlite3";
 import { LeaderElection } from "../../gen/atomix/runtime/election/v1/election_pb.js";
 import { SessionService, SessionState } from "../../gen/electd/v1/session_pb.js";
-import { DATA_FILE } from "../../server/store/durable.js";
+import { lockDataFile as holdWriteLock } from "../support/lock.js";
 import { spawnServer } from "../support/process.js";
 import { rejects } from "../support/rejects.js";
 import { tempDir } from "../support/tempdir.js";
@@ -34,14 +32,7 @@ const elections = createClient(LeaderElection, transport);
 const sessions = createClient(SessionService, transport);
 
 /** Another process's write lock on the data file, as the sqlite3 shell would hold it. */
-function lockDataFile(): () => void {
-  const outside = new Database(join(dataDir, DATA_FILE));
-  outside.exec("BEGIN IMMEDIATE");
-  return () => {
-    outside.exec("ROLLBACK");
-    outside.close();
-  };
-}
+const lockDataFile = () => holdWriteLock(dataDir);
 
 async function eventually<T>(what: string, read: () => Promise<T>, ok: (v: T) => boolean) {
   const deadline = Date.now() + 30_000;
