@@ -273,6 +273,29 @@ test.describe("election page", () => {
     await expect(reigns.nth(2)).toHaveText(/^b, term 2: .* to now$/);
   });
 
+  test("the timeline shows the election's past from its history, not only what happened since the page opened", async ({
+    page,
+    electd,
+  }) => {
+    const name = uniqueName("past");
+    await electd.create(name, []);
+    await electd.candidate("Enter", name, "a");
+    await electd.candidate("Enter", name, "b");
+    await electd.candidate("Withdraw", name, "a");
+    await page.goto(`${electd.url}/elections/${name}`);
+    await expect(page.locator("#leader")).toHaveText("b");
+    // Reigns from before the page opened: none (term 0), a (term 1), b (term 2), then live.
+    const reigns = page.locator("svg.timeline g.reign title");
+    await expect(reigns).toHaveCount(3);
+    await expect(reigns.nth(0)).toHaveText(/^no leader, term 0: .* to /);
+    await expect(reigns.nth(1)).toHaveText(/^a, term 1: .* to /);
+    await expect(reigns.nth(2)).toHaveText(/^b, term 2: .* to now$/);
+    await electd.candidate("Enter", name, "c");
+    await electd.candidate("Withdraw", name, "b");
+    await expect(reigns).toHaveCount(4, LIVE);
+    await expect(reigns.nth(3)).toHaveText(/^c, term 3: .* to now$/);
+  });
+
   test("every admin action works from the page and reports the result", async ({
     page,
     electd,

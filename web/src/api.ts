@@ -8,12 +8,14 @@ import { createGrpcWebTransport } from "@connectrpc/connect-web";
 import { LeaderElection, type Term } from "../../gen/atomix/runtime/election/v1/election_pb.js";
 import { ElectionAdminService } from "../../gen/electd/v1/admin_pb.js";
 import { ElectionDirectoryService } from "../../gen/electd/v1/directory_pb.js";
+import { ElectionHistoryService } from "../../gen/electd/v1/history_pb.js";
 
 const transport = createGrpcWebTransport({ baseUrl: window.location.origin });
 
 export const leaderElection = createClient(LeaderElection, transport);
 export const directory = createClient(ElectionDirectoryService, transport);
 export const admin = createClient(ElectionAdminService, transport);
+export const history = createClient(ElectionHistoryService, transport);
 
 /** The code as API.md writes it: invalid_argument, not_found, ... */
 export function codeName(code: Code): string {

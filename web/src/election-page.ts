@@ -12,7 +12,7 @@
 // GetElectionSessions for the remaining TTLs once a second and counts down in between. A
 // session that ended while its candidates' withdrawal is being retried (the store cannot
 // commit) shows as EXPIRING or CLOSING until the withdrawal commits.
-import { durationMs } from "@bufbuild/protobuf/wkt";
+import { durationMs, timestampMs } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { Term } from "../../gen/atomix/runtime/election/v1/election_pb.js";
 import { ChangeCause, type Election as ElectionSummary } from "../../gen/electd/v1/directory_pb.js";
@@ -23,11 +23,12 @@ import {
   describeError,
   describeTerm,
   directory,
+  history,
   leaderElection,
 } from "./api.js";
 import { h, setText, tagPath } from "./dom.js";
 import { follow } from "./live.js";
-import { Timeline } from "./timeline.js";
+import { type ReignCause, Timeline } from "./timeline.js";
 
 type Action = "anoint" | "promote" | "demote" | "evict" | "enter" | "withdraw";
 
@@ -403,11 +404,38 @@ export function electionPage(root: HTMLElement, name: string, page: AbortSignal)
     );
   }
 
+  /** Draws the election's kept past on the timeline, before what the page saw live. */
+  async function restoreTimeline(): Promise<void> {
+    try {
+      const { changes } = await history.listHistory({ name, pageSize: 200 }, { signal });
+      const why = (cause: ChangeCause): ReignCause | undefined =>
+        cause === ChangeCause.SESSION_EXPIRED
+          ? "session expired"
+          : cause === ChangeCause.SESSION_CLOSED
+            ? "session closed"
+            : undefined;
+      timeline.restore(
+        changes.toReversed().map((change) => {
+          const cause = why(change.cause);
+          return {
+            at: change.time ? timestampMs(change.time) : Date.now(),
+            term: change.term,
+            leader: change.leader,
+            cause: cause && { why: cause, after: change.leaderBefore },
+          };
+        }),
+      );
+    } catch {
+      // The timeline then starts when the page opened, as it would without history.
+    }
+  }
+
   function render(term: Term): void {
     if (!shown) {
       shown = true;
       body.replaceChildren(content);
       followDirectory();
+      void restoreTimeline();
     }
     current = term;
     setText(termValue, String(term.term));

@@ -1,5 +1,6 @@
-// The leadership timeline: who led, from when to when, with each term, since the page
-// opened, drawn as SVG bars on a time axis that ends at "now". A reign that began because
+// The leadership timeline: who led, from when to when, with each term, from the election's
+// kept history (ElectionHistoryService) and then live, drawn as SVG bars on a time axis
+// that ends at "now". A reign that began because
 // the previous leader's session expired (or was closed) carries a marker at its start,
 // explained by a legend and in the text read out for the bar.
 import { h, svg } from "./dom.js";
@@ -122,6 +123,49 @@ export class Timeline {
   /** Reigns begun by a session's end, as shown. */
   get causes(): number {
     return this.reigns.filter((r) => r.cause).length;
+  }
+
+  /**
+   * Puts the election's past before what the page saw live: its kept changes, oldest
+   * first, each with when it was committed, the term and leader after it, and, when a
+   * session's end made it, why and who led before.
+   */
+  restore(
+    changes: readonly {
+      readonly at: number;
+      readonly term: bigint;
+      readonly leader: string;
+      readonly cause?: { readonly why: ReignCause; readonly after: string } | undefined;
+    }[],
+  ): void {
+    const past: Reign[] = [];
+    for (const change of changes) {
+      const last = past.at(-1);
+      if (last && last.leader === change.leader && last.term === change.term) continue;
+      if (last) last.to = change.at;
+      const reign: Reign = {
+        leader: change.leader,
+        term: change.term,
+        from: change.at,
+        to: undefined,
+      };
+      if (change.cause) reign.cause = change.cause;
+      past.push(reign);
+    }
+    const latest = past.at(-1);
+    if (!latest) return;
+    // What the page recorded live since it opened goes on from the last reign of history.
+    const [first, ...rest] = this.reigns;
+    if (first && first.leader === latest.leader && first.term === latest.term) {
+      latest.to = first.to;
+      if (!latest.cause && first.cause) latest.cause = first.cause;
+      this.reigns.splice(0, this.reigns.length, ...past, ...rest);
+    } else {
+      if (first) latest.to = first.from;
+      this.reigns.unshift(...past);
+    }
+    if (this.reigns.length > KEEP) this.reigns.splice(0, this.reigns.length - KEEP);
+    this.draw();
   }
 
   /** Records the election's state; a new reign starts when the leader or term changes. */
