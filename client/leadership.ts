@@ -13,12 +13,17 @@
 // keeps leading while that lease holds: it does not need to see the election to know that no
 // one else can have been elected in its place before then.
 //
+// It follows the election with ElectionHistoryService.WatchElection, and a watch opened again
+// (after its server failed, or on the next server) resumes after the last version it saw:
+// a change it missed meanwhile (someone else leading for a while) is still seen, in order.
+//
 // Every timer runs on an injectable Clock (as client-go's leader elector takes a
 // clock.Clock), so tests can step the lease without depending on machine load.
 
 import { durationFromMs, durationMs } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, createClient, type Transport } from "@connectrpc/connect";
 import { LeaderElection } from "../gen/atomix/runtime/election/v1/election_pb.js";
+import { ElectionHistoryService } from "../gen/electd/v1/history_pb.js";
 import { SessionService } from "../gen/electd/v1/session_pb.js";
 
 /** Request header that binds Enter and Close to a session. */
@@ -97,6 +102,7 @@ export function campaign(options: LeadershipOptions): Leadership {
   const servers = (transports as readonly Transport[]).map((transport) => ({
     sessions: createClient(SessionService, transport),
     elections: createClient(LeaderElection, transport),
+    history: createClient(ElectionHistoryService, transport),
   }));
   if (servers.length === 0) throw new Error("campaign: no transport");
   let current = 0;
@@ -203,13 +209,22 @@ export function campaign(options: LeadershipOptions): Leadership {
       // enter it again, pushing the term up on every attempt. A leader that cannot see the
       // election keeps leading until the lease it held when the watch broke runs out;
       // without a watch this process never starts claiming.
+      let seen = 0n;
       for (let pause = WATCH_RETRY_FIRST_MS; ; pause = Math.min(pause * 2, ttlMs / 2)) {
         const watching = server();
         index = watching.index;
         try {
-          for await (const { term: now } of watching.elections.watch({ id }, call)) {
+          const changes = watching.history.watchElection(
+            { name: options.election, afterVersion: seen },
+            call,
+          );
+          for await (const message of changes) {
             pause = WATCH_RETRY_FIRST_MS;
             cancelBlind();
+            seen = message.version;
+            // A change replayed from history names its term and leader; a live one (and a
+            // starting state) the whole state, queue included.
+            const now = message.term ?? message.change;
             if (now === undefined) continue;
             if (now.leader === options.candidate) {
               // A different term while still leader means someone else led in between.
@@ -221,7 +236,9 @@ export function campaign(options: LeadershipOptions): Leadership {
               }
             } else {
               depose();
-              if (!now.candidates.includes(options.candidate)) return "evicted";
+              if (message.term && !message.term.candidates.includes(options.candidate)) {
+                return "evicted";
+              }
             }
           }
           throw new ConnectError("watch ended by the server", Code.Unavailable);

@@ -31,15 +31,24 @@ export async function* resume(
   signal: AbortSignal,
 ): AsyncGenerator<Resumed> {
   let last = after;
+  let first = true;
   try {
     for await (const state of hub.election(name, signal)) {
       if (last === 0 || state.version < last) {
         // A first look, or a client ahead of the election (deleted and created again).
         yield { kind: "start", state, reset: last !== 0 };
         last = state.version;
+        first = false;
         continue;
       }
-      if (state.version === last) continue;
+      if (state.version === last) {
+        // Already up to date: the stream starts with the state the client has, so that
+        // it knows the stream is live (a leader learns it still leads).
+        if (first) yield { kind: "start", state, reset: false };
+        first = false;
+        continue;
+      }
+      first = false;
       // What the hub does not carry (a restored election's changes, states a slow reader
       // skipped) comes from history, all of it or none.
       const live = historyRecord(state);

@@ -184,6 +184,9 @@ for (const [protocol, transport] of Object.entries(transports)) {
       const stream = history
         .watchElection({ name: id.name, afterVersion: 2n }, { signal: stop.signal })
         [Symbol.asyncIterator]();
+      // Already at version 2: the stream starts with that state, no change in it.
+      const start = (await stream.next()).value as WatchElectionResponse;
+      assert.deepEqual([start.version, start.change, start.reset], [2n, undefined, false]);
       const pending = stream.next();
       await admin.deleteElection({ name: id.name });
       const last = (await pending).value as WatchElectionResponse;

@@ -250,8 +250,9 @@ export const ElectionHistoryService: GenService<{
    * WatchElection sends every change after after_version, from history and then live, each
    * once, in version order; each live one carries the election's whole state. With
    * after_version 0, or when the changes after it are no longer kept, it starts with the
-   * current state instead (marked reset when changes were missed). A deleted election's
-   * stream ends with its deletion, then not_found.
+   * current state instead (marked reset when changes were missed); a client already at the
+   * current version gets that state first (no change), so it knows the stream is live. A
+   * deleted election's stream ends with its deletion, then not_found.
    *
    * @generated from rpc electd.v1.ElectionHistoryService.WatchElection
    */
