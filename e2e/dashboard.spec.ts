@@ -406,7 +406,7 @@ test.describe("election page", () => {
     await expect(page.getByRole("heading", { level: 1, name })).toBeVisible();
     await page.goto(`${electd.url}/elections/${"x".repeat(300)}`);
     await expect(page.getByRole("heading", { name: "Not a valid election name" })).toBeVisible();
-    await expect(page.getByText("id.name is 300 bytes of UTF-8")).toBeVisible();
+    await expect(page.getByText("name is 300 bytes of UTF-8")).toBeVisible();
     await page.goto(`${electd.url}/elections/${uniqueName("missing")}`);
     await page.getByRole("link", { name: "All elections" }).last().click();
     await expect(page.getByRole("heading", { level: 1, name: "Elections" })).toBeVisible();
@@ -769,6 +769,53 @@ test.describe("at 360 px wide", () => {
     await page.getByRole("button", { name: "Promote second-candidate" }).click();
     await expect(page.locator("#leader")).toHaveText("second-candidate");
   });
+});
+
+test("after a reconnect the election page gets exactly the changes made while it was away, and says how many", async ({
+  page,
+  allowConsole,
+}) => {
+  allowConsole(/ERR_CONNECTION_REFUSED|ERR_CONNECTION_RESET|ERR_EMPTY_RESPONSE|status of 503/);
+  const dataDir = await mkdtemp(join(tmpdir(), "electd-e2e-away-"));
+  const server = new ElectdProcess(["--store", "durable", "--data-dir", dataDir]);
+  await server.start();
+  try {
+    await server.create("away", []);
+    await server.candidate("Enter", "away", "a");
+    await page.goto(`${server.url}/elections/away`);
+    await expect(page.locator("#leader")).toHaveText("a");
+    await expect(page.locator("#connection")).toHaveText("Live");
+
+    await server.stop();
+    await expect(page.locator("#connection")).toHaveText("Offline");
+    // The page's next stream waits until two changes were made without it.
+    let release: () => void = () => {};
+    const held = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    await page.route("**/electd.v1.ElectionHistoryService/WatchElection", async (route) => {
+      await held;
+      await route.continue();
+    });
+    await server.start();
+    await server.candidate("Enter", "away", "b");
+    await server.candidate("Withdraw", "away", "a");
+    release();
+
+    await expect(page.locator("#leader")).toHaveText("b", { timeout: 10_000 });
+    await expect(page.locator("#banner")).toHaveText(
+      "Back online. 2 changes arrived while this page was away.",
+    );
+    // The reign of b began while the page was away: drawn all the same.
+    const reigns = page.locator("svg.timeline g.reign title");
+    await expect(reigns.last()).toHaveText(/^b, term 2: .* to now$/);
+    await server.candidate("Enter", "away", "c");
+    await expect(queueOf(page)).toHaveText(["c"], LIVE);
+  } finally {
+    await page.goto("about:blank");
+    await server.stop();
+    await rm(dataDir, { recursive: true, force: true });
+  }
 });
 
 test("every control has a label and the screenshots of both pages are saved", async ({ page }) => {

@@ -4,7 +4,8 @@ import { h, setText } from "./dom.js";
 
 export type ConnectionState =
   | { readonly kind: "connecting" }
-  | { readonly kind: "live" }
+  /** `note`: what to tell about the time away, shown in the banner for a while. */
+  | { readonly kind: "live"; readonly note?: string }
   | { readonly kind: "offline"; readonly retryAt: number; readonly reason: string };
 
 const indicator = document.getElementById("connection") as HTMLElement;
@@ -14,11 +15,16 @@ const bannerText = h("span");
 const bannerCountdown = h("span", { "aria-hidden": "true" });
 banner.replaceChildren(bannerText, bannerCountdown);
 let countdown: ReturnType<typeof setInterval> | undefined;
+let noteShown: ReturnType<typeof setTimeout> | undefined;
+/** How long a note about the time away stays up. */
+const NOTE_MS = 10_000;
 let lastState: ConnectionState["kind"] = "connecting";
 
 export function showConnection(state: ConnectionState): void {
   clearInterval(countdown);
   countdown = undefined;
+  clearTimeout(noteShown);
+  noteShown = undefined;
   indicator.dataset.state = state.kind;
   switch (state.kind) {
     case "connecting":
@@ -29,7 +35,16 @@ export function showConnection(state: ConnectionState): void {
       break;
     case "live":
       setText(indicatorText, "Live");
-      banner.hidden = true;
+      if (state.note === undefined) {
+        banner.hidden = true;
+        break;
+      }
+      bannerText.textContent = state.note;
+      setText(bannerCountdown, "");
+      banner.hidden = false;
+      noteShown = setTimeout(() => {
+        banner.hidden = true;
+      }, NOTE_MS);
       break;
     case "offline": {
       setText(indicatorText, "Offline");

@@ -26,6 +26,7 @@ import {
   history,
   leaderElection,
 } from "./api.js";
+import { showConnection } from "./connection.js";
 import { h, setText, tagPath } from "./dom.js";
 import { follow } from "./live.js";
 import { type ReignCause, Timeline } from "./timeline.js";
@@ -638,15 +639,46 @@ export function electionPage(root: HTMLElement, name: string, page: AbortSignal)
 
   /** Whether the current Watch stream has sent anything yet. */
   let streaming = false;
+  /** The last version shown: a stream opened again resumes after it. */
+  let version = 0n;
+  /** While a stream opened again catches up: the changes it brought so far. */
+  let away: { changes: number; reset: boolean } | undefined;
   follow(
     {
-      open: (s) => leaderElection.watch({ id: { name } }, { signal: s }),
+      // ElectionHistoryService.WatchElection: after a reconnect it sends exactly the
+      // changes made while the page was away, then goes on live.
+      open: (s) => history.watchElection({ name, afterVersion: version }, { signal: s }),
       onOpen() {
         streaming = false;
+        away = version === 0n ? undefined : { changes: 0, reset: false };
       },
       onMessage(response) {
         streaming = true;
+        if (away) {
+          if (response.change) away.changes++;
+          if (response.reset) away.reset = true;
+        }
+        const { change } = response;
+        if (change && !response.term) {
+          // Replayed from history: drawn at the time it was made.
+          const at = change.time ? timestampMs(change.time) : Date.now();
+          timeline.record(change.leader, change.term, at);
+        }
         if (response.term) render(response.term);
+        version = response.version;
+        if (away && response.term) {
+          // Caught up: say what happened meanwhile.
+          const { changes, reset } = away;
+          away = undefined;
+          showConnection({
+            kind: "live",
+            note: reset
+              ? "Back online. Changes were made while this page was away, more than the server keeps: showing the current state."
+              : changes === 0
+                ? "Back online. Nothing changed while this page was away."
+                : `Back online. ${changes} ${changes === 1 ? "change" : "changes"} arrived while this page was away.`,
+          });
+        }
       },
       onRefused(error) {
         // A stream that showed the election and then ended with not_found: the election was
