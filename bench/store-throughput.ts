@@ -1,7 +1,8 @@
-// Enter/Withdraw throughput of the durable store against the memory store, side by side
-// in one run: two real servers (durable on a fresh temporary directory, memory), the same
-// concurrent load against each in alternating rounds so machine noise hits both, then
-// ops/s for each and the ratio durable/memory.
+// Enter/Withdraw throughput of the durable store against the memory store, and of the
+// durable store keeping each election's history (the default) against it keeping none
+// (HISTORY_PER_ELECTION=0), side by side in one run: three real servers (the durable ones on
+// fresh temporary directories), the same concurrent load against each in alternating rounds
+// so machine noise hits all, then ops/s for each and the ratios.
 //
 //   npm run bench:store -- [--clients 64] [--elections 16] [--rounds 6] [--seconds 1] [--http 1.1|2]
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
@@ -89,8 +90,14 @@ async function round(s: Side): Promise<number> {
 const dataDir = mkdtempSync(join(tmpdir(), "electd-bench-"));
 const sides: Side[] = [];
 try {
-  sides.push(await side("durable", ["--store", "durable", "--data-dir", dataDir]));
+  sides.push(await side("durable", ["--store", "durable", "--data-dir", join(dataDir, "a")]));
   sides.push(await side("memory", ["--store", "memory"]));
+  sides.push(
+    await side("durable, no history", [
+      ...["--store", "durable", "--data-dir", join(dataDir, "b")],
+      ...["--history-per-election", "0"],
+    ]),
+  );
   console.log(
     `Enter/Withdraw, ${clients} concurrent clients over ${elections} elections, HTTP/${httpVersion}, ${rounds} rounds of ${seconds} s per store, alternating`,
   );
@@ -105,11 +112,15 @@ try {
     console.log(`round ${r + 1}: ${line.join(", ")}`);
   }
   const rate = (s: Side) => (s.ops / s.ms) * 1000;
-  const [durable, memory] = sides as [Side, Side];
+  const [durable, memory, bare] = sides as [Side, Side, Side];
   const perOp = (s: Side) => ((s.cpu / s.ops) * 1e6).toFixed(0);
-  console.log(`durable: ${Math.round(rate(durable))} ops/s (server CPU ${perOp(durable)} µs/op)`);
-  console.log(`memory:  ${Math.round(rate(memory))} ops/s (server CPU ${perOp(memory)} µs/op)`);
+  for (const s of sides) {
+    console.log(
+      `${`${s.label}:`.padEnd(21)} ${Math.round(rate(s))} ops/s (server CPU ${perOp(s)} µs/op)`,
+    );
+  }
   console.log(`ratio durable/memory: ${(rate(durable) / rate(memory)).toFixed(2)}`);
+  console.log(`ratio durable with history / without: ${(rate(durable) / rate(bare)).toFixed(2)}`);
 } finally {
   for (const s of sides) {
     s.sessions?.abort();

@@ -240,7 +240,7 @@ export const settings = {
     flag: "history-per-election",
     env: "HISTORY_PER_ELECTION",
     fallback: "1000",
-    help: "changes kept in each election's history (the oldest go first)",
+    help: "changes kept in each election's history, the oldest going first (0: no history)",
   },
   summaryCacheBytes: {
     flag: "summary-cache-bytes",
@@ -474,7 +474,7 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Con
       watchBuffer: int("watchBuffer", 1),
       watchElectionsBuffer: int("watchElectionsBuffer", 1),
       maxPageSize: int("maxPageSize", 1),
-      historyPerElection: int("historyPerElection", 1),
+      historyPerElection: int("historyPerElection", 0),
       summaryCacheBytes: int("summaryCacheBytes", 0),
     },
     compressMinBytes: int("compressMinBytes", 0),

@@ -250,7 +250,7 @@ export function openDurableStore(options: DurableStoreOptions): LocalStore {
       else upsertSession.run(id, session.ttlMs);
     }
     // Every change of the batch, in order; a deletion keeps only its own record.
-    for (const election of batch.events) {
+    for (const election of kept > 0 ? batch.events : []) {
       const record = historyRecord(election);
       if (!record) continue;
       pruneHistory.run(

@@ -198,7 +198,7 @@ export class EtcdStore implements ElectionStore {
           ],
           success: [
             { request_put: { key, value: encode(election) } },
-            this.putHistory(election),
+            ...this.putHistory(election),
             { request_delete_range: { key: this.keys.tombstone(name) } },
             { request_put: { key: this.keys.meta("elections"), value: Buffer.alloc(0) } },
           ],
@@ -252,15 +252,17 @@ export class EtcdStore implements ElectionStore {
       const compare = [compareMod(key, read.revision)];
       const success: Parameters<Etcd3["kv"]["txn"]>[0]["success"] = [
         { request_put: { key, value: encode(next) } },
-        this.putHistory(next),
+        ...this.putHistory(next),
+      ];
+      if (this.kept > 0) {
         // The oldest records beyond the kept number go in the same transaction.
-        {
+        success.push({
           request_delete_range: {
             key: this.keys.historyRange(name).key,
             range_end: this.keys.history(name, Math.max(1, next.version - this.kept + 1)),
           },
-        },
-      ];
+        });
+      }
       // The bindings follow the owners: one key per (session, election) on its lease.
       const before = new Set(current.owners.values());
       const after = new Set(next.owners.values());
@@ -355,7 +357,7 @@ export class EtcdStore implements ElectionStore {
             range_end: this.keys.history(name, last.version),
           },
         },
-        this.putHistory(last),
+        ...this.putHistory(last),
         { request_delete_range: { key } },
         { request_put: { key: this.keys.tombstone(name), value: encodeTombstone(stone) } },
       ];
@@ -399,16 +401,18 @@ export class EtcdStore implements ElectionStore {
     });
   }
 
-  /** The put of an election's history record, for the transaction of its change. */
+  /** The put of an election's history record, for the transaction of its change (if kept). */
   private putHistory(election: Election) {
     const record = historyRecord(election);
-    if (!record) throw new Error("a committed change without its history record");
-    return {
-      request_put: {
-        key: this.keys.history(election.name, record.version),
-        value: Buffer.from(encodeHistory(record)),
+    if (!record || this.kept === 0) return [];
+    return [
+      {
+        request_put: {
+          key: this.keys.history(election.name, record.version),
+          value: Buffer.from(encodeHistory(record)),
+        },
       },
-    };
+    ];
   }
 
   async list(query: ListQuery): Promise<Election[]> {

@@ -40,7 +40,7 @@ export function createMemoryStore(options: MemoryStoreOptions): LocalStore {
   /** Candidates in all elections together. */
   let candidates = 0;
   const publish = (election: Election) => {
-    const record = historyRecord(election);
+    const record = kept > 0 ? historyRecord(election) : undefined;
     if (record) {
       // A deletion keeps only its own record: what was deleted stays visible, bounded.
       const records = election.deleted ? [] : (histories.get(election.name) ?? []);

@@ -492,6 +492,16 @@ for (const impl of implementations) {
       assert.deepEqual(await versions(), [6, 7]);
     });
 
+    it("keeps no history with HISTORY_PER_ELECTION 0", async () => {
+      const store = await impl.open({ maxElections: 10, historyPerElection: 0 });
+      after(() => store.close());
+      await store.create("h", []);
+      await store.update("h", enter("a"));
+      assert.deepEqual(await store.history("h", { limit: 10, order: "oldest" }), []);
+      await store.delete("h");
+      assert.deepEqual(await store.history("h", { limit: 10, order: "oldest" }), []);
+    });
+
     const { records } = impl;
     // Only stores whose sessions run on this server's timers keep session records.
     if (records) {
