@@ -7,6 +7,7 @@ import { copyFile, mkdir, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
+import type { Route } from "@playwright/test";
 import Database from "better-sqlite3";
 import { DATA_FILE } from "../server/store/durable.js";
 import {
@@ -815,6 +816,70 @@ test("after a reconnect the election page gets exactly the changes made while it
     await page.goto("about:blank");
     await server.stop();
     await rm(dataDir, { recursive: true, force: true });
+  }
+});
+
+test("eight tabs acting on the same term at once over TLS (HTTP/2): one move goes through, seven are refused, and every tab ends on the same state", async ({
+  browser,
+}) => {
+  // Over plain HTTP/1.1 a browser opens at most six connections to one server, and each
+  // election page holds two streams: eight tabs need HTTP/2, which browsers speak over TLS.
+  const dir = await mkdtemp(join(tmpdir(), "electd-e2e-tls-"));
+  const cert = join(dir, "cert.pem");
+  const key = join(dir, "key.pem");
+  await promisify(execFile)("openssl", [
+    ...["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost"],
+    ...["-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost", "-keyout", key, "-out", cert],
+  ]);
+  const server = new ElectdProcess(["--tls-cert", cert, "--tls-key", key]);
+  await server.start();
+  const context = await browser.newContext({ ignoreHTTPSErrors: true });
+  try {
+    const name = uniqueName("tabs");
+    const call = (method: string, body: object) =>
+      context.request.post(`${server.url}/${LEADER_ELECTION}/${method}`, { data: body });
+    await call("Create", { id: { name } });
+    for (let i = 0; i < 9; i++) await call("Enter", { id: { name }, candidate: `c${i}` });
+    const tabs = await Promise.all(Array.from({ length: 8 }, () => context.newPage()));
+    await Promise.all(tabs.map((tab) => tab.goto(`${server.url}/elections/${name}`)));
+    for (const tab of tabs) await expect(tab.locator("#term")).toHaveText("1");
+    // Each tab anoints a different candidate on the term 1 it shows; the calls are held
+    // until all eight are sent, then let go together.
+    const held: Route[] = [];
+    let allSent: () => void = () => {};
+    const sent = new Promise<void>((resolve) => {
+      allSent = resolve;
+    });
+    await context.route("**/electd.v1.ElectionAdminService/Anoint", async (route) => {
+      held.push(route);
+      if (held.length === tabs.length) allSent();
+    });
+    await Promise.all(
+      tabs.map((tab, i) => tab.getByRole("button", { name: `Anoint c${i + 1}` }).click()),
+    );
+    await sent;
+    await Promise.all(held.map((route) => route.continue()));
+    const outcomes = await Promise.all(
+      tabs.map(async (tab) => {
+        const feedback = tab.locator("#feedback");
+        await expect(feedback).not.toHaveText(/…$/);
+        return (await feedback.textContent()) ?? "";
+      }),
+    );
+    expect(outcomes.filter((o) => / done, term 2, /.test(o))).toHaveLength(1);
+    expect(outcomes.filter((o) => /was not done: the election changed/.test(o))).toHaveLength(7);
+    const term = (await (await call("GetTerm", { id: { name } })).json()) as {
+      term: { term: string; leader: string };
+    };
+    expect(term.term.term).toBe("2");
+    for (const tab of tabs) {
+      await expect(tab.locator("#term")).toHaveText("2", LIVE);
+      await expect(tab.locator("#leader")).toHaveText(term.term.leader, LIVE);
+    }
+  } finally {
+    await context.close();
+    await server.stop();
+    await rm(dir, { recursive: true, force: true });
   }
 });
 
