@@ -20,7 +20,21 @@
 // revision of the state it first read: no change is lost or repeated, and every server
 // publishes changes in etcd's commit order.
 import { readFileSync } from "node:fs";
-import { Etcd3, type IKeyValue, type IOptions, type IResponseOp, type Watcher } from "etcd3";
+import {
+  ConsecutiveBreaker,
+  circuitBreaker,
+  ExponentialBackoff,
+  handleWhen,
+  type IBackoff,
+} from "cockatiel";
+import {
+  Etcd3,
+  type IKeyValue,
+  type IOptions,
+  type IResponseOp,
+  isRecoverableError,
+  type Watcher,
+} from "etcd3";
 import {
   type Change,
   commit,
@@ -811,6 +825,20 @@ function clientOptions(etcd: EtcdOptions): IOptions {
     // Streams (watch, keep-alive) live as long as the server; unary calls get the deadline.
     defaultCallOptions: (context) =>
       context.isStream ? {} : { deadline: Date.now() + etcd.timeoutMs },
+    // etcd3's defaults wait up to 30 s before a broken watch tries again and shut a failed
+    // member out for 5 s: electd must serve again within about a second of etcd's return.
+    faultHandling: {
+      host: () =>
+        circuitBreaker(handleWhen(isRecoverableError), {
+          halfOpenAfter: 1000,
+          breaker: new ConsecutiveBreaker(3),
+        }),
+      watchBackoff: new ExponentialBackoff({
+        initialDelay: 100,
+        maxDelay: 1000,
+        // etcd3 types this as the backoff itself, yet calls next() on it: the factory.
+      }) as unknown as IBackoff<unknown>,
+    },
   };
 }
 
