@@ -10,11 +10,14 @@
 // a last `event: deleted` before the stream ends when the election is deleted. Names
 // with `/` are sent with it escaped (%2F).
 import { toJson } from "@bufbuild/protobuf";
+import { ConnectError } from "@connectrpc/connect";
+import { codeToHttpStatus, errorToJson } from "@connectrpc/connect/protocol-connect";
 import type { FastifyInstance, FastifyReply } from "fastify";
 import { WatchElectionResponseSchema } from "../../gen/electd/v1/history_pb.js";
 import { type InputLimits, text } from "../election/validate.js";
-import { ElectdError } from "../errors.js";
+import { ElectdError, electionNotFound } from "../errors.js";
 import { toTerm } from "../rpc/election.js";
+import { toConnectError } from "../rpc/errors.js";
 import { toWatchResponse } from "../rpc/history.js";
 import type { ElectionStore } from "../store/store.js";
 import type { WatchHub } from "../watch/hub.js";
@@ -28,19 +31,11 @@ export interface EventsOptions {
   readonly heartbeatMs?: number;
 }
 
-/** The Connect error body and the HTTP status Connect gives its code. */
-const statusOf: Record<string, [number, string]> = {
-  invalid: [400, "invalid_argument"],
-  not_found: [404, "not_found"],
-  limit: [429, "resource_exhausted"],
-  precondition: [400, "failed_precondition"],
-  unavailable: [503, "unavailable"],
-};
-
+/** A domain error as the RPCs answer it: Connect's HTTP status and JSON error body. */
 function fail(reply: FastifyReply, error: unknown) {
-  if (!(error instanceof ElectdError)) throw error;
-  const [status, code] = statusOf[error.kind] ?? [500, "internal"];
-  return reply.code(status).send({ code, message: error.message });
+  const mapped = toConnectError(error);
+  if (!(mapped instanceof ConnectError)) throw error;
+  return reply.code(codeToHttpStatus(mapped.code)).send(errorToJson(mapped, undefined));
 }
 
 export async function events(fastify: FastifyInstance, options: EventsOptions) {
@@ -51,8 +46,7 @@ export async function events(fastify: FastifyInstance, options: EventsOptions) {
     try {
       const name = text("name", request.params.name, limits);
       const election = await store.get(name);
-      if (!election)
-        throw new ElectdError("not_found", `election ${JSON.stringify(name)} not found`);
+      if (!election) throw electionNotFound(name);
       const { term, leader, candidates } = toTerm(election.state);
       return {
         name,
@@ -84,7 +78,7 @@ export async function events(fastify: FastifyInstance, options: EventsOptions) {
         }
         // Answered as an error while it still can be: before the stream starts.
         if (!(await store.get(name))) {
-          throw new ElectdError("not_found", `election ${JSON.stringify(name)} not found`);
+          throw electionNotFound(name);
         }
       } catch (error) {
         return fail(reply, error);
