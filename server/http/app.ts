@@ -3,7 +3,6 @@
 import { fastifyConnectPlugin } from "@connectrpc/connect-fastify";
 import Fastify, { type FastifyInstance, type FastifyServerFactory } from "fastify";
 import type { Config } from "../config.js";
-import { rpcNameInterceptor } from "../metrics/requests.js";
 import { domainErrorInterceptor } from "../rpc/errors.js";
 import { malformedRequestInterceptor } from "../rpc/malformed.js";
 import { type RouteOptions, routes } from "../rpc/routes.js";
@@ -47,7 +46,7 @@ export async function build(options: AppOptions): Promise<App> {
     readMaxBytes: config.limits.maxRequestBytes,
     // Connect's default, 1 KiB, gzips nearly every page of elections (README, "Protocols").
     compressMinBytes: config.compressMinBytes,
-    interceptors: [malformedRequestInterceptor, domainErrorInterceptor, rpcNameInterceptor],
+    interceptors: [malformedRequestInterceptor, domainErrorInterceptor],
   });
   fastify.get("/healthz", async (_request, reply) => {
     // A store that can fail on its own (etcd unreachable, no quorum) says why.

@@ -5,8 +5,7 @@
 // trailers, gRPC-Web in its trailer frame, Connect unary from the status and error body,
 // Connect streaming from its end-of-stream message. A call the client leaves before its
 // response ends counts as `canceled`.
-import { AsyncLocalStorage } from "node:async_hooks";
-import type { Code, ConnectRouter, Interceptor } from "@connectrpc/connect";
+import type { Code, ConnectRouter } from "@connectrpc/connect";
 import type { UniversalHandler, UniversalServerRequest } from "@connectrpc/connect/protocol";
 import { codeFromHttpStatus, codeToString } from "@connectrpc/connect/protocol-connect";
 import type { Metrics } from "./metrics.js";
@@ -112,13 +111,3 @@ export function measureRequests(router: ConnectRouter, metrics: Metrics): void {
     }, handler) as UniversalHandler;
   });
 }
-
-/** The RPC each handler runs for, so a store change can name the call that made it. */
-const running = new AsyncLocalStorage<string>();
-
-/** Runs every call in the context of its method's name (unary calls make all changes). */
-export const rpcNameInterceptor: Interceptor = (next) => (req) =>
-  running.run(req.method.name, () => next(req));
-
-/** The name of the RPC whose handler is running, if any. */
-export const runningRpc = (): string | undefined => running.getStore();

@@ -60,7 +60,10 @@ describe("metrics on a shared etcd store", () => {
     assert.equal(onA.get("electd_candidates"), 2);
     await until(async () => (await scrape(b.url)).get("electd_candidates") === 2, "B sees it");
     const onB = await scrape(b.url);
-    assert.equal(onB.get(leaderChanges("unknown")), 3);
+    // Every change carries its cause, whichever server made it.
+    assert.equal(onB.get(leaderChanges("Enter")), 1);
+    assert.equal(onB.get(leaderChanges("Anoint")), 2);
+    assert.equal(onB.get(leaderChanges("unknown")), undefined);
     assert.equal(onB.get(leaderChanges("session-closed")), 1);
   });
 });
