@@ -8,6 +8,8 @@ export interface Config {
   readonly port: number;
   readonly tls: { readonly cert: string; readonly key: string } | undefined;
   readonly logLevel: string;
+  /** Whether each request is logged (two info lines), which costs every request. */
+  readonly accessLog: boolean;
   /**
    * Where elections live: "durable" (SQLite in dataDir), "memory" (lost on exit) or "etcd"
    * (an etcd cluster several servers share).
@@ -102,6 +104,12 @@ export const settings = {
     env: "LOG_LEVEL",
     fallback: "info",
     help: "fatal, error, warn, info, debug, trace or silent",
+  },
+  accessLog: {
+    flag: "access-log",
+    env: "ACCESS_LOG",
+    fallback: "off",
+    help: "on: log each request as it arrives and as it completes (at info); off: do not",
   },
   store: {
     flag: "store",
@@ -404,6 +412,10 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Con
   if ((cert === "") !== (key === "")) {
     throw new ConfigError("--tls-cert and --tls-key (TLS_CERT, TLS_KEY) must be given together");
   }
+  const accessLog = raw("accessLog");
+  if (accessLog !== "on" && accessLog !== "off") {
+    throw new ConfigError(`--access-log / ACCESS_LOG: "${accessLog}" is not on or off`);
+  }
   const store = raw("store");
   if (store !== "durable" && store !== "memory" && store !== "etcd") {
     throw new ConfigError(`--store / STORE: "${store}" is not durable, memory or etcd`);
@@ -459,6 +471,7 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Con
     port: int("port", 0, 65535),
     tls: cert === "" ? undefined : { cert, key },
     logLevel: raw("logLevel"),
+    accessLog: accessLog === "on",
     store,
     etcd,
     dataDir,

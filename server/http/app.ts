@@ -34,7 +34,7 @@ export async function build(options: AppOptions): Promise<App> {
     return listener.server as ReturnType<FastifyServerFactory>;
   };
   const fastify = Fastify({
-    ...loggerOptions(config.logLevel),
+    ...loggerOptions(config.logLevel, config.accessLog),
     serverFactory,
     // Connect enforces its own body limit (readMaxBytes); this only bounds non-RPC routes.
     bodyLimit: config.limits.maxRequestBytes,
