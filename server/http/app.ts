@@ -13,6 +13,7 @@ import { events } from "./events.js";
 import { createListener, type Handler, type Listener } from "./listener.js";
 import { loggerOptions, logUnfinishedResponses } from "./logging.js";
 import { metricsRoute } from "./metrics.js";
+import { unaryCalls } from "./unary.js";
 
 export interface AppOptions {
   readonly config: Config;
@@ -29,8 +30,18 @@ export interface App {
 export async function build(options: AppOptions): Promise<App> {
   const { config, store, hub } = options;
   let listener: Listener | undefined;
+  const served = routes(options.routes);
+  const interceptors = [malformedRequestInterceptor, domainErrorInterceptor];
+  let unary: ReturnType<typeof unaryCalls> | undefined;
   const serverFactory: FastifyServerFactory = (handler) => {
-    listener = createListener(handler as Handler, config.tls, config.connections);
+    const fastifyHandler = handler as Handler;
+    // The plain unary calls are answered directly (see unary.ts); every other request goes
+    // through Fastify, and every request does when requests are logged one by one (the
+    // access log, or debug level, where abandoned calls are logged).
+    const handle: Handler = (req, res) => {
+      if (!unary?.(req, res)) fastifyHandler(req, res);
+    };
+    listener = createListener(handle, config.tls, config.connections);
     return listener.server as ReturnType<FastifyServerFactory>;
   };
   const fastify = Fastify({
@@ -42,12 +53,22 @@ export async function build(options: AppOptions): Promise<App> {
   });
   logUnfinishedResponses(fastify);
   await fastify.register(fastifyConnectPlugin, {
-    routes: routes(options.routes),
+    routes: served.register,
     readMaxBytes: config.limits.maxRequestBytes,
     // Connect's default, 1 KiB, gzips nearly every page of elections (README, "Protocols").
     compressMinBytes: config.compressMinBytes,
-    interceptors: [malformedRequestInterceptor, domainErrorInterceptor],
+    interceptors,
   });
+  if (!config.accessLog && config.logLevel !== "debug" && config.logLevel !== "trace") {
+    unary = unaryCalls({
+      methods: served.unary,
+      handlers: served.handlers,
+      interceptors,
+      readMaxBytes: config.limits.maxRequestBytes,
+      compressMinBytes: config.compressMinBytes,
+      metrics: options.routes.metrics,
+    });
+  }
   fastify.get("/healthz", async (_request, reply) => {
     // A store that can fail on its own (etcd unreachable, no quorum) says why.
     const problem = await store.check?.();
