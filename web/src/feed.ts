@@ -155,7 +155,8 @@ export class ElectionFeed {
           for (const listener of listeners) listener.resumed();
         }
       }
-      if (this.state.kind !== "live") this.tell({ kind: "connecting" });
+      // Pages already say "connecting" until the first stream is live.
+      if (this.state.kind === "offline") this.tell({ kind: "connecting" });
       let reason = "the server ended the stream";
       try {
         for await (const m of this.history.watchElectionList(
