@@ -163,3 +163,18 @@ test("without SharedWorker a tab follows its election over one stream of its own
     "/electd.v1.ElectionHistoryService/WatchElectionList",
   ]);
 });
+
+test("a tab whose shared worker cannot start follows its election on its own", async ({
+  page,
+  electd,
+}) => {
+  await page.route("**/assets/feed-worker-*.js", (route) => route.fulfill({ status: 404 }));
+  const name = uniqueName("orphan");
+  await electd.create(name);
+  await electd.candidate("Enter", name, "a");
+  await page.goto(`${electd.url}/elections/${name}`);
+  await expect(page.locator("#leader")).toHaveText("a");
+  await electd.candidate("Enter", name, "b");
+  await electd.candidate("Anoint", name, "b");
+  await expect(page.locator("#leader")).toHaveText("b");
+});

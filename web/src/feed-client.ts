@@ -23,9 +23,9 @@ export function followElection(
   signal: AbortSignal,
 ): void {
   feed ??= typeof SharedWorker === "function" ? sharedFeed() : new ElectionFeed(history);
-  const chosen = feed;
-  chosen.follow(name, version, listener);
-  signal.addEventListener("abort", () => chosen.leave(name, listener), { once: true });
+  feed.follow(name, version, listener);
+  // Whichever feed it is by then: the tab may have had to fall back on its own.
+  signal.addEventListener("abort", () => feed?.leave(name, listener), { once: true });
 }
 
 function sharedFeed(): Feed {
@@ -60,6 +60,14 @@ function sharedFeed(): Feed {
     }
   });
   port.start();
+  // The worker could not start (its script gone after an upgrade of the server, say): this
+  // tab follows on its own, from the versions it had.
+  worker.addEventListener("error", () => {
+    const own = new ElectionFeed(history);
+    feed = own;
+    for (const [name, entry] of followed) own.follow(name, entry.version, entry.listener);
+    followed.clear();
+  });
   // A tab closed or put in the back/forward cache stops following; one shown again from
   // the cache follows again from the versions it had, and hears that it was away.
   window.addEventListener("pagehide", () => post({ kind: "close" }));
