@@ -242,7 +242,7 @@ export const settings = {
     flag: "max-page-size",
     env: "MAX_PAGE_SIZE",
     fallback: "1000",
-    help: "most elections in one ListElections page or WatchElections response",
+    help: "most elections in one ListElections page, WatchElections response or WatchElectionList request",
   },
   historyPerElection: {
     flag: "history-per-election",
