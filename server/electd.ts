@@ -74,6 +74,7 @@ export async function start(config: Config, options: StartOptions = {}): Promise
       settings: config.sessions,
       limits: config.limits,
       onError,
+      onExpired: () => metrics.sessionExpiries.inc(),
       clock,
     });
   } else {
