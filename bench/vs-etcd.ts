@@ -85,9 +85,9 @@ async function stopChild(child: ChildProcess, kill: () => void): Promise<void> {
 
 const built = new URL("../dist/electd.js", import.meta.url).pathname;
 /** electd as `npm start` runs it: the built bundle, default log level. */
-function startElectd(store: "memory" | "durable"): Promise<Server> {
+function startElectd(store: "memory" | "durable", flags: readonly string[] = []): Promise<Server> {
   const data = mkdtempSync(join(work, "electd-"));
-  const args = [built, "serve", "--port", "0", "--store", store, "--data-dir", data];
+  const args = [built, "serve", "--port", "0", "--store", store, "--data-dir", data, ...flags];
   commands.add(`node dist/electd.js ${args.slice(1).join(" ")}`);
   return spawnNode(args);
 }
@@ -494,7 +494,8 @@ const fanResults = new Map<string, FanOut[]>();
 async function fanOutRound(count: number, round: number): Promise<void> {
   const runs = [
     async () => {
-      const electd = await startElectd("memory");
+      // MAX_WATCHES is 5,000 by default.
+      const electd = await startElectd("memory", ["--max-watches", String(count + 100)]);
       try {
         await postJson(election(electd.url, "Create"), { id: { name: NAME } });
         await postJson(election(electd.url, "Enter"), { id: { name: NAME }, candidate: "a" });
