@@ -125,6 +125,12 @@ export function unaryCalls(options: UnaryCallOptions): (req: Request, res: Respo
     res: Response,
   ) {
     const read = await readBody(req, readMaxBytes + (protocol === "grpc" ? 5 : 0));
+    if (read.gone) {
+      // The client left before its request was complete: nothing can be answered, and the
+      // call counts as canceled, as the regular path counts it.
+      startRequest(metrics, route.method.method, protocol)("canceled");
+      return;
+    }
     if (!read.ended) return regular(route, req, res, replay(read.chunks, read.rest));
     const bytes =
       read.chunks.length === 1 ? (read.chunks[0] as Buffer) : Buffer.concat(read.chunks);
@@ -314,7 +320,9 @@ interface Body {
   readonly chunks: Buffer[];
   /** Whether the whole body is in `chunks`. */
   readonly ended: boolean;
-  /** Otherwise: the rest, or how reading it failed. */
+  /** Whether the request failed or closed before its end: the client is gone. */
+  readonly gone: boolean;
+  /** Past the limit: the rest. */
   readonly rest: AsyncIterator<Uint8Array> | undefined;
 }
 
@@ -326,8 +334,8 @@ function readBody(req: Request, limit: number): Promise<Body> {
     const done = (body: Body) => {
       req.off("data", onData);
       req.off("end", onEnd);
-      req.off("error", onError);
-      req.off("close", onClose);
+      req.off("error", onGone);
+      req.off("close", onGone);
       resolve(body);
     };
     const onData = (chunk: Buffer) => {
@@ -335,25 +343,16 @@ function readBody(req: Request, limit: number): Promise<Body> {
       size += chunk.length;
       if (size <= limit) return;
       req.pause();
-      done({
-        chunks,
-        ended: false,
-        rest: (req as AsyncIterable<Uint8Array>)[Symbol.asyncIterator](),
-      });
+      const rest = (req as AsyncIterable<Uint8Array>)[Symbol.asyncIterator]();
+      done({ chunks, ended: false, gone: false, rest });
     };
-    const onEnd = () => done({ chunks, ended: true, rest: undefined });
-    const onError = (error: unknown) => done({ chunks, ended: false, rest: failing(error) });
-    const onClose = () =>
-      done({ chunks, ended: false, rest: failing(new Error("the request ended early")) });
+    const onEnd = () => done({ chunks, ended: true, gone: false, rest: undefined });
+    const onGone = () => done({ chunks, ended: false, gone: true, rest: undefined });
     req.on("data", onData);
     req.once("end", onEnd);
-    req.once("error", onError);
-    req.once("close", onClose);
+    req.once("error", onGone);
+    req.once("close", onGone);
   });
-}
-
-function failing(error: unknown): AsyncIterator<Uint8Array> {
-  return { next: () => Promise.reject(error) };
 }
 
 async function* replay(

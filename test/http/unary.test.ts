@@ -277,4 +277,55 @@ describe("plain unary calls answered directly", () => {
       "gzip request",
     );
   });
+
+  it("leaves nothing behind when a client abandons a call halfway", async () => {
+    const before = await metric(direct.url, "GetTerm", "canceled");
+    const partial = envelope(getTerm("e")).subarray(0, 8);
+    for (const how of ["reset", "disconnect"] as const) {
+      for (let i = 0; i < 5; i++) {
+        await new Promise<void>((resolve) => {
+          const session = h2connect(direct.url);
+          session.on("error", () => {});
+          const stream = session.request({
+            ":method": "POST",
+            ":path": `${election}GetTerm`,
+            "content-type": "application/grpc",
+            te: "trailers",
+          });
+          stream.on("error", () => {});
+          stream.write(partial, () => {
+            if (how === "reset") stream.close(0x8, () => session.close(() => resolve()));
+            else {
+              session.destroy();
+              resolve();
+            }
+          });
+        });
+      }
+    }
+    // Each is counted as canceled once the server has seen it go; then the server serves on.
+    const deadline = Date.now() + 10_000;
+    while ((await metric(direct.url, "GetTerm", "canceled")) < before + 10) {
+      if (Date.now() > deadline) throw new Error("the abandoned calls were not all seen");
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    assert.equal(await metric(direct.url, "GetTerm", "canceled"), before + 10);
+    const ok = await grpc(direct.url, `${election}GetTerm`, envelope(getTerm("e")));
+    assert.equal(ok.trailers["grpc-status"], "0");
+  });
 });
+
+/** electd_rpc_requests_total of a LeaderElection method over gRPC with this code. */
+async function metric(url: string, method: string, code: string): Promise<number> {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  const line = text
+    .split("\n")
+    .find(
+      (l) =>
+        l.startsWith("electd_rpc_requests_total{") &&
+        l.includes(`method="${method}"`) &&
+        l.includes('protocol="grpc"') &&
+        l.includes(`code="${code}"`),
+    );
+  return line ? Number(line.split(" ").at(-1)) : 0;
+}
