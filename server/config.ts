@@ -6,7 +6,16 @@ import { parseArgs } from "node:util";
 export interface Config {
   readonly host: string;
   readonly port: number;
-  readonly tls: { readonly cert: string; readonly key: string } | undefined;
+  readonly tls:
+    | {
+        readonly cert: string;
+        readonly key: string;
+        /** PEM CA file: clients may identify with a certificate it signed. */
+        readonly clientCa: string | undefined;
+      }
+    | undefined;
+  /** Who may do what (README, "Authentication and roles"); see server/auth/. */
+  readonly auth: AuthSettings;
   readonly logLevel: string;
   /**
    * Where elections live: "durable" (SQLite in dataDir), "memory" (lost on exit) or "etcd"
@@ -38,6 +47,18 @@ export interface Config {
   readonly connections: ConnectionSettings;
   /** On SIGTERM/SIGINT, how long requests in progress may take before connections are cut. */
   readonly shutdownGraceMs: number;
+}
+
+/** Authentication, and the checks that keep a browser from being turned against electd. */
+export interface AuthSettings {
+  /** The auth file (JSON): identities, their token hashes or certificate subjects, grants. */
+  readonly authFile: string | undefined;
+  /** Serve without auth on an address other than loopback (refused otherwise). */
+  readonly insecureNoAuth: boolean;
+  /** Host header values accepted besides the listening address and localhost. */
+  readonly allowedHosts: readonly string[];
+  /** Origins a browser may call from (CORS); none: same origin only. */
+  readonly corsOrigins: readonly string[];
 }
 
 /** Session TTLs in milliseconds (API.md section 5). */
@@ -96,6 +117,36 @@ export const settings = {
     env: "TLS_KEY",
     fallback: "",
     help: "PEM private key file for --tls-cert",
+  },
+  tlsClientCa: {
+    flag: "tls-client-ca",
+    env: "TLS_CLIENT_CA",
+    fallback: "",
+    help: "PEM CA file: clients may identify with a certificate it signed (needs --tls-cert and --auth-file)",
+  },
+  authFile: {
+    flag: "auth-file",
+    env: "AUTH_FILE",
+    fallback: "",
+    help: "JSON file of identities (token hashes, certificate subjects) and their roles; reread on SIGHUP",
+  },
+  insecureNoAuth: {
+    flag: "insecure-no-auth",
+    env: "INSECURE_NO_AUTH",
+    fallback: "false",
+    help: "serve without --auth-file on an address other than loopback (refused otherwise)",
+  },
+  allowedHosts: {
+    flag: "allowed-hosts",
+    env: "ALLOWED_HOSTS",
+    fallback: "",
+    help: "comma-separated names accepted in the Host header besides the listening address and localhost",
+  },
+  corsOrigin: {
+    flag: "cors-origin",
+    env: "CORS_ORIGIN",
+    fallback: "",
+    help: "comma-separated origins whose pages may call electd (CORS); unset: same origin only",
   },
   logLevel: {
     flag: "log-level",
@@ -318,6 +369,12 @@ export function usage(): string {
   ].join("\n");
 }
 
+/** Whether `host` is a loopback address or name: reachable from this machine only. */
+export function isLoopback(host: string): boolean {
+  const bare = host.replace(/^\[|\]$/g, "").toLowerCase();
+  return bare === "localhost" || bare === "::1" || /^127(\.\d{1,3}){3}$/.test(bare);
+}
+
 /**
  * Whole milliseconds from a duration such as 500ms, 10s, 5m or 1h; undefined when the text is
  * not one or is outside what one Node timer can wait (1 ms to ~24.8 days).
@@ -338,7 +395,12 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Con
   try {
     ({ values } = parseArgs({
       args: [...argv],
-      options: { ...options, help: { type: "boolean" } },
+      // --insecure-no-auth is a switch: given alone it means true.
+      options: {
+        ...options,
+        [settings.insecureNoAuth.flag]: { type: "boolean" },
+        help: { type: "boolean" },
+      },
     }));
   } catch (error) {
     throw new ConfigError(`${(error as Error).message}\n\n${usage()}`);
@@ -349,6 +411,7 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Con
     const s = settings[key];
     const fromFlag = values[s.flag];
     if (typeof fromFlag === "string") return fromFlag;
+    if (typeof fromFlag === "boolean") return String(fromFlag);
     return env[s.env] ?? s.fallback;
   };
   const int = (key: Key, min: number, max = Number.MAX_SAFE_INTEGER): number => {
@@ -404,6 +467,45 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Con
   if ((cert === "") !== (key === "")) {
     throw new ConfigError("--tls-cert and --tls-key (TLS_CERT, TLS_KEY) must be given together");
   }
+  const clientCa = raw("tlsClientCa");
+  const authFile = raw("authFile");
+  if (clientCa !== "" && (cert === "" || authFile === "")) {
+    throw new ConfigError(
+      "--tls-client-ca (TLS_CLIENT_CA) needs --tls-cert and --auth-file: certificates identify, the auth file grants",
+    );
+  }
+  const insecure = raw("insecureNoAuth");
+  if (insecure !== "true" && insecure !== "false") {
+    throw new ConfigError(
+      `--insecure-no-auth / INSECURE_NO_AUTH: "${insecure}" is not true or false`,
+    );
+  }
+  const list = (key: Key) =>
+    raw(key)
+      .split(",")
+      .map((item) => item.trim())
+      .filter((item) => item !== "");
+  const corsOrigins = list("corsOrigin");
+  for (const origin of corsOrigins) {
+    if (!/^https?:\/\/[^/\s]+$/.test(origin)) {
+      throw new ConfigError(
+        `--cors-origin / CORS_ORIGIN: "${origin}" is not an origin such as https://ops.example.com`,
+      );
+    }
+  }
+  const auth: AuthSettings = {
+    authFile: authFile === "" ? undefined : authFile,
+    insecureNoAuth: insecure === "true",
+    allowedHosts: list("allowedHosts").map((host) => host.toLowerCase()),
+    corsOrigins,
+  };
+  const host = raw("host");
+  // Redis's protected mode: an open server is a development default, on loopback only.
+  if (auth.authFile === undefined && !auth.insecureNoAuth && !isLoopback(host)) {
+    throw new ConfigError(
+      `--host ${host} is reachable from other machines, and without --auth-file anyone there could change any election: give --auth-file (README, "Authentication and roles"), or --insecure-no-auth to serve it open anyway`,
+    );
+  }
   const store = raw("store");
   if (store !== "durable" && store !== "memory" && store !== "etcd") {
     throw new ConfigError(`--store / STORE: "${store}" is not durable, memory or etcd`);
@@ -455,9 +557,10 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Con
     );
   }
   return {
-    host: raw("host"),
+    host,
     port: int("port", 0, 65535),
-    tls: cert === "" ? undefined : { cert, key },
+    tls: cert === "" ? undefined : { cert, key, clientCa: clientCa === "" ? undefined : clientCa },
+    auth,
     logLevel: raw("logLevel"),
     store,
     etcd,

@@ -2,8 +2,10 @@
 // and the dashboard. build() does not listen; main.ts does.
 import { fastifyConnectPlugin } from "@connectrpc/connect-fastify";
 import Fastify, { type FastifyInstance, type FastifyServerFactory } from "fastify";
+import type { Authenticator } from "../auth/authenticate.js";
 import type { Config } from "../config.js";
 import { rpcNameInterceptor } from "../metrics/requests.js";
+import { admitRequest, authenticateRequest, authorization, type Refused } from "../rpc/auth.js";
 import { domainErrorInterceptor } from "../rpc/errors.js";
 import { malformedRequestInterceptor } from "../rpc/malformed.js";
 import { type RouteOptions, routes } from "../rpc/routes.js";
@@ -11,6 +13,7 @@ import type { ElectionStore } from "../store/store.js";
 import type { WatchHub } from "../watch/hub.js";
 import { badUrlErrors, builtDashboard, dashboard } from "./dashboard.js";
 import { events } from "./events.js";
+import { guard } from "./guard.js";
 import { createListener, type Handler, type Listener } from "./listener.js";
 import { loggerOptions, logUnfinishedResponses } from "./logging.js";
 import { metricsRoute } from "./metrics.js";
@@ -20,6 +23,7 @@ export interface AppOptions {
   readonly store: ElectionStore;
   readonly hub: WatchHub;
   readonly routes: RouteOptions;
+  readonly authenticator: Authenticator;
 }
 
 export interface App {
@@ -42,12 +46,23 @@ export async function build(options: AppOptions): Promise<App> {
     frameworkErrors: badUrlErrors(builtDashboard),
   });
   logUnfinishedResponses(fastify);
+  guard(fastify, config.auth, config.host);
+  const { authenticator } = options;
+  const onRefused = (refused: Refused) =>
+    fastify.log.warn({ audit: "refused", ...refused }, "call refused");
+  const admit = admitRequest(authenticator, onRefused);
   await fastify.register(fastifyConnectPlugin, {
     routes: routes(options.routes),
     readMaxBytes: config.limits.maxRequestBytes,
     // Connect's default, 1 KiB, gzips nearly every page of elections (README, "Protocols").
     compressMinBytes: config.compressMinBytes,
-    interceptors: [malformedRequestInterceptor, domainErrorInterceptor, rpcNameInterceptor],
+    contextValues: authenticateRequest(authenticator),
+    interceptors: [
+      malformedRequestInterceptor,
+      domainErrorInterceptor,
+      authorization(onRefused),
+      rpcNameInterceptor,
+    ],
   });
   fastify.get("/healthz", async (_request, reply) => {
     // A store that can fail on its own (etcd unreachable, no quorum) says why.
@@ -68,7 +83,7 @@ export async function build(options: AppOptions): Promise<App> {
     // Ended sessions whose candidates are still being withdrawn (the store is failing).
     endingSessions: options.routes.sessions.endingSize,
   });
-  metricsRoute(fastify, options.routes.metrics);
+  metricsRoute(fastify, options.routes.metrics, admit);
   options.routes.metrics.observe({
     elections: () => store.size(),
     sessionsOpen: () => options.routes.sessions.size,
@@ -80,6 +95,7 @@ export async function build(options: AppOptions): Promise<App> {
     store,
     hub,
     limits: config.limits,
+    admit,
   });
   await fastify.register(dashboard, { root: builtDashboard });
   fastify.addHook("preClose", async () => {

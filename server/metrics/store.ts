@@ -72,7 +72,7 @@ export function measuredStore<S extends ElectionStore & Partial<SessionRecords>>
   });
 
   const overrides: Partial<ElectionStore & SessionRecords> = {
-    create: (name, tags) => timed("create", () => store.create(name, tags)),
+    create: (name, tags, by) => timed("create", () => store.create(name, tags, by)),
     async update(name, decide) {
       const caller = rpc();
       const keys: string[] = [];
@@ -94,7 +94,7 @@ export function measuredStore<S extends ElectionStore & Partial<SessionRecords>>
         for (const key of keys) callers.delete(key);
       }
     },
-    delete: (name) => timed("delete", () => store.delete(name)),
+    delete: (name, by) => timed("delete", () => store.delete(name, by)),
   };
   const { putSession, deleteSession } = store;
   if (putSession && deleteSession) {
