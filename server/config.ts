@@ -53,6 +53,10 @@ export interface Config {
 export interface AuthSettings {
   /** The auth file (JSON): identities, their token hashes or certificate subjects, grants. */
   readonly authFile: string | undefined;
+  /** Most open sessions one identity may hold; only with an auth file. */
+  readonly maxSessionsPerIdentity: number;
+  /** Most concurrent watches one identity may hold; only with an auth file. */
+  readonly maxWatchesPerIdentity: number;
   /** Serve without auth on an address other than loopback (refused otherwise). */
   readonly insecureNoAuth: boolean;
   /** Host header values accepted besides the listening address and localhost. */
@@ -281,6 +285,18 @@ export const settings = {
     fallback: "100000",
     help: "most open sessions on this server",
   },
+  maxSessionsPerIdentity: {
+    flag: "max-sessions-per-identity",
+    env: "MAX_SESSIONS_PER_IDENTITY",
+    fallback: "10000",
+    help: "most open sessions one identity may hold (with --auth-file)",
+  },
+  maxWatchesPerIdentity: {
+    flag: "max-watches-per-identity",
+    env: "MAX_WATCHES_PER_IDENTITY",
+    fallback: "500",
+    help: "most concurrent watches one identity may hold (with --auth-file)",
+  },
   maxPageSize: {
     flag: "max-page-size",
     env: "MAX_PAGE_SIZE",
@@ -495,6 +511,8 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Con
   }
   const auth: AuthSettings = {
     authFile: authFile === "" ? undefined : authFile,
+    maxSessionsPerIdentity: int("maxSessionsPerIdentity", 1),
+    maxWatchesPerIdentity: int("maxWatchesPerIdentity", 1),
     insecureNoAuth: insecure === "true",
     allowedHosts: list("allowedHosts").map((host) => host.toLowerCase()),
     corsOrigins,

@@ -127,6 +127,7 @@ export async function start(config: Config, options: StartOptions = {}): Promise
       maxRequestBytes: config.limits.maxRequestBytes,
       sessions,
       sessionSettings: config.sessions,
+      sessionsPerIdentity: config.auth.maxSessionsPerIdentity,
       serving,
       metrics,
       authenticator,

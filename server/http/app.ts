@@ -3,6 +3,7 @@
 import { fastifyConnectPlugin } from "@connectrpc/connect-fastify";
 import Fastify, { type FastifyInstance, type FastifyServerFactory } from "fastify";
 import type { Authenticator } from "../auth/authenticate.js";
+import { WatchQuota } from "../auth/quota.js";
 import type { Config } from "../config.js";
 import { rpcNameInterceptor } from "../metrics/requests.js";
 import { admitRequest, authenticateRequest, authorization, type Refused } from "../rpc/auth.js";
@@ -60,7 +61,7 @@ export async function build(options: AppOptions): Promise<App> {
     interceptors: [
       malformedRequestInterceptor,
       domainErrorInterceptor,
-      authorization(onRefused),
+      authorization(onRefused, new WatchQuota(config.auth.maxWatchesPerIdentity)),
       rpcNameInterceptor,
     ],
   });

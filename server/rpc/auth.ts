@@ -15,6 +15,7 @@ import type { FastifyRequest } from "fastify";
 import type { IdentityService } from "../../gen/electd/v1/identity_pb.js";
 import { anonymous, type Caller, decide, holds, refusal, type Scope } from "../auth/access.js";
 import { type Authentication, type Authenticator, isCaller } from "../auth/authenticate.js";
+import type { WatchQuota } from "../auth/quota.js";
 import type { Actor } from "../election/change.js";
 import { permissionDenied, unauthenticated } from "../errors.js";
 
@@ -104,7 +105,14 @@ export function admitRequest(authenticator: Authenticator, onRefused: (refused: 
     );
 }
 
-export function authorization(onRefused: (refused: Refused) => void): Interceptor {
+/**
+ * Admits each call (admit), and holds a slot of the caller's MAX_WATCHES_PER_IDENTITY for
+ * each stream it opens, given back when the stream ends or its client goes.
+ */
+export function authorization(
+  onRefused: (refused: Refused) => void,
+  watches: WatchQuota,
+): Interceptor {
   return (next) => async (req) => {
     if (openServices.has(req.service.typeName)) return next(req);
     const rpc = `${req.service.typeName}/${req.method.name}`;
@@ -117,13 +125,31 @@ export function authorization(onRefused: (refused: Refused) => void): Intercepto
     // Server streams: the one request message is checked as the handler reads it, before
     // anything is sent.
     const messages = req.message;
+    let release = () => {};
     async function* checked() {
       for await (const message of messages) {
-        check(message);
+        const caller = check(message);
+        release = watches.acquire(caller.name, req.signal);
         yield message;
       }
     }
-    return next({ ...req, message: checked() });
+    const res = await next({ ...req, message: checked() }).catch((error: unknown) => {
+      release();
+      throw error;
+    });
+    if (!res.stream) {
+      release();
+      return res;
+    }
+    const sent = res.message;
+    async function* held() {
+      try {
+        yield* sent;
+      } finally {
+        release();
+      }
+    }
+    return { ...res, message: held() };
   };
 }
 
