@@ -9,7 +9,7 @@ import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect
 import { LeaderElection } from "../../gen/atomix/runtime/election/v1/election_pb.js";
 import { IdentityService } from "../../gen/electd/v1/identity_pb.js";
 import { bearer, writeAuthFile } from "../support/auth.js";
-import { runMain, spawnServer } from "../support/process.js";
+import { runCommand, runMain, spawnServer } from "../support/process.js";
 import { startServer } from "../support/server.js";
 import { clientCertificate, selfSignedCertificate } from "../support/tls.js";
 
@@ -29,6 +29,32 @@ async function until(check: () => boolean, what: string): Promise<void> {
     await sleep(20);
   }
 }
+
+// Made before any test runs: a suite that ended first would remove their directory.
+const serverCert = await selfSignedCertificate();
+const client = await clientCertificate("/CN=worker-1/O=acme");
+const stranger = await clientCertificate("/CN=worker-1/O=acme");
+const unlisted = await clientCertificate("/CN=nobody", client);
+const { path, tokens } = writeAuthFile([{ name: "ops", grants: [{ role: "admin" }] }]);
+// The subject's entry, added by hand: certificate_subject is the identity's name.
+const file = JSON.parse(readFileSync(path, "utf8"));
+file.identities.push({
+  certificate_subject: "CN=worker-1, O=acme",
+  grants: [{ role: "candidate", prefix: "jobs/" }],
+});
+writeFileSync(path, JSON.stringify(file));
+// Only `client`'s CA is trusted: `stranger` has the same subject from another CA.
+const server = await startServer([
+  ...["--tls-cert", serverCert.cert, "--tls-key", serverCert.key],
+  ...["--tls-client-ca", client.caFile, "--auth-file", path],
+]);
+const transport = (cert?: { cert: Buffer; key: Buffer }, token?: string) =>
+  createConnectTransport({
+    baseUrl: server.url,
+    httpVersion: "2",
+    nodeOptions: { ca: serverCert.ca, ...(cert ? { cert: cert.cert, key: cert.key } : {}) },
+    interceptors: [bearer(token)],
+  });
 
 describe("protected mode", () => {
   it("refuses to serve open on an address other than loopback", async () => {
@@ -114,31 +140,6 @@ describe("SIGHUP", () => {
   });
 });
 
-const serverCert = await selfSignedCertificate();
-const client = await clientCertificate("/CN=worker-1/O=acme");
-const stranger = await clientCertificate("/CN=worker-1/O=acme");
-const unlisted = await clientCertificate("/CN=nobody", client);
-const { path, tokens } = writeAuthFile([{ name: "ops", grants: [{ role: "admin" }] }]);
-// The subject's entry, added by hand: certificate_subject is the identity's name.
-const file = JSON.parse(readFileSync(path, "utf8"));
-file.identities.push({
-  certificate_subject: "CN=worker-1, O=acme",
-  grants: [{ role: "candidate", prefix: "jobs/" }],
-});
-writeFileSync(path, JSON.stringify(file));
-// Only `client`'s CA is trusted: `stranger` has the same subject from another CA.
-const server = await startServer([
-  ...["--tls-cert", serverCert.cert, "--tls-key", serverCert.key],
-  ...["--tls-client-ca", client.caFile, "--auth-file", path],
-]);
-const transport = (cert?: { cert: Buffer; key: Buffer }, token?: string) =>
-  createConnectTransport({
-    baseUrl: server.url,
-    httpVersion: "2",
-    nodeOptions: { ca: serverCert.ca, ...(cert ? { cert: cert.cert, key: cert.key } : {}) },
-    interceptors: [bearer(token)],
-  });
-
 describe("client certificates", () => {
   it("identifies a client by its verified certificate's subject", async () => {
     const me = await createClient(IdentityService, transport(client)).whoAmI({});
@@ -180,5 +181,30 @@ describe("client certificates", () => {
       {},
     );
     assert.equal(me.identity, "ops");
+  });
+});
+
+describe("the electd command under auth", () => {
+  it("sends the token in ELECTD_TOKEN, and says unauthenticated without it", async () => {
+    const { path, tokens } = writeAuthFile([{ name: "ops", grants: [{ role: "admin" }] }]);
+    const server = await startServer(["--auth-file", path]);
+    const without = await runCommand(["status", "--server", server.url], { ELECTD_TOKEN: "" });
+    assert.equal(without.code, 1);
+    assert.match(without.stderr, /electd status: unauthenticated: no credentials/);
+    const token = { ELECTD_TOKEN: tokens.get("ops") ?? "" };
+    const entered = await runCommand(["enter", "orders", "node-1", "--server", server.url], token);
+    assert.equal(entered.code, 1, "Create is separate: the election does not exist yet");
+    assert.match(entered.stderr, /not_found/);
+    await createClient(
+      LeaderElection,
+      createConnectTransport({
+        baseUrl: server.url,
+        httpVersion: "1.1",
+        interceptors: [bearer(tokens.get("ops"))],
+      }),
+    ).create({ id: { name: "orders" } });
+    const done = await runCommand(["enter", "orders", "node-1", "--server", server.url], token);
+    assert.equal(done.code, 0, done.stderr);
+    assert.match(done.stdout, /"leader":"node-1"/);
   });
 });
