@@ -52,6 +52,7 @@ export async function build(options: AppOptions): Promise<App> {
   const onRefused = (refused: Refused) =>
     fastify.log.warn({ audit: "refused", ...refused }, "call refused");
   const admit = admitRequest(authenticator, onRefused);
+  const watches = new WatchQuota(config.auth.maxWatchesPerIdentity);
   await fastify.register(fastifyConnectPlugin, {
     routes: routes(options.routes),
     readMaxBytes: config.limits.maxRequestBytes,
@@ -61,7 +62,7 @@ export async function build(options: AppOptions): Promise<App> {
     interceptors: [
       malformedRequestInterceptor,
       domainErrorInterceptor,
-      authorization(onRefused, new WatchQuota(config.auth.maxWatchesPerIdentity)),
+      authorization(onRefused, watches),
       rpcNameInterceptor,
     ],
   });
@@ -97,6 +98,7 @@ export async function build(options: AppOptions): Promise<App> {
     hub,
     limits: config.limits,
     admit,
+    watches,
   });
   await fastify.register(dashboard, { root: builtDashboard });
   fastify.addHook("preClose", async () => {

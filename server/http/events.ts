@@ -14,7 +14,8 @@ import { ConnectError } from "@connectrpc/connect";
 import { codeToHttpStatus, errorToJson } from "@connectrpc/connect/protocol-connect";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { WatchElectionResponseSchema } from "../../gen/electd/v1/history_pb.js";
-import type { Scope } from "../auth/access.js";
+import type { Caller, Scope } from "../auth/access.js";
+import type { WatchQuota } from "../auth/quota.js";
 import { type InputLimits, text } from "../election/validate.js";
 import { ElectdError, electionNotFound } from "../errors.js";
 import { toTerm } from "../rpc/election.js";
@@ -29,7 +30,9 @@ export interface EventsOptions {
   readonly hub: WatchHub;
   readonly limits: InputLimits;
   /** Who may read which election: throws an unauthenticated or permission error. */
-  readonly admit: (request: FastifyRequest, rpc: string, scope: Scope) => unknown;
+  readonly admit: (request: FastifyRequest, rpc: string, scope: Scope) => Caller;
+  /** Each stream holds one of its caller's MAX_WATCHES_PER_IDENTITY slots. */
+  readonly watches: WatchQuota;
   /** A comment line this often keeps proxies and idle timeouts from closing a quiet stream. */
   readonly heartbeatMs?: number;
 }
@@ -74,8 +77,13 @@ export async function events(fastify: FastifyInstance, options: EventsOptions) {
     async (request, reply) => {
       let name: string;
       let after: number;
+      const stop = new AbortController();
+      let release: () => void;
       try {
-        options.admit(request, WATCH_ELECTION, { kind: "name", name: request.params.name });
+        const caller = options.admit(request, WATCH_ELECTION, {
+          kind: "name",
+          name: request.params.name,
+        });
         name = text("name", request.params.name, limits);
         const cursor = request.headers["last-event-id"] ?? request.query.after ?? "0";
         after = Number(cursor);
@@ -89,6 +97,7 @@ export async function events(fastify: FastifyInstance, options: EventsOptions) {
         if (!(await store.get(name))) {
           throw electionNotFound(name);
         }
+        release = options.watches.acquire(caller.name, stop.signal);
       } catch (error) {
         return fail(reply, error);
       }
@@ -101,7 +110,6 @@ export async function events(fastify: FastifyInstance, options: EventsOptions) {
       });
       // Tells EventSource how long to wait before it reconnects (with Last-Event-ID).
       raw.write("retry: 1000\n\n");
-      const stop = new AbortController();
       raw.on("close", () => stop.abort());
       const heartbeat = setInterval(() => raw.write(": still here\n\n"), heartbeatMs).unref();
       try {
@@ -119,6 +127,7 @@ export async function events(fastify: FastifyInstance, options: EventsOptions) {
           request.log.error({ err: error }, "an events stream failed");
         }
       } finally {
+        release();
         clearInterval(heartbeat);
         raw.end();
       }

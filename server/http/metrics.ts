@@ -1,7 +1,7 @@
 // GET /metrics: every metric in Prometheus's text format, for a Prometheus scrape. With
 // auth on, the scrape needs the viewer role (on any names: no metric names an election).
 import type { FastifyInstance, FastifyRequest } from "fastify";
-import type { Scope } from "../auth/access.js";
+import type { Caller, Scope } from "../auth/access.js";
 import { ElectdError } from "../errors.js";
 import type { Metrics } from "../metrics/metrics.js";
 
@@ -11,7 +11,7 @@ const READ = "electd.v1.ElectionDirectoryService/ListElections";
 export function metricsRoute(
   fastify: FastifyInstance,
   metrics: Metrics,
-  admit: (request: FastifyRequest, rpc: string, scope: Scope) => unknown,
+  admit: (request: FastifyRequest, rpc: string, scope: Scope) => Caller,
 ): void {
   fastify.get("/metrics", async (request, reply) => {
     try {

@@ -13,6 +13,7 @@ import { startServer } from "../support/server.js";
 const { path, tokens } = writeAuthFile([
   { name: "greedy", grants: [{ role: "admin" }] },
   { name: "polite", grants: [{ role: "admin" }] },
+  { name: "streamer", grants: [{ role: "viewer" }] },
 ]);
 const server = await startServer([
   ...["--auth-file", path, "--max-sessions-per-identity", "2", "--max-watches-per-identity", "2"],
@@ -84,5 +85,26 @@ describe("per-identity limits", () => {
       await sleep(20);
     }
     two.abort();
+  });
+
+  it("counts Server-Sent Event streams as watches of their identity", async () => {
+    await createClient(LeaderElection, as("polite")).create({ id: { name: "sse" } });
+    const headers = { authorization: `Bearer ${tokens.get("streamer")}` };
+    const url = `${server.url}/v1/elections/sse/events`;
+    const streams = [new AbortController(), new AbortController()];
+    for (const stream of streams) {
+      const res = await fetch(url, { headers, signal: stream.signal });
+      assert.equal(res.status, 200);
+    }
+    const third = await fetch(url, { headers });
+    assert.equal(third.status, 429);
+    assert.match(await third.text(), /MAX_WATCHES_PER_IDENTITY/);
+    const other = await fetch(url, {
+      headers: { authorization: `Bearer ${tokens.get("polite")}` },
+      signal: AbortSignal.timeout(60_000),
+    });
+    assert.equal(other.status, 200);
+    await other.body?.cancel();
+    for (const stream of streams) stream.abort();
   });
 });
