@@ -89,6 +89,18 @@ test("offers operator moves to admins only, and shows who made each change", asy
   await expect(page.locator(".leader .buttons button").first()).toBeVisible();
 });
 
+test("lists only the names an identity may view", async ({ page }) => {
+  const mine = uniqueName("orders/listed");
+  const theirs = uniqueName("payments/hidden");
+  await server.call("Create", { id: { name: mine } }, LEADER_ELECTION, as("ops"));
+  await server.call("Create", { id: { name: theirs } }, LEADER_ELECTION, as("ops"));
+  await page.goto(server.url);
+  await signIn(page, tokens.get("worker") as string);
+  await expect(page).toHaveURL(/\?prefix=orders%2F$/);
+  await expect(page.getByRole("link", { name: mine })).toBeVisible();
+  await expect(page.getByRole("link", { name: theirs })).toHaveCount(0);
+});
+
 test("explains a refused move (403) in words and changes nothing", async ({ page }) => {
   const name = uniqueName("orders/mine");
   await server.call("Create", { id: { name } }, LEADER_ELECTION, as("ops"));

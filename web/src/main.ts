@@ -6,7 +6,7 @@ import { identity } from "./api.js";
 import { h } from "./dom.js";
 import { electionPage } from "./election-page.js";
 import { listPage } from "./list-page.js";
-import { signIn } from "./sign-in.js";
+import { listablePrefix, signIn } from "./sign-in.js";
 
 const app = document.getElementById("app") as HTMLElement;
 let page: AbortController | undefined;
@@ -30,6 +30,12 @@ function route(): void {
     }
   }
   if (path === "/" || path === "/index.html") {
+    // An identity granted only some names lists those: the whole list would be refused.
+    const prefix = listablePrefix();
+    const params = new URLSearchParams(window.location.search);
+    if (prefix !== undefined && !params.has("prefix") && !params.has("tag")) {
+      window.history.replaceState(null, "", `/?${new URLSearchParams({ prefix })}`);
+    }
     listPage(app, page.signal);
     return;
   }

@@ -24,6 +24,16 @@ export function mayAct(role: Role, name: string): boolean {
   return me.grants.some((g) => (rank[g.role] ?? -1) >= needed && name.startsWith(g.prefix));
 }
 
+/**
+ * Where the list page may look when the identity cannot view every election: the prefix
+ * of its first grant (`?prefix=` then asks the server for those only). Undefined when it
+ * can view them all.
+ */
+export function listablePrefix(): string | undefined {
+  if (mayAct("viewer", "")) return undefined;
+  return me?.grants[0]?.prefix;
+}
+
 /** A refusal about who is calling, in words; undefined for other errors. */
 export function explainAccess(error: unknown): string | undefined {
   const e = ConnectError.from(error);
