@@ -207,4 +207,30 @@ describe("the electd command under auth", () => {
     assert.equal(done.code, 0, done.stderr);
     assert.match(done.stdout, /"leader":"node-1"/);
   });
+
+  it("runs electd run with a candidate's token in an election an admin created", {
+    timeout: 60_000,
+  }, async () => {
+    const { path, tokens } = writeAuthFile([
+      { name: "ops", grants: [{ role: "admin" }] },
+      { name: "job", grants: [{ role: "candidate", prefix: "jobs/" }] },
+    ]);
+    const server = await startServer(["--auth-file", path]);
+    await createClient(
+      LeaderElection,
+      createConnectTransport({
+        baseUrl: server.url,
+        httpVersion: "1.1",
+        interceptors: [bearer(tokens.get("ops"))],
+      }),
+    ).create({ id: { name: "jobs/nightly" } });
+    const run = await runCommand(
+      [
+        ...["run", "--election", "jobs/nightly", "--server", server.url],
+        ...["--", process.execPath, "-e", "process.exit(7)"],
+      ],
+      { ELECTD_TOKEN: tokens.get("job") ?? "" },
+    );
+    assert.equal(run.code, 7, run.stderr);
+  });
 });
