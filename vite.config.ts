@@ -8,11 +8,14 @@ export default defineConfig({
   root: "web",
   base: "/",
   build: { outDir: "dist", emptyOutDir: true, target: "es2022" },
+  // The shared feed (web/src/feed-worker.ts) is a module worker, as the page creates it.
+  worker: { format: "es" },
   server: {
     proxy: {
       "/atomix.runtime.election.v1.LeaderElection": api,
       "/electd.v1.ElectionDirectoryService": api,
       "/electd.v1.ElectionAdminService": api,
+      "/electd.v1.ElectionHistoryService": api,
     },
   },
 });

@@ -6,11 +6,18 @@
 //
 // The watchers' streams are paused, but Node's HTTP/2 client keeps taking (and buffering)
 // what arrives, so the server sends each of them the whole snapshot: 1,000 full-directory
-// snapshots in flight while the keep-alives are timed.
+// snapshots in flight while the keep-alives are timed. The watchers and the listers run in
+// a process of their own: taking in a gigabyte of snapshots blocks a process's event loop
+// for seconds, which would delay the keep-alives before they are sent, as no real client
+// that only keeps its session alive is delayed.
 //
 // usage: npm run bench:directory -- [--elections 100000] [--watchers 1000] [--listers 16]
 //          [--seconds 20] [--profile DIR]
+import { spawn } from "node:child_process";
+import { once } from "node:events";
 import { connect as connectHttp2 } from "node:http2";
+import { createInterface } from "node:readline";
+import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { durationFromMs } from "@bufbuild/protobuf/wkt";
 import { createClient } from "@connectrpc/connect";
@@ -31,6 +38,8 @@ const { values } = parseArgs({
     seconds: { type: "string", default: "20" },
     /** Write the server's CPU profile (node --cpu-prof) into this directory. */
     profile: { type: "string" },
+    /** Internal: run the watchers and listers against this server, in this process. */
+    load: { type: "string" },
   },
 });
 const elections = Number(values.elections);
@@ -41,6 +50,65 @@ const out = (line: string) => process.stdout.write(`${line}\n`);
 
 function percentile(sorted: number[], q: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? Number.NaN;
+}
+
+if (values.load) {
+  await load(values.load);
+  process.exit(0);
+}
+
+/**
+ * The other clients: opens the watchers, says so on stdout, pages through the directory
+ * until stdin closes, then prints how many pages it listed.
+ */
+async function load(url: string): Promise<void> {
+  const manager = new Http2SessionManager(url);
+  const directory = createClient(
+    ElectionDirectoryService,
+    createGrpcTransport({ baseUrl: url, sessionManager: manager }),
+  );
+  // Directory watchers: raw HTTP/2 streams, 50 per connection, left paused.
+  const frame = grpcFrame(WatchElectionsRequestSchema, {});
+  const h2 = Array.from({ length: Math.ceil(watchers / 50) }, () => {
+    const session = connectHttp2(url);
+    session.on("error", () => {});
+    return session;
+  });
+  const started = performance.now();
+  await Promise.all(
+    h2.map((session, i) =>
+      pausedStreams(
+        session,
+        "/electd.v1.ElectionDirectoryService/WatchElections",
+        frame,
+        Math.min(50, watchers - i * 50),
+      ),
+    ),
+  );
+  out(JSON.stringify({ open: (performance.now() - started) / 1000 }));
+  let stop = false;
+  process.stdin.resume();
+  process.stdin.once("end", () => {
+    stop = true;
+  });
+  let lists = 0;
+  await Promise.all(
+    Array.from({ length: listers }, async (_, i) => {
+      let pageToken = "";
+      while (!stop) {
+        const page = await directory.listElections({
+          pageSize: 100,
+          pageToken,
+          tag: i % 2 ? "" : `shard-${i}`,
+        });
+        pageToken = page.nextPageToken;
+        lists++;
+      }
+    }),
+  );
+  out(JSON.stringify({ lists }));
+  for (const s of h2) s.destroy();
+  manager.abort();
 }
 
 const server = await spawnElectd(
@@ -56,10 +124,9 @@ const pid = server.child.pid;
 const manager = new Http2SessionManager(url);
 const transport = createGrpcTransport({ baseUrl: url, sessionManager: manager });
 const election = createClient(LeaderElection, transport);
-const directory = createClient(ElectionDirectoryService, transport);
 const sessions = createClient(SessionService, transport);
 
-let started = performance.now();
+const started = performance.now();
 let next = 0;
 await Promise.all(
   Array.from({ length: 64 }, async () => {
@@ -75,43 +142,24 @@ await Promise.all(
 out(`created ${elections} elections in ${((performance.now() - started) / 1000).toFixed(1)} s`);
 const rssLoaded = rssMiB(pid);
 
-// Directory watchers: raw HTTP/2 streams, 50 per connection, left paused.
-const frame = grpcFrame(WatchElectionsRequestSchema, {});
-const h2 = Array.from({ length: Math.ceil(watchers / 50) }, () => {
-  const session = connectHttp2(url);
-  session.on("error", () => {});
-  return session;
-});
-started = performance.now();
-await Promise.all(
-  h2.map((session, i) =>
-    pausedStreams(
-      session,
-      "/electd.v1.ElectionDirectoryService/WatchElections",
-      frame,
-      Math.min(50, watchers - i * 50),
-    ),
-  ),
+// The watchers and listers, in a process of their own.
+const others = spawn(
+  process.execPath,
+  ["--import", "tsx", fileURLToPath(import.meta.url), "--load", url, ...process.argv.slice(2)],
+  { stdio: ["pipe", "pipe", "inherit"] },
 );
-out(
-  `${watchers} WatchElections streams open in ${((performance.now() - started) / 1000).toFixed(1)} s`,
-);
+process.once("exit", () => others.kill("SIGKILL"));
+const said = createInterface({ input: others.stdout as NodeJS.ReadableStream })[
+  Symbol.asyncIterator
+]();
+const heard = async () => {
+  const line = await said.next();
+  if (line.done) throw new Error("the load process ended early");
+  return JSON.parse(line.value) as { open?: number; lists?: number };
+};
+const { open } = await heard();
+out(`${watchers} WatchElections streams open in ${(open ?? 0).toFixed(1)} s`);
 const rssWatched = rssMiB(pid);
-
-let stop = false;
-let lists = 0;
-const loops = Array.from({ length: listers }, async (_, i) => {
-  let pageToken = "";
-  while (!stop) {
-    const page = await directory.listElections({
-      pageSize: 100,
-      pageToken,
-      tag: i % 2 ? "" : `shard-${i}`,
-    });
-    pageToken = page.nextPageToken;
-    lists++;
-  }
-});
 
 let { sessionId } = await sessions.openSession({ ttl: durationFromMs(1000) });
 const latencies: number[] = [];
@@ -133,10 +181,11 @@ while (performance.now() < deadline) {
   timeline.push([performance.now() - sent, sent - first]);
   await new Promise((r) => setTimeout(r, 100));
 }
-stop = true;
-await Promise.all(loops);
-const rssEnd = rssMiB(pid);
 const healthz = (await (await fetch(`${url}/healthz`)).json()) as { watches: number };
+others.stdin?.end();
+const { lists = 0 } = await heard();
+await once(others, "exit");
+const rssEnd = rssMiB(pid);
 
 latencies.sort((a, b) => a - b);
 out(
@@ -153,6 +202,5 @@ out(`ListElections (page 100, ${listers} loops): ${(lists / seconds).toFixed(0)}
 out(
   `server RSS: ${rssLoaded.toFixed(0)} MiB with the elections, ${rssWatched.toFixed(0)} MiB with ${healthz.watches} watchers, ${rssEnd.toFixed(0)} MiB at the end`,
 );
-for (const s of h2) s.destroy();
 manager.abort();
 await server.stop();

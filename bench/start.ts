@@ -6,7 +6,10 @@
 //   before, tsx         node --import tsx server/main.ts (the sources, compiled at start)
 //   after, node         node dist/electd.js serve (bundled by `npm ci`)
 //   after, npm start    npm start (the same, through npm)
-// usage: npm run bench:start -- [--runs N] [--skip-old-npm-start]
+//   also, DIR           node DIR/electd.js serve: another build side by side, e.g. one made
+//                       from an older commit (--also DIR; DIR inside this clone, so that the
+//                       build finds web/dist)
+// usage: npm run bench:start -- [--runs N] [--skip-old-npm-start] [--also DIR]
 // Needs `npm run build` first (dist/). Each server runs with --store memory on a free port.
 import { spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
@@ -19,6 +22,7 @@ const { values } = parseArgs({
   options: {
     runs: { type: "string", default: "5" },
     "skip-old-npm-start": { type: "boolean", default: false },
+    also: { type: "string" },
   },
 });
 const runs = Number(values.runs);
@@ -44,6 +48,14 @@ const ways: Way[] = [
     name: "before, node --import tsx server/main.ts",
     command: (port) => `exec node --import tsx server/main.ts ${flags(port)}`,
   },
+  ...(values.also === undefined
+    ? []
+    : [
+        {
+          name: `also, node ${values.also}/electd.js serve`,
+          command: (port: number) => `exec node ${values.also}/electd.js serve ${flags(port)}`,
+        },
+      ]),
   {
     name: "after, node dist/electd.js serve",
     command: (port) => `exec node dist/electd.js serve ${flags(port)}`,

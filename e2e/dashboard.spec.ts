@@ -424,13 +424,18 @@ test.describe("election page, follows and deletes", () => {
     // 300 elections named `<name>0` to `<name>299`, about 70 KB of directory entries.
     const others = Array.from({ length: 300 }, (_, i) => `${name}${i}`);
     await Promise.all(others.map((other) => electd.create(other, ["noise", "n".repeat(200)])));
-    // Bytes of directory stream responses, as the browser's network layer counts them.
+    // The page's stream in the page itself, as without SharedWorker: the shared one carries
+    // what every tab follows; this one only what this page does.
+    await page.addInitScript(() => {
+      delete (window as { SharedWorker?: unknown }).SharedWorker;
+    });
+    // Bytes of stream responses, as the browser's network layer counts them.
     const cdp = await page.context().newCDPSession(page);
     await cdp.send("Network.enable");
     const streams = new Set<string>();
     let received = 0;
     cdp.on("Network.requestWillBeSent", (event) => {
-      if (event.request.url.endsWith("/electd.v1.ElectionDirectoryService/WatchElections")) {
+      if (event.request.url.endsWith("/electd.v1.ElectionHistoryService/WatchElectionList")) {
         streams.add(event.requestId);
       }
     });
@@ -441,9 +446,8 @@ test.describe("election page, follows and deletes", () => {
     await page.goto(`${electd.url}/elections/${name}`);
     await expect(page.getByRole("list", { name: "Tags" })).toHaveText("solo");
     await Promise.all(others.slice(0, 100).map((other) => electd.candidate("Enter", other, "x")));
-    // A session-bound leader: only the directory stream tells the page about sessions, so
-    // once the badge shows, that stream has delivered everything sent before it. Named
-    // __proto__, because names are data.
+    // A session-bound leader: once its badge shows, the stream has delivered everything
+    // sent before it. Named __proto__, because names are data.
     const { sessionId } = (await electd.call("OpenSession", { ttl: "60s" }, SESSIONS)) as {
       sessionId: string;
     };
@@ -822,8 +826,8 @@ test("after a reconnect the election page gets exactly the changes made while it
 test("eight tabs acting on the same term at once over TLS (HTTP/2): one move goes through, seven are refused, and every tab ends on the same state", async ({
   browser,
 }) => {
-  // Over plain HTTP/1.1 a browser opens at most six connections to one server, and each
-  // election page holds two streams: eight tabs need HTTP/2, which browsers speak over TLS.
+  // Served over TLS, where browsers speak HTTP/2 (eight tabs over plain HTTP/1.1, sharing
+  // one stream, are e2e/tabs.spec.ts).
   const dir = await mkdtemp(join(tmpdir(), "electd-e2e-tls-"));
   const cert = join(dir, "cert.pem");
   const key = join(dir, "key.pem");

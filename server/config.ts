@@ -17,6 +17,8 @@ export interface Config {
   /** Who may do what (README, "Authentication and roles"); see server/auth/. */
   readonly auth: AuthSettings;
   readonly logLevel: string;
+  /** Whether each request is logged (two info lines), which costs every request. */
+  readonly accessLog: boolean;
   /**
    * Where elections live: "durable" (SQLite in dataDir), "memory" (lost on exit) or "etcd"
    * (an etcd cluster several servers share).
@@ -157,6 +159,12 @@ export const settings = {
     env: "LOG_LEVEL",
     fallback: "info",
     help: "fatal, error, warn, info, debug, trace or silent",
+  },
+  accessLog: {
+    flag: "access-log",
+    env: "ACCESS_LOG",
+    fallback: "off",
+    help: "on: log each request as it arrives and as it completes (at info); off: do not",
   },
   store: {
     flag: "store",
@@ -301,7 +309,7 @@ export const settings = {
     flag: "max-page-size",
     env: "MAX_PAGE_SIZE",
     fallback: "1000",
-    help: "most elections in one ListElections page or WatchElections response",
+    help: "most elections in one ListElections page, WatchElections response or WatchElectionList request",
   },
   historyPerElection: {
     flag: "history-per-election",
@@ -524,6 +532,10 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Con
       `--host ${host} is reachable from other machines, and without --auth-file anyone there could change any election: give --auth-file (README, "Authentication and roles"), or --insecure-no-auth to serve it open anyway`,
     );
   }
+  const accessLog = raw("accessLog");
+  if (accessLog !== "on" && accessLog !== "off") {
+    throw new ConfigError(`--access-log / ACCESS_LOG: "${accessLog}" is not on or off`);
+  }
   const store = raw("store");
   if (store !== "durable" && store !== "memory" && store !== "etcd") {
     throw new ConfigError(`--store / STORE: "${store}" is not durable, memory or etcd`);
@@ -580,6 +592,7 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Con
     tls: cert === "" ? undefined : { cert, key, clientCa: clientCa === "" ? undefined : clientCa },
     auth,
     logLevel: raw("logLevel"),
+    accessLog: accessLog === "on",
     store,
     etcd,
     dataDir,

@@ -10,7 +10,6 @@ import { ServingState } from "./health/serving.js";
 import { type App, build } from "./http/app.js";
 import { heapBudget } from "./memory.js";
 import { Metrics } from "./metrics/metrics.js";
-import { runningRpc } from "./metrics/requests.js";
 import { type MeasuredStoreOptions, measuredStore } from "./metrics/store.js";
 import { SessionRegistry } from "./session/registry.js";
 import type { Sessions } from "./session/sessions.js";
@@ -59,7 +58,6 @@ export async function start(config: Config, options: StartOptions = {}): Promise
   // Every part uses the store through this: it times commits and counts what they change.
   const measured: MeasuredStoreOptions = {
     metrics,
-    rpc: runningRpc,
     sessionState: (id) => sessions?.peek(id)?.state,
     onCommit: (ok) => serving.storeCommitted(ok),
   };
@@ -86,6 +84,7 @@ export async function start(config: Config, options: StartOptions = {}): Promise
       settings: config.sessions,
       limits: config.limits,
       onError,
+      onExpired: () => metrics.sessionExpiries.inc(),
       clock,
     });
   } else {

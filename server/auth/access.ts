@@ -34,6 +34,8 @@ export function isRole(value: unknown): value is Role {
 export type Scope =
   | { readonly kind: "name"; readonly name: string }
   | { readonly kind: "prefix"; readonly prefix: string }
+  /** Several elections at once (WatchElectionList): each must be covered. */
+  | { readonly kind: "names"; readonly names: readonly string[] }
   | { readonly kind: "none" };
 
 /**
@@ -57,6 +59,7 @@ const needs = new Map<string, Role>([
   ["electd.v1.ElectionDirectoryService/GetElectionSessions", "viewer"],
   ["electd.v1.ElectionHistoryService/ListHistory", "viewer"],
   ["electd.v1.ElectionHistoryService/WatchElection", "viewer"],
+  ["electd.v1.ElectionHistoryService/WatchElectionList", "viewer"],
   ["electd.v1.FencingService/CheckLeader", "viewer"],
   ["electd.v1.SessionService/GetSession", "viewer"],
   ["electd.v1.SessionService/OpenSession", "candidate"],
@@ -81,6 +84,9 @@ export type Decision =
 
 /** Whether `caller` holds `role` (or a higher one) for everything `scope` covers. */
 export function holds(caller: Caller, role: Role, scope: Scope): boolean {
+  if (scope.kind === "names") {
+    return scope.names.every((name) => holds(caller, role, { kind: "name", name }));
+  }
   return caller.grants.some(
     (grant) =>
       rank[grant.role] >= rank[role] &&
@@ -106,6 +112,8 @@ export function refusal(caller: Caller, rpc: string, decision: Decision & { ok: 
       ? ` on election ${JSON.stringify(scope.name)}`
       : scope.kind === "prefix"
         ? ` on elections starting with ${JSON.stringify(scope.prefix)}`
-        : "";
+        : scope.kind === "names"
+          ? ` on elections ${scope.names.map((n) => JSON.stringify(n)).join(", ")}`
+          : "";
   return `${JSON.stringify(caller.name)} may not call ${method}${where}: it needs the ${decision.needs} role${scope.kind === "none" ? "" : " there"}`;
 }

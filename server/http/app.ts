@@ -5,7 +5,6 @@ import Fastify, { type FastifyInstance, type FastifyServerFactory } from "fastif
 import type { Authenticator } from "../auth/authenticate.js";
 import { WatchQuota } from "../auth/quota.js";
 import type { Config } from "../config.js";
-import { rpcNameInterceptor } from "../metrics/requests.js";
 import { admitRequest, authenticateRequest, authorization, type Refused } from "../rpc/auth.js";
 import { domainErrorInterceptor } from "../rpc/errors.js";
 import { malformedRequestInterceptor } from "../rpc/malformed.js";
@@ -14,10 +13,11 @@ import type { ElectionStore } from "../store/store.js";
 import type { WatchHub } from "../watch/hub.js";
 import { badUrlErrors, builtDashboard, dashboard } from "./dashboard.js";
 import { events } from "./events.js";
-import { guard } from "./guard.js";
+import { guard, hostAllowed, hostOf } from "./guard.js";
 import { createListener, type Handler, type Listener } from "./listener.js";
 import { loggerOptions, logUnfinishedResponses } from "./logging.js";
 import { metricsRoute } from "./metrics.js";
+import { unaryCalls } from "./unary.js";
 
 export interface AppOptions {
   readonly config: Config;
@@ -35,12 +35,39 @@ export interface App {
 export async function build(options: AppOptions): Promise<App> {
   const { config, store, hub } = options;
   let listener: Listener | undefined;
+  const served = routes(options.routes);
+  const { authenticator } = options;
+  const onRefused = (refused: Refused) =>
+    fastify.log.warn({ audit: "refused", ...refused }, "call refused");
+  const admit = admitRequest(authenticator, onRefused);
+  const watches = new WatchQuota(config.auth.maxWatchesPerIdentity);
+  const callerOf = authenticateRequest(authenticator);
+  // Authorization is an interceptor: the unary path below and Connect's run it alike.
+  const interceptors = [
+    malformedRequestInterceptor,
+    domainErrorInterceptor,
+    authorization(onRefused, watches),
+  ];
+  let unary: ReturnType<typeof unaryCalls> | undefined;
   const serverFactory: FastifyServerFactory = (handler) => {
-    listener = createListener(handler as Handler, config.tls, config.connections);
+    const fastifyHandler = handler as Handler;
+    // The plain unary calls are answered directly (see unary.ts); every other request goes
+    // through Fastify, and every request does when requests are logged one by one (the
+    // access log, or debug level, where abandoned calls are logged). So does every request
+    // a browser sends (it carries Origin) and every one for a host name electd does not
+    // serve: the guard (guard.ts) answers those in Fastify.
+    const handle: Handler = (req, res) => {
+      const direct =
+        req.headers.origin === undefined &&
+        hostAllowed(hostOf(req.headers), config.auth, config.host) &&
+        unary?.(req, res);
+      if (!direct) fastifyHandler(req, res);
+    };
+    listener = createListener(handle, config.tls, config.connections);
     return listener.server as ReturnType<FastifyServerFactory>;
   };
   const fastify = Fastify({
-    ...loggerOptions(config.logLevel),
+    ...loggerOptions(config.logLevel, config.accessLog),
     serverFactory,
     // Connect enforces its own body limit (readMaxBytes); this only bounds non-RPC routes.
     bodyLimit: config.limits.maxRequestBytes,
@@ -48,24 +75,25 @@ export async function build(options: AppOptions): Promise<App> {
   });
   logUnfinishedResponses(fastify);
   guard(fastify, config.auth, config.host);
-  const { authenticator } = options;
-  const onRefused = (refused: Refused) =>
-    fastify.log.warn({ audit: "refused", ...refused }, "call refused");
-  const admit = admitRequest(authenticator, onRefused);
-  const watches = new WatchQuota(config.auth.maxWatchesPerIdentity);
   await fastify.register(fastifyConnectPlugin, {
-    routes: routes(options.routes),
+    routes: served.register,
     readMaxBytes: config.limits.maxRequestBytes,
     // Connect's default, 1 KiB, gzips nearly every page of elections (README, "Protocols").
     compressMinBytes: config.compressMinBytes,
-    contextValues: authenticateRequest(authenticator),
-    interceptors: [
-      malformedRequestInterceptor,
-      domainErrorInterceptor,
-      authorization(onRefused, watches),
-      rpcNameInterceptor,
-    ],
+    contextValues: (request) => callerOf(request.raw),
+    interceptors,
   });
+  if (!config.accessLog && config.logLevel !== "debug" && config.logLevel !== "trace") {
+    unary = unaryCalls({
+      methods: served.unary,
+      handlers: served.handlers,
+      interceptors,
+      contextValues: callerOf,
+      readMaxBytes: config.limits.maxRequestBytes,
+      compressMinBytes: config.compressMinBytes,
+      metrics: options.routes.metrics,
+    });
+  }
   fastify.get("/healthz", async (_request, reply) => {
     // A store that can fail on its own (etcd unreachable, no quorum) says why.
     const problem = await store.check?.();

@@ -8,7 +8,8 @@
 //   methods and headers. @fastify/cors would only leave the headers out for an unlisted
 //   origin (the request still runs), and would need the same lists from Connect; the
 //   refusal is the part that matters here, so this is the dozen lines it takes.
-// - The security headers of the dashboard's pages (README, "Threat model").
+// - The security headers of the dashboard's pages, on every GET (README, "Threat model").
+import type { IncomingHttpHeaders } from "node:http";
 import { isIP } from "node:net";
 import { cors as connectCors } from "@connectrpc/connect";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
@@ -75,7 +76,9 @@ export function guard(fastify: FastifyInstance, settings: AuthSettings, listenin
   const refuse = (reply: FastifyReply, message: string) =>
     reply.code(403).type("text/plain; charset=utf-8").send(`${message}\n`);
   fastify.addHook("onRequest", async (request: FastifyRequest, reply: FastifyReply) => {
-    reply.headers(securityHeaders);
+    // What a browser renders or frames is fetched with GET; rpc answers to a POST are
+    // never pages, and are sent as the direct unary path sends them (unary.ts).
+    if (request.method === "GET" || request.method === "HEAD") reply.headers(securityHeaders);
     const host = requestHost(request);
     if (!hostAllowed(host, settings, listening)) {
       request.log.warn({ audit: "refused", host }, "request for a host name electd does not serve");
@@ -100,9 +103,13 @@ export function guard(fastify: FastifyInstance, settings: AuthSettings, listenin
 }
 
 /** The Host header, or HTTP/2's :authority. */
-function requestHost(request: FastifyRequest): string | undefined {
-  const host = request.headers.host ?? request.headers[":authority"];
+export function hostOf(headers: IncomingHttpHeaders): string | undefined {
+  const host = headers.host ?? headers[":authority"];
   return typeof host === "string" ? host : undefined;
+}
+
+function requestHost(request: FastifyRequest): string | undefined {
+  return hostOf(request.headers);
 }
 
 function sameOrigin(origin: string, host: string | undefined): boolean {

@@ -2,11 +2,8 @@
 // holding it: deadlines for a first request, idle timeouts, a cap on connections.
 //
 // Cleartext: HTTP/1.1 and HTTP/2 with prior knowledge (h2c) are told apart by the
-// connection preface. Node's cleartext http2 server cannot fall back to HTTP/1.1 and reads a
-// handed-over socket's native handle directly (bytes peeked and unshifted at JS level would
-// be lost); @httptoolkit/httpolyglot sniffs the preface and hands h2c sockets over as JS
-// streams, so nothing is lost. TLS: Node's secure http2 server negotiates h2 or http/1.1 by
-// ALPN itself.
+// connection preface (cleartext.ts). TLS: Node's secure http2 server negotiates h2 or
+// http/1.1 by ALPN itself.
 //
 // Node's HTTP/1.1 server already enforces headersTimeout, requestTimeout and
 // keepAliveTimeout, so those are configured rather than rewritten. What Node leaves open is
@@ -14,12 +11,7 @@
 // preface, a TLS handshake), an HTTP/2 session that never opens a stream or has none open,
 // and how many connections there may be.
 import { readFileSync } from "node:fs";
-import type {
-  Server as HttpServer,
-  IncomingMessage,
-  RequestListener,
-  ServerResponse,
-} from "node:http";
+import type { IncomingMessage, ServerResponse } from "node:http";
 import {
   createSecureServer,
   type Http2ServerRequest,
@@ -28,8 +20,8 @@ import {
   type ServerHttp2Stream,
 } from "node:http2";
 import type { Server as NetServer, Socket } from "node:net";
-import { createServer as createPolyglot } from "@httptoolkit/httpolyglot";
 import type { ConnectionSettings } from "../config.js";
+import { CleartextServer } from "./cleartext.js";
 
 export type Handler = (
   req: IncomingMessage | Http2ServerRequest,
@@ -110,21 +102,13 @@ export function createListener(
     // but fixes its timeouts in the constructor and sets no keep-alive timeout at all.
     server = Object.assign(secure, http1);
   } else {
-    const polyglot = createPolyglot({ http: http1, http2 }, handler as RequestListener);
-    // httpolyglot's HTTP/1.1 server never listens, and Node only starts tracking
-    // connections (the headers and request timeouts) when a server emits 'listening'.
-    // Emitted now, before anything subscribes through httpolyglot (which copies every
-    // listener of the outer server onto its inner servers), it starts that and nothing else.
-    const inner = (polyglot as unknown as { _httpServer: HttpServer })._httpServer;
-    inner.emit("listening");
-    stopTracking = () => {
-      // close() is the public way to stop the tracking timer. Its 'close' event would reach
-      // the listeners copied from the outer server (Fastify's among them), which have
-      // already seen the real one.
-      inner.removeAllListeners("close");
-      inner.close();
-    };
-    server = polyglot;
+    const cleartext = new CleartextServer({ http1, http2 }, handler);
+    // The HTTP/1.1 server never listens, and Node only starts tracking connections (the
+    // headers and request timeouts) when a server emits 'listening'. Emitted on it alone,
+    // that starts the tracking and nothing else.
+    cleartext.http1.emit("listening");
+    stopTracking = () => cleartext.http1.close();
+    server = cleartext;
   }
 
   /** Every accepted socket until it closes, counted or not: what destroy() ends. */
@@ -196,20 +180,8 @@ export function createListener(
     });
     if (draining) retire(c);
   };
-  /** An h2c session, whose socket reports no address: linked when its handover is seen. */
-  let unlinked: Http2Session | undefined;
 
   server.on("connection", (socket: Socket) => {
-    if (sockets.has(socket)) {
-      // httpolyglot handing the socket to its inner HTTP/1.1 or HTTP/2 server (it copies
-      // this listener there). Node's http2 server has already run its own listener, which
-      // created and announced the session; that session reads the socket through a JS
-      // stream wrapper with no address of its own, so this is where the two are linked.
-      const c = find(socket);
-      if (c && unlinked) link(c, unlinked);
-      unlinked = undefined;
-      return;
-    }
     sockets.add(socket);
     socket.once("close", () => sockets.delete(socket));
     // RPCs are small request/response exchanges: without this, Nagle's algorithm and the
@@ -259,7 +231,6 @@ export function createListener(
   server.on("session", (session: Http2Session) => {
     const c = find(session.socket);
     if (c) link(c, session);
-    else unlinked = session;
   });
 
   server.once("close", () => stopTracking());

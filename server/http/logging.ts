@@ -33,9 +33,14 @@ class RedactingLogController extends LogController {
   }
 }
 
-/** Logger options for `Fastify()`: Fastify's JSON logs on stdout, request URLs redacted. */
+/**
+ * Logger options for `Fastify()`: Fastify's JSON logs on stdout, request URLs redacted.
+ * Requests are logged one by one (as they arrive, complete, or find no route) only with
+ * `accessLog`: two JSON lines per request cost more than serving a read.
+ */
 export function loggerOptions(
   level: string,
+  accessLog: boolean,
 ): Pick<FastifyServerOptions, "logger" | "logController"> {
   return {
     logger: {
@@ -54,7 +59,7 @@ export function loggerOptions(
         },
       },
     },
-    logController: new RedactingLogController(),
+    logController: new RedactingLogController({ disableRequestLogging: !accessLog }),
   };
 }
 
@@ -64,6 +69,8 @@ export function loggerOptions(
  * completed" only for responses that finish, and nothing at all for these otherwise.
  */
 export function logUnfinishedResponses(fastify: FastifyInstance): void {
+  // The level is fixed at start: below debug, no request pays for a listener.
+  if (fastify.log.level !== "debug" && fastify.log.level !== "trace") return;
   fastify.addHook("onRequest", (req, reply, done) => {
     // Not "finish": an HTTP/2 response emits it also when the client resets the stream.
     reply.raw.once("close", () => {

@@ -57,7 +57,7 @@ export class Metrics {
 
   readonly sessionExpiries = new Counter({
     name: "electd_session_expiries_total",
-    help: "Sessions that expired (not kept alive within their TTL) and whose candidates were withdrawn",
+    help: "Sessions that expired (not kept alive within their TTL); with --store etcd, counted by one server of the cluster",
     registers: [this.registry],
   });
 

@@ -5,8 +5,8 @@
 // trailers, gRPC-Web in its trailer frame, Connect unary from the status and error body,
 // Connect streaming from its end-of-stream message. A call the client leaves before its
 // response ends counts as `canceled`.
-import { AsyncLocalStorage } from "node:async_hooks";
-import type { Code, ConnectRouter, Interceptor } from "@connectrpc/connect";
+import type { DescMethod } from "@bufbuild/protobuf";
+import type { Code, ConnectRouter } from "@connectrpc/connect";
 import type { UniversalHandler, UniversalServerRequest } from "@connectrpc/connect/protocol";
 import { codeFromHttpStatus, codeToString } from "@connectrpc/connect/protocol-connect";
 import type { Metrics } from "./metrics.js";
@@ -59,21 +59,29 @@ function connectUnaryCode(status: number, body: Uint8Array | undefined): string 
   return codeToString(codeFromHttpStatus(status));
 }
 
+/** Starts timing one call of `method`; the function returned counts it with its code. */
+export function startRequest(
+  metrics: Metrics,
+  method: DescMethod,
+  protocol: Protocol,
+): (code: string) => void {
+  const labels = { service: method.parent.typeName, method: method.name, protocol };
+  const end = metrics.requestDuration.startTimer(labels);
+  return (code) => {
+    end();
+    metrics.requests.inc({ ...labels, code });
+  };
+}
+
 export function measureRequests(router: ConnectRouter, metrics: Metrics): void {
   router.handlers.forEach((handler, i) => {
-    const service = handler.service.typeName;
-    const method = handler.method.name;
     router.handlers[i] = Object.assign(async (req: UniversalServerRequest) => {
       const contentType = req.header.get("content-type");
       const protocol = protocolOf(contentType);
       // Connect unary (JSON or binary, or a GET) has no envelopes; its streams do.
       const enveloped =
         protocol !== "connect" || /^application\/connect\+/i.test(contentType ?? "");
-      const end = metrics.requestDuration.startTimer({ service, method, protocol });
-      const finish = (code: string) => {
-        end();
-        metrics.requests.inc({ service, method, protocol, code });
-      };
+      const finish = startRequest(metrics, handler.method, protocol);
       const res = await handler(req).catch((error: unknown) => {
         finish("internal");
         throw error;
@@ -112,13 +120,3 @@ export function measureRequests(router: ConnectRouter, metrics: Metrics): void {
     }, handler) as UniversalHandler;
   });
 }
-
-/** The RPC each handler runs for, so a store change can name the call that made it. */
-const running = new AsyncLocalStorage<string>();
-
-/** Runs every call in the context of its method's name (unary calls make all changes). */
-export const rpcNameInterceptor: Interceptor = (next) => (req) =>
-  running.run(req.method.name, () => next(req));
-
-/** The name of the RPC whose handler is running, if any. */
-export const runningRpc = (): string | undefined => running.getStore();

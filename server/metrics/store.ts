@@ -3,15 +3,13 @@
 // and how many candidates all elections hold; and which sessions expired. No store is
 // changed: this wraps the store seam (memory, durable or etcd alike) and forwards every
 // other member, so a store's own methods (etcd's leases) still reach it.
-import { type Election, headcount } from "../election/change.js";
+import { type Cause, type Election, headcount } from "../election/change.js";
 import type { SessionState } from "../session/sessions.js";
 import type { ElectionStore, SessionRecords } from "../store/store.js";
 import type { Metrics } from "./metrics.js";
 
 export interface MeasuredStoreOptions {
   readonly metrics: Metrics;
-  /** The RPC whose handler is running, if any: the cause of a leader change it makes. */
-  readonly rpc: () => string | undefined;
   /** A session's state as the sessions know it (read before its record is deleted). */
   readonly sessionState: (id: string) => SessionState | undefined;
   /** Hears whether each commit succeeded. */
@@ -19,6 +17,18 @@ export interface MeasuredStoreOptions {
 }
 
 type Operation = "create" | "update" | "delete" | "put_session" | "delete_session";
+
+/**
+ * The `cause` label of a leader change: the RPC a call's change was made by (`enter` from
+ * Enter, `close` from Close), or what the server did (`session-expired`, ...). Every change
+ * carries its cause, whichever server made it; only a state with no change record (none
+ * is published so) would be `unknown`.
+ */
+function causeLabel(cause: Cause | undefined): string {
+  if (cause === undefined) return "unknown";
+  if (cause.includes("-")) return cause;
+  return `${cause.charAt(0).toUpperCase()}${cause.slice(1)}`;
+}
 
 /** Candidates in every election: a walk of an O(1) snapshot, once at startup. */
 function candidatesIn(store: ElectionStore): number {
@@ -31,7 +41,7 @@ export function measuredStore<S extends ElectionStore & Partial<SessionRecords>>
   store: S,
   options: MeasuredStoreOptions,
 ): S {
-  const { metrics, rpc, sessionState, onCommit } = options;
+  const { metrics, sessionState, onCommit } = options;
 
   async function timed<T>(operation: Operation, commit: () => Promise<T>): Promise<T> {
     const end = metrics.commitDuration.startTimer({ operation });
@@ -54,18 +64,14 @@ export function measuredStore<S extends ElectionStore & Partial<SessionRecords>>
   const last = new Map<string, Election>();
   for (const election of store.snapshot({}).scan({})) last.set(election.name, election);
   metrics.candidates.set(candidatesIn(store));
-  /** "name\0version" of a change a call decided -> that call's RPC, until published. */
-  const callers = new Map<string, string>();
-  const changeKey = (name: string, version: number) => `${name}\u0000${version}`;
   store.subscribe((election) => {
     const before = last.get(election.name);
-    const key = changeKey(election.name, election.version);
-    const cause = election.cause ?? callers.get(key) ?? "unknown";
-    callers.delete(key);
     if (election.deleted) last.delete(election.name);
     else last.set(election.name, election);
     const after = election.deleted ? "" : election.state.leader;
-    if ((before?.state.leader ?? "") !== after) metrics.leaderChanges.inc({ cause });
+    if ((before?.state.leader ?? "") !== after) {
+      metrics.leaderChanges.inc({ cause: causeLabel(election.change?.cause) });
+    }
     const added =
       (election.deleted ? 0 : headcount(election.state)) - (before ? headcount(before.state) : 0);
     if (added !== 0) metrics.candidates.inc(added);
@@ -73,27 +79,7 @@ export function measuredStore<S extends ElectionStore & Partial<SessionRecords>>
 
   const overrides: Partial<ElectionStore & SessionRecords> = {
     create: (name, tags, by) => timed("create", () => store.create(name, tags, by)),
-    async update(name, decide) {
-      const caller = rpc();
-      const keys: string[] = [];
-      try {
-        return await timed("update", () =>
-          store.update(name, (election) => {
-            const decision = decide(election);
-            // The committed state is the next version: its publication names this call.
-            if (caller !== undefined && decision.ok && decision.changed) {
-              const key = changeKey(name, election.version + 1);
-              callers.set(key, caller);
-              keys.push(key);
-            }
-            return decision;
-          }),
-        );
-      } finally {
-        // Published before the call resolves; what is left was refused or failed.
-        for (const key of keys) callers.delete(key);
-      }
-    },
+    update: (name, decide) => timed("update", () => store.update(name, decide)),
     delete: (name, by) => timed("delete", () => store.delete(name, by)),
   };
   const { putSession, deleteSession } = store;

@@ -4,6 +4,8 @@
 // carries, before the handler runs. A refusal changes nothing and is logged. Health and
 // reflection stay open: probes and schema tools carry no credentials, and they reveal no
 // election.
+
+import type { IncomingHttpHeaders } from "node:http";
 import {
   createContextKey,
   createContextValues,
@@ -21,12 +23,12 @@ import { permissionDenied, unauthenticated } from "../errors.js";
 
 const authentication = createContextKey<Authentication>(anonymous);
 
-/** contextValues for the Connect plugin: who sent this request. */
+/** A call's context values (Connect's `contextValues`): who sent this request. */
 export function authenticateRequest(authenticator: Authenticator) {
-  return (req: FastifyRequest) =>
+  return (req: { readonly headers: IncomingHttpHeaders; readonly socket: unknown }) =>
     createContextValues().set(
       authentication,
-      authenticator.authenticate(req.headers.authorization, req.raw.socket),
+      authenticator.authenticate(req.headers.authorization, req.socket),
     );
 }
 
@@ -50,7 +52,15 @@ const openServices = new Set([
 
 /** The election names a request touches, read from the fields every request names them by. */
 export function scopeOf(message: unknown): Scope {
-  const m = message as { id?: { name?: unknown }; name?: unknown; namePrefix?: unknown };
+  const m = message as {
+    id?: { name?: unknown };
+    name?: unknown;
+    namePrefix?: unknown;
+    elections?: readonly { name?: unknown }[];
+  };
+  if (Array.isArray(m.elections)) {
+    return { kind: "names", names: m.elections.map((e) => String(e.name ?? "")) };
+  }
   const name = m.id !== undefined ? m.id.name : m.name;
   if (typeof name === "string" && (name !== "" || m.namePrefix === undefined)) {
     return { kind: "name", name };

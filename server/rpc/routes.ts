@@ -1,5 +1,12 @@
 // Registers every service implementation on the Connect router.
-import type { ConnectRouter } from "@connectrpc/connect";
+import type { DescService } from "@bufbuild/protobuf";
+import {
+  type ConnectRouter,
+  createServiceImplSpec,
+  type MethodImplSpec,
+  type ServiceImpl,
+} from "@connectrpc/connect";
+import type { UniversalHandler } from "@connectrpc/connect/protocol";
 import { LeaderElection } from "../../gen/atomix/runtime/election/v1/election_pb.js";
 import { ElectionAdminService } from "../../gen/electd/v1/admin_pb.js";
 import { ElectionDirectoryService } from "../../gen/electd/v1/directory_pb.js";
@@ -31,20 +38,51 @@ export type RouteOptions = ElectionServiceOptions &
     readonly authenticator: Authenticator;
   };
 
-export function routes(options: RouteOptions) {
-  return (router: ConnectRouter) => {
-    router.service(LeaderElection, electionService(options));
-    router.service(SessionService, sessionService(options));
-    router.service(ElectionDirectoryService, directoryService(options));
-    router.service(ElectionAdminService, adminService(options));
-    router.service(FencingService, fencingService(options));
-    router.service(ElectionHistoryService, historyService(options));
-    router.service(IdentityService, identityService(options.authenticator));
-    // After the services they report on.
-    registerHealth(router, options.serving, options.store);
-    registerReflection(router);
-    // Last: they wrap the handlers registered above, the request count outermost.
-    guardMalformedRequests(router, options.maxRequestBytes);
-    measureRequests(router, options.metrics);
+/** A unary method with its implementation, as Connect calls it. */
+export type UnaryMethod = MethodImplSpec & { readonly kind: "unary" };
+
+export interface Routes {
+  /** Registers every service on a Connect router (connect-fastify's `routes`). */
+  readonly register: (router: ConnectRouter) => void;
+  /** The unary methods of the electd and election services, with their implementations. */
+  readonly unary: readonly UnaryMethod[];
+  /** Every handler on the router, once registered. */
+  readonly handlers: () => readonly UniversalHandler[];
+}
+
+function implemented<S extends DescService>(service: S, impl: Partial<ServiceImpl<S>>) {
+  return {
+    register: (router: ConnectRouter) => router.service(service, impl),
+    spec: createServiceImplSpec(service, impl as Partial<ServiceImpl<DescService>>),
+  };
+}
+
+export function routes(options: RouteOptions): Routes {
+  // Each implementation is made once: the router and the unary path share it.
+  const services = [
+    implemented(LeaderElection, electionService(options)),
+    implemented(SessionService, sessionService(options)),
+    implemented(ElectionDirectoryService, directoryService(options)),
+    implemented(ElectionAdminService, adminService(options)),
+    implemented(FencingService, fencingService(options)),
+    implemented(ElectionHistoryService, historyService(options)),
+    implemented(IdentityService, identityService(options.authenticator)),
+  ];
+  let registered: ConnectRouter | undefined;
+  return {
+    register(router) {
+      for (const service of services) service.register(router);
+      // After the services they report on.
+      registerHealth(router, options.serving, options.store);
+      registerReflection(router);
+      // Last: they wrap the handlers registered above, the request count outermost.
+      guardMalformedRequests(router, options.maxRequestBytes);
+      measureRequests(router, options.metrics);
+      registered = router;
+    },
+    unary: services.flatMap(({ spec }) =>
+      Object.values(spec.methods).filter((spec): spec is UnaryMethod => spec.kind === "unary"),
+    ),
+    handlers: () => registered?.handlers ?? [],
   };
 }

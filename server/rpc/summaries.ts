@@ -59,7 +59,9 @@ export function toSummary(election: Election): ElectionSummary {
 }
 
 /** Session-bound candidates, leader first then in queue order, with their fingerprints. */
-function bindingsOf(election: Election): { candidate: string; sessionFingerprint: string }[] {
+export function bindingsOf(
+  election: Pick<Election, "owners" | "state">,
+): { candidate: string; sessionFingerprint: string }[] {
   const { owners } = election;
   if (owners.size === 0) return [];
   const { leader, candidates } = election.state;

@@ -6,7 +6,9 @@
 // revokes the lease it deletes the bindings too, and every server's watch hears which
 // elections to release. Whichever server releases first commits the change; the others
 // find nothing left to withdraw (a release is idempotent). A release that cannot commit
-// (etcd unreachable) is retried with backoff until it does.
+// (etcd unreachable) is retried with backoff until it does. An expiry is counted once in
+// the cluster: by the server whose transaction claims it (EtcdStore.claimExpiry), whether
+// or not the session had candidates; a closed session is never counted.
 import { randomBytes } from "node:crypto";
 import type { IDuplexStream, ILeaseKeepAliveRequest, ILeaseKeepAliveResponse } from "etcd3";
 import { type Clock, systemClock, type Timer } from "../clock.js";
@@ -29,6 +31,8 @@ export interface LeaseSessionsOptions {
   readonly settings: SessionSettings;
   readonly limits: RuleLimits;
   readonly onError?: (error: unknown) => void;
+  /** Called once in the whole cluster for each session that expired (electd_session_expiries_total). */
+  readonly onExpired?: () => void;
   readonly clock?: Clock;
 }
 
@@ -47,6 +51,7 @@ export class LeaseSessions implements Sessions {
   private readonly settings: SessionSettings;
   private readonly limits: RuleLimits;
   private readonly onError: (error: unknown) => void;
+  private readonly onExpired: () => void;
   private readonly clock: Clock;
   /** Releases in flight or waiting to be retried, by session and election. */
   private readonly releases = new Map<string, Release>();
@@ -68,6 +73,7 @@ export class LeaseSessions implements Sessions {
     this.settings = options.settings;
     this.limits = options.limits;
     this.onError = options.onError ?? (() => {});
+    this.onExpired = options.onExpired ?? (() => {});
     this.clock = options.clock ?? systemClock;
   }
 
@@ -81,11 +87,14 @@ export class LeaseSessions implements Sessions {
 
   /**
    * Starts hearing expired leases, and releases candidates whose session is already gone
-   * (its lease expired while no server was watching).
+   * (its lease expired while no server was watching), counting such expiries.
    */
   async start(): Promise<void> {
     this.unsubscribe = this.store.onSessionGone(({ session, election }) => {
-      if (election === undefined) return;
+      if (election === undefined) {
+        if (!this.closing.has(session)) this.countExpiry(session);
+        return;
+      }
       // Heard in commit order, so the mirror shows the election as of this deletion: a
       // binding deleted by the change that withdrew its candidates leaves nothing to do.
       const owners = this.store.knownElection(election)?.owners;
@@ -99,6 +108,11 @@ export class LeaseSessions implements Sessions {
           this.release(session, election.name, "session-expired").catch(() => {});
         }
       }
+    }
+    // Not found when etcd is unreachable: those are counted by whichever server next starts.
+    const unclaimed = await this.store.unclaimedExpiries().catch(() => []);
+    for (const session of unclaimed) {
+      if (!this.store.knownSession(session)) this.countExpiry(session);
     }
   }
 
@@ -145,6 +159,8 @@ export class LeaseSessions implements Sessions {
                 },
               },
               { request_put: { key: store.keys.meta("sessions"), value: Buffer.alloc(0) } },
+              // On no lease: it outlives the session until CloseSession or the expiry's count.
+              { request_put: { key: store.keys.expiry(id), value: Buffer.alloc(0) } },
             ],
           }),
         );
@@ -238,6 +254,8 @@ export class LeaseSessions implements Sessions {
                 lease: session.lease,
               },
             },
+            // Closed, so its end is no expiry.
+            { request_delete_range: { key: store.keys.expiry(id) } },
           ],
         }),
       );
@@ -316,6 +334,17 @@ export class LeaseSessions implements Sessions {
       );
     release.attempt = attempt;
     return attempt;
+  }
+
+  /** Counts the session's expiry here if this server is the one to claim it. */
+  private countExpiry(session: string): void {
+    this.store.claimExpiry(session).then(
+      (claimed) => {
+        if (claimed) this.onExpired();
+      },
+      // etcd unreachable: left unclaimed, counted by the next server to start.
+      () => {},
+    );
   }
 
   private remember(id: string): void {

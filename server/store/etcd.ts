@@ -8,6 +8,10 @@
 //   b/<session>/<name> "this session owns candidates in this election", on the same lease,
 //                     so when the lease expires etcd deletes it and every server's watch
 //                     learns which elections to release (server/session/leases.ts)
+//   x/<session>       "this session has not been closed", written with the session but on
+//                     no lease: CloseSession deletes it as it marks the session closing, so
+//                     when a session key goes and this is still there the session expired,
+//                     and the one server whose transaction deletes it counts the expiry
 //   m/elections, m/sessions  written with each creation (of an election, of a session) so
 //                     that two servers counting at once cannot both pass a limit
 //
@@ -502,6 +506,49 @@ export class EtcdStore implements ElectionStore {
     return () => this.goneListeners.delete(listener);
   }
 
+  /**
+   * Counts a session's expiry on this server only if it is the first to ask: deletes the
+   * session's x/ key provided its s/ key is gone (the lease expired). Every server hears a
+   * session go; exactly one of them gets true, and none does for a closed session (its
+   * x/ key went when it was marked closing).
+   */
+  async claimExpiry(id: string): Promise<boolean> {
+    const result = await this.call(() =>
+      this.client.kv.txn({
+        compare: [
+          { key: this.keys.session(id), target: "Version", result: "Equal", version: 0 },
+          { key: this.keys.expiry(id), target: "Version", result: "Greater", version: 0 },
+        ],
+        success: [{ request_delete_range: { key: this.keys.expiry(id) } }],
+      }),
+    );
+    return result.succeeded;
+  }
+
+  /** Sessions whose x/ key is left: open ones, and those that expired with no server watching. */
+  async unclaimedExpiries(): Promise<string[]> {
+    const ids: string[] = [];
+    const range = this.keys.range("x/");
+    let from = range.key;
+    for (;;) {
+      const page = await this.call(() =>
+        this.client.kv.range({
+          key: from,
+          range_end: range.range_end,
+          keys_only: true,
+          limit: PAGE,
+        }),
+      );
+      for (const kv of page.kvs) {
+        const key = this.keys.parse(kv.key);
+        if (key?.kind === "expiry") ids.push(key.id);
+      }
+      const last = page.kvs.at(-1);
+      if (!page.more || !last) return ids;
+      from = Buffer.concat([last.key, Buffer.from([0])]);
+    }
+  }
+
   /** Every election in the mirror: what a server checks for orphaned bindings at start. */
   elections(): IterableIterator<Election> {
     return this.mirror.values();
@@ -748,6 +795,9 @@ export class Keys {
   session(id: string): Buffer {
     return Buffer.from(`${this.prefix}s/${id}`);
   }
+  expiry(session: string): Buffer {
+    return Buffer.from(`${this.prefix}x/${session}`);
+  }
   binding(session: string, name: string): Buffer {
     return Buffer.from(`${this.prefix}b/${session}/${name}`);
   }
@@ -780,6 +830,7 @@ export class Keys {
     | { kind: "election"; name: string }
     | { kind: "session"; id: string }
     | { kind: "binding"; session: string; name: string }
+    | { kind: "expiry"; id: string }
     | { kind: "history"; name: string; version: number }
     | undefined {
     const key = raw.toString();
@@ -791,6 +842,8 @@ export class Keys {
         return { kind: "election", name: body };
       case "s/":
         return { kind: "session", id: body };
+      case "x/":
+        return { kind: "expiry", id: body };
       case "h/": {
         const nul = body.lastIndexOf("\u0000");
         if (nul < 0) return undefined;

@@ -28,10 +28,15 @@ export interface WatchLimits {
 }
 
 /**
- * What a Watch sends of a state. A slow reader's queue holds these rather than whole
- * elections, so a queued state keeps its queue alive but not the election's bindings.
+ * What a Watch sends of a state: the term, and for electd's own watches the bindings and
+ * tags. A slow reader's queue holds these rather than whole elections; the owners map and
+ * the tags are the election's own (shared, not copied), held for at most a mailbox's
+ * worth of states.
  */
-export type WatchedState = Pick<Election, "name" | "state" | "version" | "deleted" | "change">;
+export type WatchedState = Pick<
+  Election,
+  "name" | "state" | "version" | "deleted" | "change" | "owners" | "tags"
+>;
 
 /** Lets one reader wait until a writer has something for it (or the box closed). */
 class Doorbell {
@@ -456,14 +461,14 @@ export class WatchHub {
     const queued = election.deleted ? gone(election) : election;
     const watchers = this.byElection.get(election.name);
     if (watchers) {
-      const { name, state, version } = queued;
+      const { name, state, version, owners, tags } = queued;
       // The change's description is shared with the election, not copied.
       const { change } = election;
       const watched: WatchedState = election.deleted
-        ? { name, state, version, deleted: true }
+        ? { name, state, version, owners, tags, deleted: true }
         : change === undefined
-          ? { name, state, version }
-          : { name, state, version, change };
+          ? { name, state, version, owners, tags }
+          : { name, state, version, owners, tags, change };
       for (const box of watchers) box.push(watched);
     }
     for (const { filter, box } of this.directory) if (matches(filter, election)) box.push(queued);

@@ -2,8 +2,9 @@
 // client saw last, from the store's history and then live from the hub, each once and in
 // version order, so a client that was away for a moment learns exactly what it missed.
 // When those changes are no longer kept, it starts again from the current state, marked
-// as a reset. Whatever feeds it (ElectionHistoryService.WatchElection, Server-Sent Events)
-// only encodes what this yields.
+// as a reset. Whatever feeds it (ElectionHistoryService.WatchElection and
+// WatchElectionList, Server-Sent Events) only encodes what this yields.
+import { Repeater } from "@repeaterjs/repeater";
 import { type HistoryRecord, historyRecord } from "../election/change.js";
 import { ElectdError } from "../errors.js";
 import type { ElectionStore } from "../store/store.js";
@@ -14,6 +15,19 @@ export type Resumed =
   | { readonly kind: "start"; readonly state: WatchedState; readonly reset: boolean }
   /** One change; `state` is the election as it made it, when the change is a live one. */
   | { readonly kind: "change"; readonly record: HistoryRecord; readonly state?: WatchedState };
+
+/** One election of a watch of several, and the last version its client saw. */
+export interface Cursor {
+  readonly name: string;
+  readonly after: number;
+  /** Set when the election was refused before any watching (its name is not valid). */
+  readonly refused?: ElectdError;
+}
+
+export type ResumedOf =
+  | { readonly name: string; readonly step: Resumed }
+  /** The election's watch ended: not found, deleted (after its deletion), or refused. */
+  | { readonly name: string; readonly ended: ElectdError };
 
 /** History records read per page while catching up. */
 const PAGE = 100;
@@ -99,4 +113,48 @@ async function between(
     if (page.length < PAGE) break;
   }
   return to === Number.MAX_SAFE_INTEGER || cursor === to ? records : undefined;
+}
+
+/**
+ * `resume` for each cursor's election at once, as one sequence: each election's steps in
+ * its own order, the elections' interleaved as they come. An election that is not found
+ * (or deleted, or refused) ends on its own with `ended`; any other error ends them all,
+ * and the client resumes each from the last version it saw. Each election is read only
+ * as fast as the whole is (Repeater.merge waits for a value to be taken before pulling
+ * that election's next), so a slow reader costs each election its bounded mailbox, no more.
+ */
+export async function* resumeEach(
+  store: ElectionStore,
+  hub: WatchHub,
+  cursors: readonly Cursor[],
+  signal: AbortSignal,
+): AsyncGenerator<ResumedOf> {
+  // Ended for one, ended for all: the others' watches are let go at once.
+  const all = new AbortController();
+  const stop = () => all.abort();
+  signal.addEventListener("abort", stop, { once: true });
+  try {
+    yield* Repeater.merge(cursors.map((cursor) => resumeOne(store, hub, cursor, all.signal)));
+  } finally {
+    signal.removeEventListener("abort", stop);
+    all.abort();
+  }
+}
+
+async function* resumeOne(
+  store: ElectionStore,
+  hub: WatchHub,
+  { name, after, refused }: Cursor,
+  signal: AbortSignal,
+): AsyncGenerator<ResumedOf> {
+  if (refused) {
+    yield { name, ended: refused };
+    return;
+  }
+  try {
+    for await (const step of resume(store, hub, name, after, signal)) yield { name, step };
+  } catch (error) {
+    if (!(error instanceof ElectdError && error.kind === "not_found")) throw error;
+    yield { name, ended: error };
+  }
 }

@@ -112,6 +112,11 @@ const rpcs: readonly [string, Role, (c: Clients, s: Setup) => Promise<unknown>][
     (c, s) => first(c.history.watchElection({ name: s.name })),
   ],
   [
+    "ElectionHistoryService.WatchElectionList",
+    "viewer",
+    (c, s) => first(c.history.watchElectionList({ elections: [{ name: s.name }] })),
+  ],
+  [
     "FencingService.CheckLeader",
     "viewer",
     (c, s) => c.fencing.checkLeader({ name: s.name, candidate: "a", term: 1n }),

@@ -189,25 +189,34 @@ describe("two servers on one etcd cluster", () => {
 
 /**
  * Whether the calls, applied one at a time in some order through the rules, produce exactly
- * `states` (each change one state; calls that change nothing may fall anywhere).
+ * `states` (each change one state; calls that change nothing may fall anywhere). Equal calls
+ * are interchangeable, so the search counts what is left of each kind of call: a memo keyed
+ * by which calls were used would grow with every permutation of equal ones.
  */
 function serialOrder(states: readonly ElectionState[], ops: readonly Operation[]): boolean {
   const limits = { maxCandidates: 100 };
   const same = (x: ElectionState, y: ElectionState) =>
     x.term === y.term && x.leader === y.leader && x.candidates.join() === y.candidates.join();
-  const used = new Set<number>();
+  const left = new Map<string, { op: Operation; count: number }>();
+  for (const op of ops) {
+    const key = `${op.kind}\u0000${"candidate" in op ? op.candidate : ""}`;
+    const entry = left.get(key) ?? { op, count: 0 };
+    entry.count += 1;
+    left.set(key, entry);
+  }
   const failed = new Set<string>();
   const search = (at: number): boolean => {
     if (at === states.length - 1) return true;
-    const key = `${at}:${[...used].sort((x, y) => x - y).join(",")}`;
+    const key = `${at}:${[...left.values()].map((entry) => entry.count).join(",")}`;
     if (failed.has(key)) return false;
-    for (const [i, op] of ops.entries()) {
-      if (used.has(i)) continue;
-      const outcome = apply(states[at] as ElectionState, op, limits);
+    for (const entry of left.values()) {
+      if (entry.count === 0) continue;
+      const outcome = apply(states[at] as ElectionState, entry.op, limits);
       if (outcome.ok && outcome.changed && same(outcome.state, states[at + 1] as ElectionState)) {
-        used.add(i);
-        if (search(at + 1)) return true;
-        used.delete(i);
+        entry.count -= 1;
+        const found = search(at + 1);
+        entry.count += 1;
+        if (found) return true;
       }
     }
     failed.add(key);

@@ -1,6 +1,7 @@
 // Metrics of two servers sharing one etcd cluster: each counts the leader changes and the
 // candidates it sees published, its own calls' changes under the RPC that made them, the
-// other server's as `unknown`, and a session's release under its cause.
+// other server's as `unknown`, and a session's release under its cause; a session that
+// expires is counted once between them, with or without candidates, and a closed one not.
 import assert from "node:assert/strict";
 import { after, describe, it } from "node:test";
 import { durationFromMs } from "@bufbuild/protobuf/wkt";
@@ -16,6 +17,16 @@ after(() => cluster.stop());
 const flags = ["--store", "etcd", "--etcd-endpoints", cluster.endpoints.join(",")];
 const a = await startServer([...flags, "--etcd-prefix", "/metrics/"]);
 const b = await startServer([...flags, "--etcd-prefix", "/metrics/"]);
+const c = await startServer([...flags, "--etcd-prefix", "/expiries/"]);
+const d = await startServer([...flags, "--etcd-prefix", "/expiries/"]);
+
+function clients(url: string) {
+  const transport = createConnectTransport({ baseUrl: url, httpVersion: "1.1" });
+  return {
+    elections: createClient(LeaderElection, transport),
+    sessions: createClient(SessionService, transport),
+  };
+}
 
 /** `name{labels} value` lines of a scrape, by series. */
 async function scrape(url: string): Promise<Map<string, number>> {
@@ -30,9 +41,10 @@ async function scrape(url: string): Promise<Map<string, number>> {
 }
 
 async function until(ready: () => Promise<boolean>, what: string): Promise<void> {
-  const deadline = Date.now() + 10_000;
+  // etcd expires a lease within about a second of its TTL, at its own minimum TTL or more.
+  const deadline = Date.now() + 20_000;
   while (!(await ready())) {
-    if (Date.now() > deadline) assert.fail(`within 10 s: ${what}`);
+    if (Date.now() > deadline) assert.fail(`within 20 s: ${what}`);
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
 }
@@ -60,7 +72,45 @@ describe("metrics on a shared etcd store", () => {
     assert.equal(onA.get("electd_candidates"), 2);
     await until(async () => (await scrape(b.url)).get("electd_candidates") === 2, "B sees it");
     const onB = await scrape(b.url);
-    assert.equal(onB.get(leaderChanges("unknown")), 3);
+    // Every change carries its cause, whichever server made it.
+    assert.equal(onB.get(leaderChanges("Enter")), 1);
+    assert.equal(onB.get(leaderChanges("Anoint")), 2);
+    assert.equal(onB.get(leaderChanges("unknown")), undefined);
     assert.equal(onB.get(leaderChanges("session-closed")), 1);
+  });
+
+  it("counts each expired session once across the servers, and no closed session", async () => {
+    const [onC, onD] = [clients(c.url), clients(d.url)];
+    const id = { name: "expiring" };
+    await onC.elections.create({ id });
+    const ttl = durationFromMs(1000);
+    const holding = await onC.sessions.openSession({ ttl });
+    await onC.elections.enter(
+      { id, candidate: "held" },
+      { headers: { "electd-session": holding.sessionId } },
+    );
+    await onD.sessions.openSession({ ttl }); // no candidates: its expiry counts all the same
+    const closed = await onD.sessions.openSession({ ttl });
+    await onC.sessions.closeSession({ sessionId: closed.sessionId });
+
+    const expiries = "electd_session_expiries_total";
+    const both = async () => [await scrape(c.url), await scrape(d.url)];
+    await until(async () => {
+      const [onCNow, onDNow] = await both();
+      return (
+        (onCNow?.get(expiries) ?? 0) + (onDNow?.get(expiries) ?? 0) >= 2 &&
+        onCNow?.get("electd_sessions_open") === 0 &&
+        onDNow?.get("electd_sessions_open") === 0
+      );
+    }, "both sessions expire and are counted");
+    // Both servers heard both sessions go; a server counting what the other counted would
+    // show within this.
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    const [onCAfter, onDAfter] = await both();
+    assert.equal((onCAfter?.get(expiries) ?? 0) + (onDAfter?.get(expiries) ?? 0), 2);
+    const expired = 'electd_leader_changes_total{cause="session-expired"}';
+    assert.equal(onCAfter?.get(expired), 1, "the held candidate was withdrawn");
+    const { term } = await onD.elections.getTerm({ id });
+    assert.deepEqual([term?.leader, term?.candidates], ["", []]);
   });
 });

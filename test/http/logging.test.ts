@@ -1,5 +1,6 @@
 // The server's own output at LOG_LEVEL=info never contains a session id, although Connect
-// GET requests carry the request message (here a session id) in the URL.
+// GET requests carry the request message (here a session id) in the URL. Requests are
+// logged one by one only with the access log on.
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { create, toBinary } from "@bufbuild/protobuf";
@@ -10,7 +11,7 @@ import { type ServerProcess, spawnServer } from "../support/process.js";
 
 let server: ServerProcess;
 before(async () => {
-  server = await spawnServer(["--port", "0"], { LOG_LEVEL: "info" });
+  server = await spawnServer(["--port", "0"], { LOG_LEVEL: "info", ACCESS_LOG: "on" });
 });
 after(async () => {
   server.child.kill("SIGTERM");
@@ -71,5 +72,35 @@ describe("request log", () => {
         `Route GET:${path.slice(0, -1)}?connect=v1&encoding=json&message=[redacted] not found`,
       ),
     );
+  });
+});
+
+describe("access log off (the default)", () => {
+  let quiet: ServerProcess;
+  before(async () => {
+    quiet = await spawnServer(["--port", "0"], { LOG_LEVEL: "info" });
+  });
+  after(async () => {
+    quiet.child.kill("SIGTERM");
+    await quiet.exited;
+  });
+
+  it("logs no line per request at info, not even for a route that does not exist", async () => {
+    const sessions = createClient(
+      SessionService,
+      createConnectTransport({ baseUrl: quiet.url, httpVersion: "1.1" }),
+    );
+    const { sessionId } = await sessions.openSession({});
+    for (let i = 0; i < 5; i++) await sessions.getSession({ sessionId });
+    assert.equal((await fetch(`${quiet.url}/healthz`)).status, 200);
+    assert.equal((await fetch(`${quiet.url}/no/such/route`)).status, 404);
+    // Everything the server logged is in its output once it has exited.
+    quiet.child.kill("SIGTERM");
+    await quiet.exited;
+    const output = quiet.output();
+    assert.match(output, /SIGTERM received/);
+    assert.doesNotMatch(output, /incoming request|request completed|not found/);
+    assert.ok(!output.includes("/electd.v1.SessionService/"), "a request was logged");
+    assert.ok(!output.includes("/healthz"), "a request was logged");
   });
 });

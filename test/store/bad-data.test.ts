@@ -27,6 +27,7 @@ import {
   openDurableStore,
 } from "../../server/store/durable.js";
 import { StoreStartError } from "../../server/store/store.js";
+import { readableBuild } from "../support/bundle.js";
 import { mount, umount } from "../support/mount.js";
 import { root, runMain, type ServerProcess, spawnServer } from "../support/process.js";
 import { tempDir } from "../support/tempdir.js";
@@ -74,6 +75,15 @@ async function populated(): Promise<string> {
   return dataDir;
 }
 
+/** Made at the top level: removed when this file's tests end, not after the first test. */
+const buildDir = tempDir("build");
+let built: Promise<string> | undefined;
+/** The server as built, in a directory any user may read; made once for this file. */
+function readableBuilt(): Promise<string> {
+  built ??= readableBuild(buildDir);
+  return built;
+}
+
 /** Starts the real server on `dataDir`, expects a refusal, and that the file is untouched. */
 async function expectRefusal(
   dataDir: string,
@@ -85,7 +95,13 @@ async function expectRefusal(
   const log = `${file}-wal`;
   const before = readFileSync(file);
   const logBefore = existsSync(log) ? readFileSync(log) : undefined;
-  const { code, stderr, stdout } = await runMain(["--store", "durable", "--data-dir", dataDir], as);
+  // Another user runs a build any user may read: the checkout may be closed to them.
+  const built = as.uid === undefined ? undefined : await readableBuilt();
+  const { code, stderr, stdout } = await runMain(
+    ["--store", "durable", "--data-dir", dataDir],
+    as,
+    built ? { built } : {},
+  );
   assert.notEqual(code, 0, `electd started: ${stdout}`);
   assert.match(stderr, /^electd: /);
   assert.ok(stderr.includes(named), `message does not name ${named}: ${stderr}`);

@@ -2,6 +2,7 @@
 // through tsx), and reads its URL; and the electd command's other subcommands.
 import { type ChildProcess, spawn } from "node:child_process";
 import { constants as osConstants } from "node:os";
+import { dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 
 export const root = fileURLToPath(new URL("../..", import.meta.url));
@@ -58,10 +59,15 @@ export function spawnServer(
 export function runMain(
   args: readonly string[],
   as: { readonly uid?: number; readonly gid?: number } = {},
+  options: { readonly built?: string } = {},
 ): Promise<{ code: number | null; stdout: string; stderr: string }> {
   const argv = withStore(args);
-  const child = spawn(process.execPath, ["--import", "tsx", "cli/electd.ts", "serve", ...argv], {
-    cwd: root,
+  // A build (test/support/bundle.ts) runs on plain Node, from its own directory.
+  const command = options.built
+    ? [options.built, "serve", ...argv]
+    : ["--import", "tsx", "cli/electd.ts", "serve", ...argv];
+  const child = spawn(process.execPath, command, {
+    cwd: options.built ? dirname(options.built) : root,
     stdio: ["ignore", "pipe", "pipe"],
     ...as,
   });

@@ -1,21 +1,22 @@
 // The election page: the term (the fencing token), the leader, the ordered queue and the
-// tags, live through LeaderElection.Watch; a leadership timeline; per-candidate actions
+// tags, live; a leadership timeline; per-candidate actions
 // and an Enter/Withdraw form, each reporting what the server answered; deleting the
 // election, after a confirmation. A Watch that ends with not_found after showing the
 // election means it was deleted (from here or by anyone else), and the page says so.
 //
-// Sessions: a second stream, the directory's WatchElections for exactly this name (not a
-// prefix: that would carry every election whose name starts with this one), tells which
-// candidates are session-bound (by fingerprint; session ids are secrets the browser never
-// sees) and why each change happened, so a leader replaced because its session expired is
-// marked on the timeline. While any candidate is session-bound the page asks
+// One stream for all of it, shared with every other tab (feed-client.ts): the election's
+// resumed watch, whose messages carry the state, the tags, which candidates are
+// session-bound (by fingerprint; session ids are secrets the browser never sees) and why
+// each change happened, so a leader replaced because its session expired is marked on
+// the timeline. While any candidate is session-bound the page asks
 // GetElectionSessions for the remaining TTLs once a second and counts down in between. A
 // session that ended while its candidates' withdrawal is being retried (the store cannot
 // commit) shows as EXPIRING or CLOSING until the withdrawal commits.
 import { durationMs, timestampMs } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { Term } from "../../gen/atomix/runtime/election/v1/election_pb.js";
-import { ChangeCause, type Election as ElectionSummary } from "../../gen/electd/v1/directory_pb.js";
+import { ChangeCause } from "../../gen/electd/v1/directory_pb.js";
+import type { Change, WatchElectionResponse } from "../../gen/electd/v1/history_pb.js";
 import { SessionState } from "../../gen/electd/v1/session_pb.js";
 import {
   admin,
@@ -29,7 +30,7 @@ import {
 import { ChangeLog } from "./change-log.js";
 import { showConnection } from "./connection.js";
 import { h, setText, tagPath } from "./dom.js";
-import { follow } from "./live.js";
+import { followElection } from "./feed-client.js";
 import { mayAct } from "./sign-in.js";
 import { type ReignCause, Timeline } from "./timeline.js";
 
@@ -238,8 +239,6 @@ export function electionPage(root: HTMLElement, name: string, page: AbortSignal)
   let bound = new Map<string, string>();
   /** The remaining TTLs last read, per candidate. */
   let ttls = new Map<string, SessionTtl>();
-  /** Leader and term of the last directory state seen: a change from it may have a cause. */
-  let seen: { readonly leader: string; readonly term: bigint } | undefined;
   let polling = false;
 
   /**
@@ -329,32 +328,31 @@ export function electionPage(root: HTMLElement, name: string, page: AbortSignal)
     }
   }
 
-  function onSummary(summary: ElectionSummary): void {
+  /** A reign begun by a session's end is marked so on the timeline. */
+  function markCause(change: Change): void {
+    const why: ReignCause | undefined =
+      change.cause === ChangeCause.SESSION_EXPIRED
+        ? "session expired"
+        : change.cause === ChangeCause.SESSION_CLOSED
+          ? "session closed"
+          : undefined;
+    if (why === undefined) return;
+    if (change.leader === change.leaderBefore && change.term === change.termBefore) return;
+    timeline.markCause(change.leader, change.term, why, change.leaderBefore);
+  }
+
+  /** What a message with the whole state says besides the term: tags and sessions. */
+  function onState(response: WatchElectionResponse): void {
     if (tags.childElementCount === 0) {
       tags.replaceChildren(
-        ...summary.tags.map((tag) =>
+        ...response.tags.map((tag) =>
           h("li", {}, h("a", { class: "tag", href: tagPath(tag), "data-link": true }, tag)),
         ),
       );
-      if (summary.tags.length === 0) tags.append(h("li", { class: "muted" }, "no tags"));
+      if (response.tags.length === 0) tags.append(h("li", { class: "muted" }, "no tags"));
     }
-    const leader = summary.term?.leader ?? "";
-    const term = summary.term?.term ?? 0n;
-    const cause = summary.lastChangeCause;
-    if (
-      seen &&
-      (seen.leader !== leader || seen.term !== term) &&
-      cause !== ChangeCause.UNSPECIFIED
-    ) {
-      const why = cause === ChangeCause.SESSION_EXPIRED ? "session expired" : "session closed";
-      timeline.markCause(leader, term, why, seen.leader);
-      renderCause();
-    }
-    seen = { leader, term };
-    // `bindings`, not the candidate_sessions map: a map arrives as a plain object, where a
-    // candidate named __proto__ would vanish.
-    bound = new Map(summary.bindings.map((b) => [b.candidate, b.sessionFingerprint]));
-    renderSessions();
+    // `bindings` is a list: a candidate named __proto__ is a name like any other.
+    bound = new Map(response.bindings.map((b) => [b.candidate, b.sessionFingerprint]));
     if (bound.size > 0) void pollSessions();
   }
 
@@ -400,22 +398,6 @@ export function electionPage(root: HTMLElement, name: string, page: AbortSignal)
     }
   }
 
-  // Tags never change after Create; the directory has them, Watch does not. Followed once
-  // the watch has shown that the election exists.
-  function followDirectory(): void {
-    follow(
-      {
-        open: (s) => directory.watchElections({ name }, { signal: s }),
-        onMessage(response) {
-          for (const summary of response.elections) if (summary.name === name) onSummary(summary);
-          if (response.deleted.includes(name)) deleted();
-        },
-        quiet: true,
-      },
-      signal,
-    );
-  }
-
   /** Draws the election's kept past on the timeline, before what the page saw live. */
   async function restoreTimeline(): Promise<void> {
     try {
@@ -447,7 +429,6 @@ export function electionPage(root: HTMLElement, name: string, page: AbortSignal)
     if (!shown) {
       shown = true;
       body.replaceChildren(content);
-      followDirectory();
       void restoreTimeline();
     }
     current = term;
@@ -649,22 +630,23 @@ export function electionPage(root: HTMLElement, name: string, page: AbortSignal)
     { once: true },
   );
 
-  /** Whether the current Watch stream has sent anything yet. */
+  /** Whether this page has had a message of its election yet. */
   let streaming = false;
   /** The last version shown: a stream opened again resumes after it. */
   let version = 0n;
   /** While a stream opened again catches up: the changes it brought so far. */
   let away: { changes: number; reset: boolean } | undefined;
-  follow(
+  followElection(
+    name,
+    version,
     {
-      // ElectionHistoryService.WatchElection: after a reconnect it sends exactly the
-      // changes made while the page was away, then goes on live.
-      open: (s) => history.watchElection({ name, afterVersion: version }, { signal: s }),
-      onOpen() {
-        streaming = false;
+      connection: showConnection,
+      // The shared stream was lost and is back: what follows, up to the next message with
+      // the whole state, is exactly what changed while this page was away.
+      resumed() {
         away = version === 0n ? undefined : { changes: 0, reset: false };
       },
-      onMessage(response) {
+      message(response) {
         streaming = true;
         if (away) {
           if (response.change) away.changes++;
@@ -672,12 +654,16 @@ export function electionPage(root: HTMLElement, name: string, page: AbortSignal)
         }
         const { change } = response;
         if (change) changeLog.add([change]);
+        if (change) markCause(change);
         if (change && !response.term) {
           // Replayed from history: drawn at the time it was made.
           const at = change.time ? timestampMs(change.time) : Date.now();
           timeline.record(change.leader, change.term, at);
         }
-        if (response.term) render(response.term);
+        if (response.term) {
+          onState(response);
+          render(response.term);
+        }
         version = response.version;
         if (away && response.term) {
           // Caught up: say what happened meanwhile.
@@ -693,15 +679,11 @@ export function electionPage(root: HTMLElement, name: string, page: AbortSignal)
           });
         }
       },
-      onRefused(error) {
-        // A stream that showed the election and then ended with not_found: the election was
-        // deleted. A new stream refused (after a restart that lost it, say): never existed
-        // as far as this server knows.
-        if (error.code === Code.NotFound && streaming) deleted();
-        else if (error.code === Code.NotFound || error.code === Code.InvalidArgument) {
-          notFound(error.rawMessage, error.code === Code.InvalidArgument);
-        } else return false;
-        return true;
+      ended({ code, message }) {
+        // Ended after showing the election: it was deleted. Ended before anything (after a
+        // restart that lost it, say): it never existed as far as this server knows.
+        if (code === "not_found" && streaming) deleted();
+        else notFound(message, code === "invalid_argument");
       },
     },
     signal,

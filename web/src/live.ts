@@ -1,6 +1,6 @@
-// Keeps a server stream open for as long as a page shows it: reconnects with exponential
-// backoff (capped at a few seconds) when the server goes away or ends the stream, and lets
-// the page start again from the fresh snapshot the stream sends first.
+// Keeps the list page's directory stream open for as long as the page shows it: reconnects
+// with exponential backoff (capped at a few seconds) when the server goes away or ends the
+// stream, and lets the page start again from the fresh snapshot the stream sends first.
 import { ConnectError } from "@connectrpc/connect";
 import { codeName } from "./api.js";
 import { showConnection } from "./connection.js";
@@ -15,11 +15,6 @@ export interface LiveStream<T> {
   onMessage(message: T): void;
   /** An error that retrying cannot fix (not_found, invalid_argument): true stops following. */
   onRefused?(error: ConnectError): boolean;
-  /**
-   * A stream that only adds to another one the page follows: it leaves the connection
-   * indicator to that one, so a page with two streams does not report twice.
-   */
-  quiet?: boolean;
 }
 
 function sleep(ms: number, signal: AbortSignal): Promise<void> {
@@ -35,11 +30,10 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
 }
 
 export function follow<T>(stream: LiveStream<T>, signal: AbortSignal): void {
-  const show = stream.quiet ? () => {} : showConnection;
   void (async () => {
     let failures = 0;
     while (!signal.aborted) {
-      show({ kind: "connecting" });
+      showConnection({ kind: "connecting" });
       stream.onOpen?.();
       let reason = "the server ended the stream";
       try {
@@ -48,7 +42,7 @@ export function follow<T>(stream: LiveStream<T>, signal: AbortSignal): void {
           if (first) {
             first = false;
             failures = 0;
-            show({ kind: "live" });
+            showConnection({ kind: "live" });
           }
           stream.onMessage(message);
         }
@@ -56,7 +50,7 @@ export function follow<T>(stream: LiveStream<T>, signal: AbortSignal): void {
         if (signal.aborted) return;
         const e = ConnectError.from(error);
         if (stream.onRefused?.(e)) {
-          show({ kind: "live" });
+          showConnection({ kind: "live" });
           return;
         }
         reason = e.rawMessage ? `${codeName(e.code)}: ${e.rawMessage}` : codeName(e.code);
@@ -66,7 +60,7 @@ export function follow<T>(stream: LiveStream<T>, signal: AbortSignal): void {
       const base = Math.min(FIRST_RETRY_MS * 2 ** failures, MAX_RETRY_MS);
       const delay = Math.round(base * (0.8 + Math.random() * 0.4));
       failures++;
-      show({ kind: "offline", retryAt: Date.now() + delay, reason });
+      showConnection({ kind: "offline", retryAt: Date.now() + delay, reason });
       await sleep(delay, signal);
     }
   })();

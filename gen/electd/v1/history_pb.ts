@@ -9,7 +9,7 @@ import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegen
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import type { Term } from "../../atomix/runtime/election/v1/election_pb.js";
 import { file_atomix_runtime_election_v1_election } from "../../atomix/runtime/election/v1/election_pb.js";
-import type { ChangeCause } from "./directory_pb.js";
+import type { CandidateBinding, ChangeCause } from "./directory_pb.js";
 import { file_electd_v1_directory } from "./directory_pb.js";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
@@ -19,7 +19,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file electd/v1/history.proto.
  */
 export const file_electd_v1_history: GenFile = /*@__PURE__*/
-  fileDesc("ChdlbGVjdGQvdjEvaGlzdG9yeS5wcm90bxIJZWxlY3RkLnYxItoBCgZDaGFuZ2USDwoHdmVyc2lvbhgBIAEoBBIoCgR0aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIlCgVjYXVzZRgDIAEoDjIWLmVsZWN0ZC52MS5DaGFuZ2VDYXVzZRISCgpjYW5kaWRhdGVzGAQgAygJEhMKC3Rlcm1fYmVmb3JlGAUgASgEEhUKDWxlYWRlcl9iZWZvcmUYBiABKAkSDAoEdGVybRgHIAEoBBIOCgZsZWFkZXIYCCABKAkSEAoIaWRlbnRpdHkYCSABKAkiYQoSTGlzdEhpc3RvcnlSZXF1ZXN0EgwKBG5hbWUYASABKAkSEQoJcGFnZV9zaXplGAIgASgNEhQKDGZyb21fdmVyc2lvbhgDIAEoBBIUCgxvbGRlc3RfZmlyc3QYBCABKAgiVAoTTGlzdEhpc3RvcnlSZXNwb25zZRIiCgdjaGFuZ2VzGAEgAygLMhEuZWxlY3RkLnYxLkNoYW5nZRIZChFuZXh0X2Zyb21fdmVyc2lvbhgCIAEoBCI7ChRXYXRjaEVsZWN0aW9uUmVxdWVzdBIMCgRuYW1lGAEgASgJEhUKDWFmdGVyX3ZlcnNpb24YAiABKAQiigEKFVdhdGNoRWxlY3Rpb25SZXNwb25zZRIhCgZjaGFuZ2UYASABKAsyES5lbGVjdGQudjEuQ2hhbmdlEi4KBHRlcm0YAiABKAsyIC5hdG9taXgucnVudGltZS5lbGVjdGlvbi52MS5UZXJtEg8KB3ZlcnNpb24YAyABKAQSDQoFcmVzZXQYBCABKAgywQEKFkVsZWN0aW9uSGlzdG9yeVNlcnZpY2USUQoLTGlzdEhpc3RvcnkSHS5lbGVjdGQudjEuTGlzdEhpc3RvcnlSZXF1ZXN0Gh4uZWxlY3RkLnYxLkxpc3RIaXN0b3J5UmVzcG9uc2UiA5ACARJUCg1XYXRjaEVsZWN0aW9uEh8uZWxlY3RkLnYxLldhdGNoRWxlY3Rpb25SZXF1ZXN0GiAuZWxlY3RkLnYxLldhdGNoRWxlY3Rpb25SZXNwb25zZTABYgZwcm90bzM", [file_atomix_runtime_election_v1_election, file_electd_v1_directory, file_google_protobuf_timestamp]);
+  fileDesc("ChdlbGVjdGQvdjEvaGlzdG9yeS5wcm90bxIJZWxlY3RkLnYxItoBCgZDaGFuZ2USDwoHdmVyc2lvbhgBIAEoBBIoCgR0aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIlCgVjYXVzZRgDIAEoDjIWLmVsZWN0ZC52MS5DaGFuZ2VDYXVzZRISCgpjYW5kaWRhdGVzGAQgAygJEhMKC3Rlcm1fYmVmb3JlGAUgASgEEhUKDWxlYWRlcl9iZWZvcmUYBiABKAkSDAoEdGVybRgHIAEoBBIOCgZsZWFkZXIYCCABKAkSEAoIaWRlbnRpdHkYCSABKAkiYQoSTGlzdEhpc3RvcnlSZXF1ZXN0EgwKBG5hbWUYASABKAkSEQoJcGFnZV9zaXplGAIgASgNEhQKDGZyb21fdmVyc2lvbhgDIAEoBBIUCgxvbGRlc3RfZmlyc3QYBCABKAgiVAoTTGlzdEhpc3RvcnlSZXNwb25zZRIiCgdjaGFuZ2VzGAEgAygLMhEuZWxlY3RkLnYxLkNoYW5nZRIZChFuZXh0X2Zyb21fdmVyc2lvbhgCIAEoBCI7ChRXYXRjaEVsZWN0aW9uUmVxdWVzdBIMCgRuYW1lGAEgASgJEhUKDWFmdGVyX3ZlcnNpb24YAiABKAQixwEKFVdhdGNoRWxlY3Rpb25SZXNwb25zZRIhCgZjaGFuZ2UYASABKAsyES5lbGVjdGQudjEuQ2hhbmdlEi4KBHRlcm0YAiABKAsyIC5hdG9taXgucnVudGltZS5lbGVjdGlvbi52MS5UZXJtEg8KB3ZlcnNpb24YAyABKAQSDQoFcmVzZXQYBCABKAgSLQoIYmluZGluZ3MYBSADKAsyGy5lbGVjdGQudjEuQ2FuZGlkYXRlQmluZGluZxIMCgR0YWdzGAYgAygJIk4KGFdhdGNoRWxlY3Rpb25MaXN0UmVxdWVzdBIyCgllbGVjdGlvbnMYASADKAsyHy5lbGVjdGQudjEuV2F0Y2hFbGVjdGlvblJlcXVlc3QigwEKGVdhdGNoRWxlY3Rpb25MaXN0UmVzcG9uc2USDAoEbmFtZRgBIAEoCRIyCghyZXNwb25zZRgCIAEoCzIgLmVsZWN0ZC52MS5XYXRjaEVsZWN0aW9uUmVzcG9uc2USJAoFZW5kZWQYAyABKAsyFS5lbGVjdGQudjEuV2F0Y2hFbmRlZCIrCgpXYXRjaEVuZGVkEgwKBGNvZGUYASABKAkSDwoHbWVzc2FnZRgCIAEoCTKjAgoWRWxlY3Rpb25IaXN0b3J5U2VydmljZRJRCgtMaXN0SGlzdG9yeRIdLmVsZWN0ZC52MS5MaXN0SGlzdG9yeVJlcXVlc3QaHi5lbGVjdGQudjEuTGlzdEhpc3RvcnlSZXNwb25zZSIDkAIBElQKDVdhdGNoRWxlY3Rpb24SHy5lbGVjdGQudjEuV2F0Y2hFbGVjdGlvblJlcXVlc3QaIC5lbGVjdGQudjEuV2F0Y2hFbGVjdGlvblJlc3BvbnNlMAESYAoRV2F0Y2hFbGVjdGlvbkxpc3QSIy5lbGVjdGQudjEuV2F0Y2hFbGVjdGlvbkxpc3RSZXF1ZXN0GiQuZWxlY3RkLnYxLldhdGNoRWxlY3Rpb25MaXN0UmVzcG9uc2UwAWIGcHJvdG8z", [file_atomix_runtime_election_v1_election, file_electd_v1_directory, file_google_protobuf_timestamp]);
 
 /**
  * Change is one committed change of an election.
@@ -228,6 +228,21 @@ export type WatchElectionResponse = Message<"electd.v1.WatchElectionResponse"> &
    * @generated from field: bool reset = 4;
    */
   reset: boolean;
+
+  /**
+   * With `term`: the candidates entered with a session, leader first then in queue
+   * order, each with its session's fingerprint (as Election.bindings in the directory).
+   *
+   * @generated from field: repeated electd.v1.CandidateBinding bindings = 5;
+   */
+  bindings: CandidateBinding[];
+
+  /**
+   * With `term`: the election's tags.
+   *
+   * @generated from field: repeated string tags = 6;
+   */
+  tags: string[];
 };
 
 /**
@@ -236,6 +251,91 @@ export type WatchElectionResponse = Message<"electd.v1.WatchElectionResponse"> &
  */
 export const WatchElectionResponseSchema: GenMessage<WatchElectionResponse> = /*@__PURE__*/
   messageDesc(file_electd_v1_history, 4);
+
+/**
+ * WatchElectionListRequest names the elections to follow and where to resume each.
+ *
+ * @generated from message electd.v1.WatchElectionListRequest
+ */
+export type WatchElectionListRequest = Message<"electd.v1.WatchElectionListRequest"> & {
+  /**
+   * One per election, each name once; at least one, at most MAX_PAGE_SIZE.
+   *
+   * @generated from field: repeated electd.v1.WatchElectionRequest elections = 1;
+   */
+  elections: WatchElectionRequest[];
+};
+
+/**
+ * Describes the message electd.v1.WatchElectionListRequest.
+ * Use `create(WatchElectionListRequestSchema)` to create a new message.
+ */
+export const WatchElectionListRequestSchema: GenMessage<WatchElectionListRequest> = /*@__PURE__*/
+  messageDesc(file_electd_v1_history, 5);
+
+/**
+ * WatchElectionListResponse is one message of one election's watch, or its end.
+ *
+ * @generated from message electd.v1.WatchElectionListResponse
+ */
+export type WatchElectionListResponse = Message<"electd.v1.WatchElectionListResponse"> & {
+  /**
+   * The election this message is about.
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * What WatchElection would send for it; unset when `ended` is set.
+   *
+   * @generated from field: electd.v1.WatchElectionResponse response = 2;
+   */
+  response?: WatchElectionResponse | undefined;
+
+  /**
+   * Set on an election's last message: why its watch ended.
+   *
+   * @generated from field: electd.v1.WatchEnded ended = 3;
+   */
+  ended?: WatchEnded | undefined;
+};
+
+/**
+ * Describes the message electd.v1.WatchElectionListResponse.
+ * Use `create(WatchElectionListResponseSchema)` to create a new message.
+ */
+export const WatchElectionListResponseSchema: GenMessage<WatchElectionListResponse> = /*@__PURE__*/
+  messageDesc(file_electd_v1_history, 6);
+
+/**
+ * WatchEnded says why one election's watch ended, as an error would end WatchElection.
+ *
+ * @generated from message electd.v1.WatchEnded
+ */
+export type WatchEnded = Message<"electd.v1.WatchEnded"> & {
+  /**
+   * The code as Connect names it: "not_found" (never created, or deleted: its deletion
+   * was the change before) or "invalid_argument" (the name is not valid).
+   *
+   * @generated from field: string code = 1;
+   */
+  code: string;
+
+  /**
+   * The server's message, as the error would carry it.
+   *
+   * @generated from field: string message = 2;
+   */
+  message: string;
+};
+
+/**
+ * Describes the message electd.v1.WatchEnded.
+ * Use `create(WatchEndedSchema)` to create a new message.
+ */
+export const WatchEndedSchema: GenMessage<WatchEnded> = /*@__PURE__*/
+  messageDesc(file_electd_v1_history, 7);
 
 /**
  * ElectionHistoryService reads an election's kept changes and follows it from any of them.
@@ -269,6 +369,22 @@ export const ElectionHistoryService: GenService<{
     methodKind: "server_streaming";
     input: typeof WatchElectionRequestSchema;
     output: typeof WatchElectionResponseSchema;
+  },
+  /**
+   * WatchElectionList follows several elections on one stream (a dashboard's open tabs over
+   * one connection): for each, the messages WatchElection(name, after_version) would send,
+   * each naming its election, the elections' messages interleaved as their changes come.
+   * An election that does not exist, is deleted, or whose name is not valid ends with a
+   * message saying so while the others go on; the stream ends once every election's has.
+   * Any other error ends the stream, as it would end WatchElection: resume each election
+   * after the last version seen of it. Each election counts against MAX_WATCHES.
+   *
+   * @generated from rpc electd.v1.ElectionHistoryService.WatchElectionList
+   */
+  watchElectionList: {
+    methodKind: "server_streaming";
+    input: typeof WatchElectionListRequestSchema;
+    output: typeof WatchElectionListResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_electd_v1_history, 0);

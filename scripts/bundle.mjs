@@ -1,0 +1,46 @@
+// The server's bundle: esbuild bundles the electd command (cli/electd.ts and everything it
+// imports) into OUTDIR/electd.js and a chunk per subcommand in OUTDIR/chunks/.
+// usage: node scripts/bundle.mjs [OUTDIR]   (default dist; run by `npm run build`)
+// Also imported by tests that need a copy of the build elsewhere (test/support/bundle.ts).
+import { rmSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+
+const root = fileURLToPath(new URL("..", import.meta.url));
+
+/**
+ * Minified (with names kept: logs and stack traces name classes and functions) and with
+ * source maps that hold the mappings but not the sources: Node 20 reads and parses each
+ * loaded chunk's map when it loads the chunk, so the map's size is start-up time. See
+ * README, "Installing, start-up and Node versions", for what each saves.
+ */
+export const bundleOptions = {
+  entryPoints: [`${root}cli/electd.ts`],
+  bundle: true,
+  splitting: true,
+  format: "esm",
+  platform: "node",
+  target: "node20.19",
+  chunkNames: "chunks/[name]-[hash]",
+  // Native code, and a client reading its .proto files from its own directory at run time.
+  external: ["better-sqlite3", "etcd3"],
+  minify: true,
+  keepNames: true,
+  sourcemap: true,
+  sourcesContent: false,
+  legalComments: "linked",
+  logLevel: "warning",
+  banner: {
+    js: "import { createRequire } from 'node:module'; const require = createRequire(import.meta.url);",
+  },
+};
+
+/** Bundles into `outdir`, emptied first. */
+export async function bundle(outdir) {
+  const { build } = await import("esbuild");
+  rmSync(outdir, { recursive: true, force: true });
+  await build({ ...bundleOptions, outdir });
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  await bundle(process.argv[2] ?? `${root}dist`);
+}
