@@ -78,9 +78,26 @@ export async function onServers<T>(
   throw new UsageError("no --server");
 }
 
-/** Connect over HTTP/1.1 (cleartext or TLS), which every electd serves. */
+/**
+ * Connect over HTTP/1.1 (cleartext or TLS), which every electd serves; with the bearer
+ * token in ELECTD_TOKEN, if set, for a server with an auth file (from the environment,
+ * not a flag, which every user of `ps` could read).
+ */
 export function transportTo(url: string): Transport {
-  return createConnectTransport({ baseUrl: url, httpVersion: "1.1" });
+  const token = process.env.ELECTD_TOKEN;
+  return createConnectTransport({
+    baseUrl: url,
+    httpVersion: "1.1",
+    interceptors:
+      token === undefined || token === ""
+        ? []
+        : [
+            (next) => (req) => {
+              req.header.set("authorization", `Bearer ${token}`);
+              return next(req);
+            },
+          ],
+  });
 }
 
 export function electionClient(url: string) {

@@ -6,7 +6,16 @@ import { parseArgs } from "node:util";
 export interface Config {
   readonly host: string;
   readonly port: number;
-  readonly tls: { readonly cert: string; readonly key: string } | undefined;
+  readonly tls:
+    | {
+        readonly cert: string;
+        readonly key: string;
+        /** PEM CA file: clients may identify with a certificate it signed. */
+        readonly clientCa: string | undefined;
+      }
+    | undefined;
+  /** Who may do what (README, "Authentication and roles"); see server/auth/. */
+  readonly auth: AuthSettings;
   readonly logLevel: string;
   /** Whether each request is logged (two info lines), which costs every request. */
   readonly accessLog: boolean;
@@ -40,6 +49,22 @@ export interface Config {
   readonly connections: ConnectionSettings;
   /** On SIGTERM/SIGINT, how long requests in progress may take before connections are cut. */
   readonly shutdownGraceMs: number;
+}
+
+/** Authentication, and the checks that keep a browser from being turned against electd. */
+export interface AuthSettings {
+  /** The auth file (JSON): identities, their token hashes or certificate subjects, grants. */
+  readonly authFile: string | undefined;
+  /** Most open sessions one identity may hold; only with an auth file. */
+  readonly maxSessionsPerIdentity: number;
+  /** Most concurrent watches one identity may hold; only with an auth file. */
+  readonly maxWatchesPerIdentity: number;
+  /** Serve without auth on an address other than loopback (refused otherwise). */
+  readonly insecureNoAuth: boolean;
+  /** Host header values accepted besides the listening address and localhost. */
+  readonly allowedHosts: readonly string[];
+  /** Origins a browser may call from (CORS); none: same origin only. */
+  readonly corsOrigins: readonly string[];
 }
 
 /** Session TTLs in milliseconds (API.md section 5). */
@@ -98,6 +123,36 @@ export const settings = {
     env: "TLS_KEY",
     fallback: "",
     help: "PEM private key file for --tls-cert",
+  },
+  tlsClientCa: {
+    flag: "tls-client-ca",
+    env: "TLS_CLIENT_CA",
+    fallback: "",
+    help: "PEM CA file: clients may identify with a certificate it signed (needs --tls-cert and --auth-file)",
+  },
+  authFile: {
+    flag: "auth-file",
+    env: "AUTH_FILE",
+    fallback: "",
+    help: "JSON file of identities (token hashes, certificate subjects) and their roles; reread on SIGHUP",
+  },
+  insecureNoAuth: {
+    flag: "insecure-no-auth",
+    env: "INSECURE_NO_AUTH",
+    fallback: "false",
+    help: "serve without --auth-file on an address other than loopback (refused otherwise)",
+  },
+  allowedHosts: {
+    flag: "allowed-hosts",
+    env: "ALLOWED_HOSTS",
+    fallback: "",
+    help: "comma-separated names accepted in the Host header besides the listening address and localhost",
+  },
+  corsOrigin: {
+    flag: "cors-origin",
+    env: "CORS_ORIGIN",
+    fallback: "",
+    help: "comma-separated origins whose pages may call electd (CORS); unset: same origin only",
   },
   logLevel: {
     flag: "log-level",
@@ -238,6 +293,18 @@ export const settings = {
     fallback: "100000",
     help: "most open sessions on this server",
   },
+  maxSessionsPerIdentity: {
+    flag: "max-sessions-per-identity",
+    env: "MAX_SESSIONS_PER_IDENTITY",
+    fallback: "10000",
+    help: "most open sessions one identity may hold (with --auth-file)",
+  },
+  maxWatchesPerIdentity: {
+    flag: "max-watches-per-identity",
+    env: "MAX_WATCHES_PER_IDENTITY",
+    fallback: "500",
+    help: "most concurrent watches one identity may hold (with --auth-file)",
+  },
   maxPageSize: {
     flag: "max-page-size",
     env: "MAX_PAGE_SIZE",
@@ -326,6 +393,12 @@ export function usage(): string {
   ].join("\n");
 }
 
+/** Whether `host` is a loopback address or name: reachable from this machine only. */
+export function isLoopback(host: string): boolean {
+  const bare = host.replace(/^\[|\]$/g, "").toLowerCase();
+  return bare === "localhost" || bare === "::1" || /^127(\.\d{1,3}){3}$/.test(bare);
+}
+
 /**
  * Whole milliseconds from a duration such as 500ms, 10s, 5m or 1h; undefined when the text is
  * not one or is outside what one Node timer can wait (1 ms to ~24.8 days).
@@ -346,7 +419,12 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Con
   try {
     ({ values } = parseArgs({
       args: [...argv],
-      options: { ...options, help: { type: "boolean" } },
+      // --insecure-no-auth is a switch: given alone it means true.
+      options: {
+        ...options,
+        [settings.insecureNoAuth.flag]: { type: "boolean" },
+        help: { type: "boolean" },
+      },
     }));
   } catch (error) {
     throw new ConfigError(`${(error as Error).message}\n\n${usage()}`);
@@ -357,6 +435,7 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Con
     const s = settings[key];
     const fromFlag = values[s.flag];
     if (typeof fromFlag === "string") return fromFlag;
+    if (typeof fromFlag === "boolean") return String(fromFlag);
     return env[s.env] ?? s.fallback;
   };
   const int = (key: Key, min: number, max = Number.MAX_SAFE_INTEGER): number => {
@@ -411,6 +490,47 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Con
   const key = raw("tlsKey");
   if ((cert === "") !== (key === "")) {
     throw new ConfigError("--tls-cert and --tls-key (TLS_CERT, TLS_KEY) must be given together");
+  }
+  const clientCa = raw("tlsClientCa");
+  const authFile = raw("authFile");
+  if (clientCa !== "" && (cert === "" || authFile === "")) {
+    throw new ConfigError(
+      "--tls-client-ca (TLS_CLIENT_CA) needs --tls-cert and --auth-file: certificates identify, the auth file grants",
+    );
+  }
+  const insecure = raw("insecureNoAuth");
+  if (insecure !== "true" && insecure !== "false") {
+    throw new ConfigError(
+      `--insecure-no-auth / INSECURE_NO_AUTH: "${insecure}" is not true or false`,
+    );
+  }
+  const list = (key: Key) =>
+    raw(key)
+      .split(",")
+      .map((item) => item.trim())
+      .filter((item) => item !== "");
+  const corsOrigins = list("corsOrigin");
+  for (const origin of corsOrigins) {
+    if (!/^https?:\/\/[^/\s]+$/.test(origin)) {
+      throw new ConfigError(
+        `--cors-origin / CORS_ORIGIN: "${origin}" is not an origin such as https://ops.example.com`,
+      );
+    }
+  }
+  const auth: AuthSettings = {
+    authFile: authFile === "" ? undefined : authFile,
+    maxSessionsPerIdentity: int("maxSessionsPerIdentity", 1),
+    maxWatchesPerIdentity: int("maxWatchesPerIdentity", 1),
+    insecureNoAuth: insecure === "true",
+    allowedHosts: list("allowedHosts").map((host) => host.toLowerCase()),
+    corsOrigins,
+  };
+  const host = raw("host");
+  // Redis's protected mode: an open server is a development default, on loopback only.
+  if (auth.authFile === undefined && !auth.insecureNoAuth && !isLoopback(host)) {
+    throw new ConfigError(
+      `--host ${host} is reachable from other machines, and without --auth-file anyone there could change any election: give --auth-file (README, "Authentication and roles"), or --insecure-no-auth to serve it open anyway`,
+    );
   }
   const accessLog = raw("accessLog");
   if (accessLog !== "on" && accessLog !== "off") {
@@ -467,9 +587,10 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Con
     );
   }
   return {
-    host: raw("host"),
+    host,
     port: int("port", 0, 65535),
-    tls: cert === "" ? undefined : { cert, key },
+    tls: cert === "" ? undefined : { cert, key, clientCa: clientCa === "" ? undefined : clientCa },
+    auth,
     logLevel: raw("logLevel"),
     accessLog: accessLog === "on",
     store,

@@ -2,8 +2,10 @@
 // returns a handle whose stop() ends watches, drains connections and closes the store.
 import type { AddressInfo } from "node:net";
 import { getHeapStatistics } from "node:v8";
+import { Authenticator } from "./auth/authenticate.js";
 import { type Clock, systemClock } from "./clock.js";
 import type { Config } from "./config.js";
+import { historyRecord } from "./election/change.js";
 import { ServingState } from "./health/serving.js";
 import { type App, build } from "./http/app.js";
 import { heapBudget } from "./memory.js";
@@ -23,6 +25,12 @@ export interface Electd {
   readonly hub: WatchHub;
   readonly sessions: Sessions;
   /**
+   * Reads the auth file again (SIGHUP): later calls are checked against it, connections
+   * and calls in progress are untouched. Throws (AuthFileError) when the file cannot be
+   * read or parsed, and the one in force stays.
+   */
+  reloadAuth(): void;
+  /**
    * Graceful stop: resolves when everything is closed (connections forced after `graceMs`,
    * by default --shutdown-grace).
    */
@@ -35,6 +43,8 @@ export interface StartOptions {
 }
 
 export async function start(config: Config, options: StartOptions = {}): Promise<Electd> {
+  // First: a bad auth file stops the start before anything is opened.
+  const authenticator = new Authenticator(config.auth.authFile);
   const { maxElections, maxCandidatesTotal, historyPerElection } = config.limits;
   const limits = { maxElections, maxCandidatesTotal, historyPerElection };
   let app: App | undefined;
@@ -116,11 +126,47 @@ export async function start(config: Config, options: StartOptions = {}): Promise
       maxRequestBytes: config.limits.maxRequestBytes,
       sessions,
       sessionSettings: config.sessions,
+      sessionsPerIdentity: config.auth.maxSessionsPerIdentity,
       serving,
       metrics,
+      authenticator,
     },
+    authenticator,
   });
   const { fastify, listener } = app;
+  if (authenticator.enabled) {
+    fastify.log.info(
+      { authFile: config.auth.authFile, identities: authenticator.size },
+      "auth on: every call needs a token or client certificate of the auth file",
+    );
+  } else {
+    fastify.log.warn(
+      { host: config.host },
+      config.auth.insecureNoAuth
+        ? "auth off (--insecure-no-auth): anyone who can reach this port may do anything"
+        : "auth off: open to every local process as anonymous admin (give --auth-file to require credentials)",
+    );
+  }
+  // The audit trail: one line per committed change, with who made it (README, "Audit").
+  const unaudit = store.subscribe((election) => {
+    const record = historyRecord(election);
+    if (!record) return;
+    fastify.log.info(
+      {
+        audit: "change",
+        identity: record.by ?? "unknown",
+        operation: record.cause,
+        election: election.name,
+        candidates: record.candidates,
+        termBefore: record.before.term.toString(),
+        termAfter: record.after.term.toString(),
+        leaderBefore: record.before.leader,
+        leaderAfter: record.after.leader,
+        version: record.version,
+      },
+      "election changed",
+    );
+  });
   const budget = heapBudget(
     {
       ...config.limits,
@@ -142,12 +188,20 @@ export async function start(config: Config, options: StartOptions = {}): Promise
     store,
     hub,
     sessions,
+    reloadAuth() {
+      authenticator.reload();
+      fastify.log.info(
+        { authFile: config.auth.authFile, identities: authenticator.size },
+        "auth file read again",
+      );
+    },
     stop(graceMs = config.shutdownGraceMs) {
       stopping ??= (async () => {
         const force = setTimeout(() => listener.destroy(), graceMs);
         try {
           await fastify.close();
         } finally {
+          unaudit();
           clearTimeout(force);
           await sessions.stop();
           await store.close();

@@ -13,7 +13,11 @@ export type ErrorKind =
   /** The call's condition (an expected term) no longer holds. */
   | "precondition"
   /** Nothing was committed now (store failing or locked, shutting down); a retry may work. */
-  | "unavailable";
+  | "unavailable"
+  /** No credentials, or credentials no identity of the auth file has. */
+  | "unauthenticated"
+  /** The caller's grants do not cover the call; the message names the role it needs. */
+  | "permission";
 
 export class ElectdError extends Error {
   constructor(
@@ -44,4 +48,12 @@ export function unavailable(message: string): ElectdError {
 
 export function shuttingDown(): ElectdError {
   return unavailable("server is shutting down");
+}
+
+export function unauthenticated(message: string): ElectdError {
+  return new ElectdError("unauthenticated", message);
+}
+
+export function permissionDenied(message: string): ElectdError {
+  return new ElectdError("permission", message);
 }

@@ -2,6 +2,7 @@
 // Run directly (`node --import tsx server/main.ts [flags]`) it serves as well.
 import { realpathSync } from "node:fs";
 import { fileURLToPath } from "node:url";
+import { AuthFileError } from "./auth/credentials.js";
 import { ConfigError, loadConfig, usage } from "./config.js";
 import { start } from "./electd.js";
 import { StoreStartError } from "./store/store.js";
@@ -23,7 +24,7 @@ export async function serve(argv: readonly string[]): Promise<void> {
   try {
     electd = await start(config);
   } catch (error) {
-    if (!(error instanceof StoreStartError)) throw error;
+    if (!(error instanceof StoreStartError || error instanceof AuthFileError)) throw error;
     process.stderr.write(`electd: ${error.message}\n`);
     process.exit(1);
   }
@@ -39,6 +40,16 @@ export async function serve(argv: readonly string[]): Promise<void> {
   };
   process.once("SIGTERM", () => shutdown("SIGTERM"));
   process.once("SIGINT", () => shutdown("SIGINT"));
+  // The auth file is read again; connections stay. A bad file is reported and ignored.
+  process.on("SIGHUP", () => {
+    try {
+      electd.reloadAuth();
+      process.stdout.write("electd: SIGHUP received, auth file read again\n");
+    } catch (error) {
+      if (!(error instanceof AuthFileError)) throw error;
+      process.stderr.write(`electd: SIGHUP: ${error.message}; the auth file in force stays\n`);
+    }
+  });
   // Printed last: whoever waits for this line may signal the process right away.
   process.stdout.write(`electd listening on ${electd.url}\n`);
 }

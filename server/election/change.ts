@@ -21,6 +21,12 @@ export interface Election {
    * `__proto__` is just another name.
    */
   readonly owners: ReadonlyMap<string, string>;
+  /**
+   * The identity that entered each candidate, when it was not anonymous (candidate ->
+   * identity; names that leave drop out): what lets a candidate-role caller withdraw only
+   * its own candidates. Absent when there are none.
+   */
+  readonly entrants?: ReadonlyMap<string, string>;
   /** 1 at creation, +1 with every committed change: orders what watchers see. */
   readonly version: number;
   /**
@@ -50,7 +56,25 @@ export interface Change {
   readonly at: number;
   /** Term and leader before the change. */
   readonly before: { readonly term: bigint; readonly leader: string };
+  /**
+   * The identity that made it ("anonymous" without auth); for a session's end, the one
+   * that entered the candidates it released. Absent in records written before electd kept
+   * it: unknown.
+   */
+  readonly by?: string;
 }
+
+/**
+ * Who is making a change, as the rules need to know it: the identity, and whether it may
+ * act on candidates others entered (the admin role on the election).
+ */
+export interface Actor {
+  readonly name: string;
+  readonly admin: boolean;
+}
+
+/** The identity of changes made without auth. */
+export const ANONYMOUS = "anonymous";
 
 /** One entry of an election's history (API.md section 7): a committed change. */
 export interface HistoryRecord extends Change {
@@ -83,10 +107,41 @@ export type Decision =
       /** Set when the server, not a call, makes this change. */
       readonly cause?: ChangeCause;
       /** What the change is, for its history record. */
-      readonly what?: { readonly cause: Cause; readonly candidates: readonly string[] };
+      readonly what?: {
+        readonly cause: Cause;
+        readonly candidates: readonly string[];
+        readonly by?: string;
+      };
+      /** The identity that entered the candidate this decision adds, when not anonymous. */
+      readonly enteredBy?: readonly [candidate: string, identity: string];
     }
   | { readonly ok: false; readonly limit: "candidates"; readonly max: number }
-  | Moved;
+  | Moved
+  | Denied;
+
+/**
+ * The refusal of a change to a candidate another identity entered, by a caller that may
+ * only touch its own (the candidate role). Nothing changes.
+ */
+export interface Denied {
+  readonly ok: false;
+  readonly denied: { readonly candidate: string; readonly entrant: string | undefined };
+}
+
+/** Whether `actor` may change `candidate` of `election`: its own, or any as admin. */
+function mayTouch(election: Election, actor: Actor | undefined, candidate: string): boolean {
+  return actor === undefined || actor.admin || election.entrants?.get(candidate) === actor.name;
+}
+
+function denied(election: Election, candidate: string): Denied {
+  return { ok: false, denied: { candidate, entrant: election.entrants?.get(candidate) } };
+}
+
+/** Whether `candidate` is in the election (leader or queued). */
+function holdsCandidate(election: Election, candidate: string): boolean {
+  const { leader, candidates } = election.state;
+  return leader === candidate || candidates.includes(candidate);
+}
 
 /**
  * The refusal of a conditional call: the election is no longer at the term the caller
@@ -114,12 +169,30 @@ export function decideCandidate(
   candidate: string,
   limits: RuleLimits,
   session?: string,
+  actor?: Actor,
 ): Decision {
+  // Entering adds the caller's own candidate; anything else on a name already there is
+  // acting on whoever entered it.
+  if (
+    kind !== "enter" &&
+    holdsCandidate(election, candidate) &&
+    !mayTouch(election, actor, candidate)
+  ) {
+    return denied(election, candidate);
+  }
   const outcome = apply(election.state, { kind, candidate }, limits);
   if (!outcome.ok || !outcome.changed) return outcome;
-  const what = { cause: kind, candidates: [candidate] };
-  if (session === undefined || kind !== "enter") return { ...outcome, what };
-  return { ...outcome, what, bind: [candidate, session] };
+  const what = { cause: kind, candidates: [candidate], ...by(actor) };
+  const entered =
+    kind === "enter" && actor !== undefined && actor.name !== ANONYMOUS
+      ? { enteredBy: [candidate, actor.name] as const }
+      : {};
+  if (session === undefined || kind !== "enter") return { ...outcome, what, ...entered };
+  return { ...outcome, what, bind: [candidate, session], ...entered };
+}
+
+function by(actor: Actor | undefined): { by?: string } {
+  return actor === undefined ? {} : { by: actor.name };
 }
 
 /**
@@ -133,31 +206,52 @@ export function decideConditional(
   candidate: string,
   limits: RuleLimits,
   expectedTerm: bigint | undefined,
+  actor?: Actor,
 ): Decision {
   if (expectedTerm !== undefined && election.state.term !== expectedTerm) {
     const { term, leader } = election.state;
     return { ok: false, moved: { name: election.name, term, leader } };
   }
-  return decideCandidate(election, kind, candidate, limits);
+  return decideCandidate(election, kind, candidate, limits, undefined, actor);
 }
 
 /**
  * Withdraws, as one change, every candidate `session` owns in `election`: what Close with
- * a session does (no cause: the client asked) and what a session's end does (`cause`).
- * Releasing a session that owns nothing there changes nothing, so doing it twice, or on
- * several servers at once, is safe.
+ * a session does (no cause: the client asked; `actor` the caller, who must have entered
+ * them unless admin) and what a session's end does (`cause`: the change is recorded as
+ * made by the identity that entered the candidates). Releasing a session that owns nothing
+ * there changes nothing, so doing it twice, or on several servers at once, is safe.
  */
 export function decideRelease(
   election: Election,
   session: string | undefined,
   limits: RuleLimits,
   cause?: ChangeCause,
+  actor?: Actor,
 ): Decision {
   const candidates = session === undefined ? [] : ownedBy(election.owners, session);
+  const other = candidates.find((candidate) => !mayTouch(election, actor, candidate));
+  if (other !== undefined) return denied(election, other);
   const outcome = apply(election.state, { kind: "release", candidates }, limits);
   if (!outcome.ok || !outcome.changed) return outcome;
-  const what = { cause: cause ?? ("close" as const), candidates };
+  const what = {
+    cause: cause ?? ("close" as const),
+    candidates,
+    by: actor?.name ?? enteredBy(election, candidates),
+  };
   return cause === undefined ? { ...outcome, what } : { ...outcome, what, cause };
+}
+
+/**
+ * Who entered `candidates` (a session's, so one identity as a rule): their names joined,
+ * or "anonymous" when none was entered with an identity.
+ */
+function enteredBy(election: Election, candidates: readonly string[]): string {
+  const names = new Set<string>();
+  for (const candidate of candidates) {
+    names.add(election.entrants?.get(candidate) ?? ANONYMOUS);
+  }
+  return [...names].join(", ");
 }
 
 /** The candidates `session` entered that are still in the election. */
@@ -187,6 +281,7 @@ export function newElection(
   tags: readonly string[],
   tombstone: Tombstone | undefined,
   at: number,
+  by?: string,
 ): Election {
   const state = tombstone ? { ...emptyElection, term: tombstone.term } : emptyElection;
   return {
@@ -195,13 +290,19 @@ export function newElection(
     state,
     owners: noOwners,
     version: (tombstone?.version ?? 0) + 1,
-    change: { cause: "create", candidates: [], at, before: { term: state.term, leader: "" } },
+    change: {
+      cause: "create",
+      candidates: [],
+      at,
+      before: { term: state.term, leader: "" },
+      ...(by === undefined ? {} : { by }),
+    },
   };
 }
 
 /** The last state of a deleted election, as its watchers are told. */
-export function deletedElection(election: Election, at: number): Election {
-  const { cause: _previous, ...rest } = election;
+export function deletedElection(election: Election, at: number, by?: string): Election {
+  const { cause: _previous, entrants: _entrants, ...rest } = election;
   const { term, leader, candidates } = election.state;
   return {
     ...rest,
@@ -214,6 +315,7 @@ export function deletedElection(election: Election, at: number): Election {
       candidates: leader === "" ? [...candidates] : [leader, ...candidates],
       at,
       before: { term, leader },
+      ...(by === undefined ? {} : { by }),
     },
   };
 }
@@ -228,12 +330,15 @@ export function commit(
   at: number,
 ): Election {
   // The cause belongs to this change only: the previous one's is dropped.
-  const { cause: _previous, ...rest } = election;
+  const { cause: _previous, entrants: _entrants, ...rest } = election;
   const { term, leader } = election.state;
+  const entrants = entrantsAfter(election.entrants, decision.state, decision.enteredBy);
+  const by = decision.what?.by;
   return {
     ...rest,
     state: decision.state,
     owners: ownersAfter(election.owners, decision.state, decision.bind),
+    ...(entrants === undefined ? {} : { entrants }),
     version: election.version + 1,
     ...(decision.cause === undefined ? {} : { cause: decision.cause }),
     change: {
@@ -241,8 +346,20 @@ export function commit(
       candidates: decision.what?.candidates ?? [],
       at,
       before: { term, leader },
+      ...(by === undefined ? {} : { by }),
     },
   };
+}
+
+/** The entrants of the names `state` still holds, plus `add`; undefined when none. */
+function entrantsAfter(
+  entrants: ReadonlyMap<string, string> | undefined,
+  state: ElectionState,
+  add: readonly [candidate: string, identity: string] | undefined,
+): ReadonlyMap<string, string> | undefined {
+  if (entrants === undefined && add === undefined) return undefined;
+  const next = ownersAfter(entrants ?? noOwners, state, add);
+  return next.size === 0 ? undefined : next;
 }
 
 /**

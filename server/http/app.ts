@@ -2,7 +2,10 @@
 // and the dashboard. build() does not listen; main.ts does.
 import { fastifyConnectPlugin } from "@connectrpc/connect-fastify";
 import Fastify, { type FastifyInstance, type FastifyServerFactory } from "fastify";
+import type { Authenticator } from "../auth/authenticate.js";
+import { WatchQuota } from "../auth/quota.js";
 import type { Config } from "../config.js";
+import { admitRequest, authenticateRequest, authorization, type Refused } from "../rpc/auth.js";
 import { domainErrorInterceptor } from "../rpc/errors.js";
 import { malformedRequestInterceptor } from "../rpc/malformed.js";
 import { type RouteOptions, routes } from "../rpc/routes.js";
@@ -10,6 +13,7 @@ import type { ElectionStore } from "../store/store.js";
 import type { WatchHub } from "../watch/hub.js";
 import { badUrlErrors, builtDashboard, dashboard } from "./dashboard.js";
 import { events } from "./events.js";
+import { guard, hostAllowed, hostOf } from "./guard.js";
 import { createListener, type Handler, type Listener } from "./listener.js";
 import { loggerOptions, logUnfinishedResponses } from "./logging.js";
 import { metricsRoute } from "./metrics.js";
@@ -20,6 +24,7 @@ export interface AppOptions {
   readonly store: ElectionStore;
   readonly hub: WatchHub;
   readonly routes: RouteOptions;
+  readonly authenticator: Authenticator;
 }
 
 export interface App {
@@ -31,15 +36,32 @@ export async function build(options: AppOptions): Promise<App> {
   const { config, store, hub } = options;
   let listener: Listener | undefined;
   const served = routes(options.routes);
-  const interceptors = [malformedRequestInterceptor, domainErrorInterceptor];
+  const { authenticator } = options;
+  const onRefused = (refused: Refused) =>
+    fastify.log.warn({ audit: "refused", ...refused }, "call refused");
+  const admit = admitRequest(authenticator, onRefused);
+  const watches = new WatchQuota(config.auth.maxWatchesPerIdentity);
+  const callerOf = authenticateRequest(authenticator);
+  // Authorization is an interceptor: the unary path below and Connect's run it alike.
+  const interceptors = [
+    malformedRequestInterceptor,
+    domainErrorInterceptor,
+    authorization(onRefused, watches),
+  ];
   let unary: ReturnType<typeof unaryCalls> | undefined;
   const serverFactory: FastifyServerFactory = (handler) => {
     const fastifyHandler = handler as Handler;
     // The plain unary calls are answered directly (see unary.ts); every other request goes
     // through Fastify, and every request does when requests are logged one by one (the
-    // access log, or debug level, where abandoned calls are logged).
+    // access log, or debug level, where abandoned calls are logged). So does every request
+    // a browser sends (it carries Origin) and every one for a host name electd does not
+    // serve: the guard (guard.ts) answers those in Fastify.
     const handle: Handler = (req, res) => {
-      if (!unary?.(req, res)) fastifyHandler(req, res);
+      const direct =
+        req.headers.origin === undefined &&
+        hostAllowed(hostOf(req.headers), config.auth, config.host) &&
+        unary?.(req, res);
+      if (!direct) fastifyHandler(req, res);
     };
     listener = createListener(handle, config.tls, config.connections);
     return listener.server as ReturnType<FastifyServerFactory>;
@@ -52,11 +74,13 @@ export async function build(options: AppOptions): Promise<App> {
     frameworkErrors: badUrlErrors(builtDashboard),
   });
   logUnfinishedResponses(fastify);
+  guard(fastify, config.auth, config.host);
   await fastify.register(fastifyConnectPlugin, {
     routes: served.register,
     readMaxBytes: config.limits.maxRequestBytes,
     // Connect's default, 1 KiB, gzips nearly every page of elections (README, "Protocols").
     compressMinBytes: config.compressMinBytes,
+    contextValues: (request) => callerOf(request.raw),
     interceptors,
   });
   if (!config.accessLog && config.logLevel !== "debug" && config.logLevel !== "trace") {
@@ -64,6 +88,7 @@ export async function build(options: AppOptions): Promise<App> {
       methods: served.unary,
       handlers: served.handlers,
       interceptors,
+      contextValues: callerOf,
       readMaxBytes: config.limits.maxRequestBytes,
       compressMinBytes: config.compressMinBytes,
       metrics: options.routes.metrics,
@@ -88,7 +113,7 @@ export async function build(options: AppOptions): Promise<App> {
     // Ended sessions whose candidates are still being withdrawn (the store is failing).
     endingSessions: options.routes.sessions.endingSize,
   });
-  metricsRoute(fastify, options.routes.metrics);
+  metricsRoute(fastify, options.routes.metrics, admit);
   options.routes.metrics.observe({
     elections: () => store.size(),
     sessionsOpen: () => options.routes.sessions.size,
@@ -100,6 +125,8 @@ export async function build(options: AppOptions): Promise<App> {
     store,
     hub,
     limits: config.limits,
+    admit,
+    watches,
   });
   await fastify.register(dashboard, { root: builtDashboard });
   fastify.addHook("preClose", async () => {

@@ -12,8 +12,10 @@
 import { toJson } from "@bufbuild/protobuf";
 import { ConnectError } from "@connectrpc/connect";
 import { codeToHttpStatus, errorToJson } from "@connectrpc/connect/protocol-connect";
-import type { FastifyInstance, FastifyReply } from "fastify";
+import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { WatchElectionResponseSchema } from "../../gen/electd/v1/history_pb.js";
+import type { Caller, Scope } from "../auth/access.js";
+import type { WatchQuota } from "../auth/quota.js";
 import { type InputLimits, text } from "../election/validate.js";
 import { ElectdError, electionNotFound } from "../errors.js";
 import { toTerm } from "../rpc/election.js";
@@ -27,6 +29,10 @@ export interface EventsOptions {
   readonly store: ElectionStore;
   readonly hub: WatchHub;
   readonly limits: InputLimits;
+  /** Who may read which election: throws an unauthenticated or permission error. */
+  readonly admit: (request: FastifyRequest, rpc: string, scope: Scope) => Caller;
+  /** Each stream holds one of its caller's MAX_WATCHES_PER_IDENTITY slots. */
+  readonly watches: WatchQuota;
   /** A comment line this often keeps proxies and idle timeouts from closing a quiet stream. */
   readonly heartbeatMs?: number;
 }
@@ -38,12 +44,17 @@ function fail(reply: FastifyReply, error: unknown) {
   return reply.code(codeToHttpStatus(mapped.code)).send(errorToJson(mapped, undefined));
 }
 
+/** The rpcs these routes answer as, for who may use them. */
+const GET_TERM = "atomix.runtime.election.v1.LeaderElection/GetTerm";
+const WATCH_ELECTION = "electd.v1.ElectionHistoryService/WatchElection";
+
 export async function events(fastify: FastifyInstance, options: EventsOptions) {
   const { store, hub, limits } = options;
   const heartbeatMs = options.heartbeatMs ?? 15_000;
 
   fastify.get<{ Params: { name: string } }>("/v1/elections/:name", async (request, reply) => {
     try {
+      options.admit(request, GET_TERM, { kind: "name", name: request.params.name });
       const name = text("name", request.params.name, limits);
       const election = await store.get(name);
       if (!election) throw electionNotFound(name);
@@ -66,7 +77,13 @@ export async function events(fastify: FastifyInstance, options: EventsOptions) {
     async (request, reply) => {
       let name: string;
       let after: number;
+      const stop = new AbortController();
+      let release: () => void;
       try {
+        const caller = options.admit(request, WATCH_ELECTION, {
+          kind: "name",
+          name: request.params.name,
+        });
         name = text("name", request.params.name, limits);
         const cursor = request.headers["last-event-id"] ?? request.query.after ?? "0";
         after = Number(cursor);
@@ -80,6 +97,7 @@ export async function events(fastify: FastifyInstance, options: EventsOptions) {
         if (!(await store.get(name))) {
           throw electionNotFound(name);
         }
+        release = options.watches.acquire(caller.name, stop.signal);
       } catch (error) {
         return fail(reply, error);
       }
@@ -92,7 +110,6 @@ export async function events(fastify: FastifyInstance, options: EventsOptions) {
       });
       // Tells EventSource how long to wait before it reconnects (with Last-Event-ID).
       raw.write("retry: 1000\n\n");
-      const stop = new AbortController();
       raw.on("close", () => stop.abort());
       const heartbeat = setInterval(() => raw.write(": still here\n\n"), heartbeatMs).unref();
       try {
@@ -110,6 +127,7 @@ export async function events(fastify: FastifyInstance, options: EventsOptions) {
           request.log.error({ err: error }, "an events stream failed");
         }
       } finally {
+        release();
         clearInterval(heartbeat);
         raw.end();
       }

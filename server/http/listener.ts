@@ -63,7 +63,7 @@ const REQUEST_TIMEOUT_MS = 300_000;
 
 export function createListener(
   handler: Handler,
-  tls: { cert: string; key: string } | undefined,
+  tls: { cert: string; key: string; clientCa?: string | undefined } | undefined,
   limits: ConnectionSettings,
 ): Listener {
   const http1 = {
@@ -85,7 +85,17 @@ export function createListener(
   let stopTracking = () => {};
   if (tls) {
     const secure = createSecureServer(
-      { allowHTTP1: true, cert: readFileSync(tls.cert), key: readFileSync(tls.key), ...http2 },
+      {
+        allowHTTP1: true,
+        cert: readFileSync(tls.cert),
+        key: readFileSync(tls.key),
+        // A client certificate is asked for and verified, never required: a client without
+        // one may still sign in with a token. auth/authenticate.ts uses only verified ones.
+        ...(tls.clientCa === undefined
+          ? {}
+          : { requestCert: true, rejectUnauthorized: false, ca: readFileSync(tls.clientCa) }),
+        ...http2,
+      },
       handler as (req: Http2ServerRequest, res: Http2ServerResponse) => void,
     );
     // With allowHTTP1 Node tracks HTTP/1.1 connections on this server from 'listening' on,

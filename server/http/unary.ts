@@ -25,6 +25,7 @@ import type { DescMessage } from "@bufbuild/protobuf";
 import {
   Code,
   ConnectError,
+  type ContextValues,
   createContextValues,
   type HandlerContext,
   type Interceptor,
@@ -61,6 +62,8 @@ export interface UnaryCallOptions {
   /** The router's handlers (each wrapped as every call is): the regular path. */
   readonly handlers: () => readonly UniversalHandler[];
   readonly interceptors: readonly Interceptor[];
+  /** The call's context values (who is calling), as Connect's plugin is given them. */
+  readonly contextValues?: (req: Request) => ContextValues;
   readonly readMaxBytes: number;
   readonly compressMinBytes: number;
   readonly metrics: Metrics;
@@ -178,7 +181,7 @@ export function unaryCalls(options: UnaryCallOptions): (req: Request, res: Respo
       responseHeader,
       responseTrailer,
       protocolName: protocol,
-      values: createContextValues(),
+      values: options.contextValues?.(req) ?? createContextValues(),
       url: `http://${req.headers.host ?? req.headers[":authority"] ?? "localhost"}${route.path}`,
     };
     const compression = compressionNegotiate(

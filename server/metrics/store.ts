@@ -78,9 +78,9 @@ export function measuredStore<S extends ElectionStore & Partial<SessionRecords>>
   });
 
   const overrides: Partial<ElectionStore & SessionRecords> = {
-    create: (name, tags) => timed("create", () => store.create(name, tags)),
+    create: (name, tags, by) => timed("create", () => store.create(name, tags, by)),
     update: (name, decide) => timed("update", () => store.update(name, decide)),
-    delete: (name) => timed("delete", () => store.delete(name)),
+    delete: (name, by) => timed("delete", () => store.delete(name, by)),
   };
   const { putSession, deleteSession } = store;
   if (putSession && deleteSession) {

@@ -1,12 +1,13 @@
 // ElectionAdminService handlers (electd.v1): operator calls the Atomix API lacks. Same
 // shape as the others: validate, call the store, encode.
-import type { ServiceImpl } from "@connectrpc/connect";
+import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import type { ElectionAdminService } from "../../gen/electd/v1/admin_pb.js";
 import { decideConditional } from "../election/change.js";
 import type { CandidateOperation, RuleLimits } from "../election/rules.js";
 import { candidateName, type InputLimits, text } from "../election/validate.js";
 import { electionNotFound } from "../errors.js";
 import type { ElectionStore } from "../store/store.js";
+import { actorOf, callerOf } from "./auth.js";
 import { refused, toTerm } from "./election.js";
 
 export interface AdminServiceOptions {
@@ -27,11 +28,12 @@ export function adminService(
 
   /** Anoint, Promote, Demote or Evict, refused when the election left the expected term. */
   function conditional(kind: CandidateOperation) {
-    return async (req: ConditionalRequest) => {
+    return async (req: ConditionalRequest, ctx: HandlerContext) => {
       const name = text("name", req.name, limits);
       const candidate = candidateName(req.candidate, limits);
+      const actor = actorOf(ctx, name);
       const result = await store.update(name, (election) =>
-        decideConditional(election, kind, candidate, limits, req.expectedTerm),
+        decideConditional(election, kind, candidate, limits, req.expectedTerm, actor),
       );
       if (result === undefined) throw electionNotFound(name);
       if (!result.ok) throw refused(result);
@@ -40,9 +42,9 @@ export function adminService(
   }
 
   return {
-    async deleteElection(req) {
+    async deleteElection(req, ctx) {
       const name = text("name", req.name, limits);
-      const last = await store.delete(name);
+      const last = await store.delete(name, callerOf(ctx).name);
       if (!last) throw electionNotFound(name);
       return { term: toTerm(last.state) };
     },

@@ -7,13 +7,20 @@ import {
   type Term,
   TermSchema,
 } from "../../gen/atomix/runtime/election/v1/election_pb.js";
-import { type Decision, decideCandidate, decideRelease, type Moved } from "../election/change.js";
+import {
+  type Decision,
+  type Denied,
+  decideCandidate,
+  decideRelease,
+  type Moved,
+} from "../election/change.js";
 import type { CandidateOperation, ElectionState, RuleLimits } from "../election/rules.js";
 import { candidateName, electionName, type InputLimits, tagList } from "../election/validate.js";
-import { ElectdError, electionNotFound, limitReached } from "../errors.js";
+import { ElectdError, electionNotFound, limitReached, permissionDenied } from "../errors.js";
 import type { Sessions } from "../session/sessions.js";
 import type { ElectionStore } from "../store/store.js";
 import type { WatchHub } from "../watch/hub.js";
+import { actorOf, callerOf } from "./auth.js";
 import { sessionOf as sessionFromHeader } from "./session.js";
 
 export interface ElectionServiceOptions {
@@ -40,8 +47,14 @@ const limitNames = {
 
 /** A store's or the rules' refusal, as the error the caller gets. */
 export function refused(
-  refusal: { limit: keyof typeof limitNames; max: number } | Moved,
+  refusal: { limit: keyof typeof limitNames; max: number } | Moved | Denied,
 ): ElectdError {
+  if ("denied" in refusal) {
+    const { candidate, entrant } = refusal.denied;
+    return permissionDenied(
+      `candidate ${JSON.stringify(candidate)} was entered by ${entrant === undefined ? "another identity" : JSON.stringify(entrant)}: changing it needs the admin role`,
+    );
+  }
   if ("moved" in refusal) {
     const { name, term, leader } = refusal.moved;
     return new ElectdError(
@@ -76,24 +89,26 @@ export function electionService(
       const name = electionName(req.id, limits);
       const candidate = candidateName(req.candidate, limits);
       const session = kind === "enter" ? await sessionOf(ctx) : undefined;
+      const actor = actorOf(ctx, name);
       return update(name, (election) =>
-        decideCandidate(election, kind, candidate, limits, session),
+        decideCandidate(election, kind, candidate, limits, session, actor),
       );
     };
   }
 
   return {
-    async create(req) {
+    async create(req, ctx) {
       const name = electionName(req.id, limits);
       const tags = tagList(req.tags, limits);
-      const result = await store.create(name, tags);
+      const result = await store.create(name, tags, callerOf(ctx).name);
       if (!result.ok) throw refused(result);
       return {};
     },
     async close(req, ctx) {
       const name = electionName(req.id, limits);
       const session = await sessionOf(ctx);
-      await update(name, (election) => decideRelease(election, session, limits));
+      const actor = actorOf(ctx, name);
+      await update(name, (election) => decideRelease(election, session, limits, undefined, actor));
       return {};
     },
     enter: candidateCall("enter"),

@@ -11,6 +11,8 @@ const codes: Record<ErrorKind, Code> = {
   limit: Code.ResourceExhausted,
   precondition: Code.FailedPrecondition,
   unavailable: Code.Unavailable,
+  unauthenticated: Code.Unauthenticated,
+  permission: Code.PermissionDenied,
 };
 
 export function toConnectError(error: unknown): unknown {

@@ -56,6 +56,7 @@ export function toChange(record: HistoryRecord): Change {
     leaderBefore: record.before.leader,
     term: record.after.term,
     leader: record.after.leader,
+    identity: record.by ?? "",
   });
 }
 

@@ -12,11 +12,14 @@ import { ElectionAdminService } from "../../gen/electd/v1/admin_pb.js";
 import { ElectionDirectoryService } from "../../gen/electd/v1/directory_pb.js";
 import { FencingService } from "../../gen/electd/v1/fencing_pb.js";
 import { ElectionHistoryService } from "../../gen/electd/v1/history_pb.js";
+import { IdentityService } from "../../gen/electd/v1/identity_pb.js";
 import { SessionService } from "../../gen/electd/v1/session_pb.js";
+import type { Authenticator } from "../auth/authenticate.js";
 import type { ServingState } from "../health/serving.js";
 import type { Metrics } from "../metrics/metrics.js";
 import { measureRequests } from "../metrics/requests.js";
 import { adminService } from "./admin.js";
+import { identityService } from "./auth.js";
 import { type DirectoryServiceOptions, directoryService } from "./directory.js";
 import { type ElectionServiceOptions, electionService } from "./election.js";
 import { fencingService } from "./fencing.js";
@@ -32,6 +35,7 @@ export type RouteOptions = ElectionServiceOptions &
     readonly maxRequestBytes: number;
     readonly serving: ServingState;
     readonly metrics: Metrics;
+    readonly authenticator: Authenticator;
   };
 
 /** A unary method with its implementation, as Connect calls it. */
@@ -62,6 +66,7 @@ export function routes(options: RouteOptions): Routes {
     implemented(ElectionAdminService, adminService(options)),
     implemented(FencingService, fencingService(options)),
     implemented(ElectionHistoryService, historyService(options)),
+    implemented(IdentityService, identityService(options.authenticator)),
   ];
   let registered: ConnectRouter | undefined;
   return {

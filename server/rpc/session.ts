@@ -3,9 +3,11 @@
 import { type Duration, durationFromMs, durationMs } from "@bufbuild/protobuf/wkt";
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import { type SessionService, SessionState } from "../../gen/electd/v1/session_pb.js";
+import { SessionQuota } from "../auth/quota.js";
 import type { SessionSettings } from "../config.js";
 import { ElectdError, invalid } from "../errors.js";
 import type { Sessions, SessionState as State } from "../session/sessions.js";
+import { callerOf } from "./auth.js";
 
 /** Request header (gRPC metadata) that binds Enter and Close to a session. */
 export const SESSION_HEADER = "electd-session";
@@ -20,6 +22,8 @@ export const sessionStates: Record<State, SessionState> = {
 export interface SessionServiceOptions {
   readonly sessions: Sessions;
   readonly sessionSettings: SessionSettings;
+  /** MAX_SESSIONS_PER_IDENTITY. */
+  readonly sessionsPerIdentity: number;
 }
 
 /**
@@ -47,9 +51,14 @@ export function sessionOf(sessions: Pick<Sessions, "bound">): SessionOf {
 
 export function sessionService(options: SessionServiceOptions): ServiceImpl<typeof SessionService> {
   const { sessions, sessionSettings: settings } = options;
+  const quota = new SessionQuota(options.sessionsPerIdentity, (id) => sessions.peek(id));
   return {
-    async openSession(req) {
-      const session = await sessions.open(requestedTtl(req.ttl, settings));
+    async openSession(req, ctx) {
+      const ttl = requestedTtl(req.ttl, settings);
+      const identity = callerOf(ctx).name;
+      quota.check(identity);
+      const session = await sessions.open(ttl);
+      quota.record(identity, session.id);
       return { sessionId: session.id, ttl: durationFromMs(session.ttlMs) };
     },
     async keepAlive(req) {

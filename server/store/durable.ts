@@ -154,6 +154,8 @@ interface ElectionRow {
   leader: string;
   candidates: string;
   owners: string;
+  /** JSON object: candidate -> identity that entered it; null (or absent) when none. */
+  entrants?: string | null;
   version: number;
 }
 
@@ -212,11 +214,11 @@ export function openDurableStore(options: DurableStoreOptions): LocalStore {
   let closed = false;
 
   const upsertElection = db.prepare(`
-    INSERT INTO elections (name, tags, term, leader, candidates, owners, version)
-    VALUES (@name, @tags, @term, @leader, @candidates, @owners, @version)
+    INSERT INTO elections (name, tags, term, leader, candidates, owners, entrants, version)
+    VALUES (@name, @tags, @term, @leader, @candidates, @owners, @entrants, @version)
     ON CONFLICT (name) DO UPDATE SET tags = excluded.tags, term = excluded.term,
       leader = excluded.leader, candidates = excluded.candidates, owners = excluded.owners,
-      version = excluded.version`);
+      entrants = excluded.entrants, version = excluded.version`);
   const upsertSession = db.prepare(
     "INSERT INTO sessions (id, ttl_ms) VALUES (?, ?) ON CONFLICT (id) DO UPDATE SET ttl_ms = excluded.ttl_ms",
   );
@@ -371,7 +373,7 @@ export function openDurableStore(options: DurableStoreOptions): LocalStore {
 
   return {
     kind: "durable",
-    async create(name: string, tags: readonly string[]): Promise<CreateResult> {
+    async create(name: string, tags: readonly string[], by?: string): Promise<CreateResult> {
       const existing = current(name);
       if (existing) {
         await settled(name);
@@ -381,7 +383,7 @@ export function openDurableStore(options: DurableStoreOptions): LocalStore {
         return { ok: false, limit: "elections", max: options.maxElections };
       }
       const tombstone = tombstoneOf(name);
-      const election = newElection(name, tags, tombstone, Date.now());
+      const election = newElection(name, tags, tombstone, Date.now(), by);
       await stageElection(election, tombstone !== undefined);
       return { ok: true, election, created: true };
     },
@@ -410,10 +412,10 @@ export function openDurableStore(options: DurableStoreOptions): LocalStore {
       await stageElection(next);
       return { ok: true, election: next, changed: true };
     },
-    async delete(name: string) {
+    async delete(name: string, by?: string) {
       const before = current(name);
       if (!before) return undefined;
-      const last = deletedElection(before, Date.now());
+      const last = deletedElection(before, Date.now(), by);
       await stageDeletion(last);
       return last;
     },
@@ -650,6 +652,12 @@ function openDataFile(file: string, timeout: number): Database.Database {
     db.pragma("journal_size_limit = 67108864");
     db.exec(TOMBSTONES);
     db.exec(HISTORY);
+    // Who entered each candidate: a column added after schema version 1 without a version
+    // bump, where missing. An electd that does not know it leaves it alone.
+    const columns = db.prepare("PRAGMA table_info(elections)").all() as { name: string }[];
+    if (!columns.some((c) => c.name === "entrants")) {
+      db.exec("ALTER TABLE elections ADD COLUMN entrants TEXT");
+    }
     return db;
   } catch (error) {
     db.close();
@@ -666,6 +674,7 @@ function toRow(e: Election): ElectionRow {
     candidates: JSON.stringify(e.state.candidates),
     // An object built by fromEntries holds `__proto__` as its own key, which JSON keeps.
     owners: JSON.stringify(Object.fromEntries(e.owners)),
+    entrants: e.entrants === undefined ? null : JSON.stringify(Object.fromEntries(e.entrants)),
     version: e.version,
   };
 }
@@ -698,11 +707,24 @@ function fromRow(row: ElectionRow, sessions: ReadonlyMap<string, string>): Elect
     const session = bound[name] as string;
     held.set(name, sessions.get(session) ?? session);
   }
+  const entrants = new Map<string, string>();
+  if (typeof row.entrants === "string") {
+    const recorded: unknown = JSON.parse(row.entrants);
+    if (typeof recorded !== "object" || recorded === null || Array.isArray(recorded)) {
+      throw new Error("entrants is not an object");
+    }
+    const by = recorded as Record<string, unknown>;
+    strings(Object.values(by), "entrants");
+    for (const name of [row.leader, ...candidates]) {
+      if (name !== "" && Object.hasOwn(by, name)) entrants.set(name, by[name] as string);
+    }
+  }
   return {
     name: row.name,
     tags,
     state: { term: BigInt(row.term), leader: row.leader, candidates },
     owners: held.size === 0 ? noOwners : held,
+    ...(entrants.size === 0 ? {} : { entrants }),
     version: row.version,
   };
 }

@@ -128,6 +128,8 @@ interface Stored {
   leader: string;
   candidates: string[];
   owners: [string, string][];
+  /** Who entered each candidate (Election.entrants); absent when no one is recorded. */
+  entrants?: [string, string][];
   version: number;
   cause?: Election["cause"];
   /** The change that made this version, as its history record has it (encodeHistory). */
@@ -182,7 +184,7 @@ export class EtcdStore implements ElectionStore {
 
   // ---- ElectionStore ----
 
-  async create(name: string, tags: readonly string[]): Promise<CreateResult> {
+  async create(name: string, tags: readonly string[], by?: string): Promise<CreateResult> {
     const key = this.keys.election(name);
     for (let attempt = 0; attempt < MAX_CONFLICTS; attempt++) {
       const read = await this.call(() =>
@@ -207,6 +209,7 @@ export class EtcdStore implements ElectionStore {
         tags,
         stone ? decodeTombstone(stone) : undefined,
         Date.now(),
+        by,
       );
       const result = await this.call(() =>
         this.client.kv.txn({
@@ -358,13 +361,13 @@ export class EtcdStore implements ElectionStore {
     return kv ? { election: decode(name, kv), revision: kv.mod_revision } : undefined;
   }
 
-  async delete(name: string): Promise<Election | undefined> {
+  async delete(name: string, by?: string): Promise<Election | undefined> {
     const key = this.keys.election(name);
     for (let attempt = 0; attempt < MAX_CONFLICTS; attempt++) {
       const read = await this.call(() => this.client.kv.range({ key }));
       const kv = read.kvs[0];
       if (!kv) return undefined;
-      const last = deletedElection(decode(name, kv), Date.now());
+      const last = deletedElection(decode(name, kv), Date.now(), by);
       const stone: Tombstone = { term: last.state.term, version: last.version };
       // A deletion keeps only its own record: what was deleted stays visible, bounded.
       const success: Parameters<Etcd3["kv"]["txn"]>[0]["success"] = [
@@ -913,6 +916,7 @@ function encode(election: Election): Buffer {
     leader: election.state.leader,
     candidates: [...election.state.candidates],
     owners: [...election.owners],
+    ...(election.entrants === undefined ? {} : { entrants: [...election.entrants] }),
     version: election.version,
     ...(election.cause === undefined ? {} : { cause: election.cause }),
     ...(record === undefined ? {} : { change: encodeHistory(record) }),
@@ -927,6 +931,9 @@ function decode(name: string, kv: IKeyValue): Election {
     tags: stored.tags,
     state: { term: BigInt(stored.term), leader: stored.leader, candidates: stored.candidates },
     owners: stored.owners.length === 0 ? noOwners : new Map(stored.owners),
+    ...(stored.entrants === undefined || stored.entrants.length === 0
+      ? {}
+      : { entrants: new Map(stored.entrants) }),
     version: stored.version,
     ...(stored.cause === undefined ? {} : { cause: stored.cause }),
     ...(stored.change === undefined
@@ -937,8 +944,8 @@ function decode(name: string, kv: IKeyValue): Election {
 
 /** The change part of a history record. */
 function changeOf(record: HistoryRecord): Change {
-  const { cause, candidates, at, before } = record;
-  return { cause, candidates, at, before };
+  const { cause, candidates, at, before, by } = record;
+  return { cause, candidates, at, before, ...(by === undefined ? {} : { by }) };
 }
 
 function encodeTombstone(stone: Tombstone): Buffer {

@@ -53,13 +53,13 @@ export function createMemoryStore(options: MemoryStoreOptions): LocalStore {
 
   return {
     kind: "memory",
-    async create(name: string, tags: readonly string[]): Promise<CreateResult> {
+    async create(name: string, tags: readonly string[], by?: string): Promise<CreateResult> {
       const existing = elections.get(name);
       if (existing) return { ok: true, election: existing, created: false };
       if (elections.size >= options.maxElections) {
         return { ok: false, limit: "elections", max: options.maxElections };
       }
-      const election = newElection(name, tags, tombstones.get(name), Date.now());
+      const election = newElection(name, tags, tombstones.get(name), Date.now(), by);
       tombstones.delete(name);
       elections.set(election);
       publish(election);
@@ -85,10 +85,10 @@ export function createMemoryStore(options: MemoryStoreOptions): LocalStore {
       publish(next);
       return { ok: true, election: next, changed: true };
     },
-    async delete(name: string) {
+    async delete(name: string, by?: string) {
       const current = elections.get(name);
       if (!current) return undefined;
-      const last = deletedElection(current, Date.now());
+      const last = deletedElection(current, Date.now(), by);
       candidates -= headcount(current.state);
       elections.delete(name);
       tombstones.set(name, { term: last.state.term, version: last.version });

@@ -3,6 +3,7 @@
 // before resolving, and publishes each committed state exactly once, in order.
 import {
   type Decision,
+  type Denied,
   type Election,
   type HistoryRecord,
   headcount,
@@ -23,7 +24,8 @@ export type UpdateResult =
       readonly limit: "candidates" | "candidatesTotal";
       readonly max: number;
     }
-  | Moved;
+  | Moved
+  | Denied;
 
 /** A page of an election's history (API.md section 7). */
 export interface HistoryQuery {
@@ -60,8 +62,11 @@ export type ChangeListener = (election: Election) => void;
 export interface ElectionStore {
   /** Which implementation this is: shown by /healthz and logs. */
   readonly kind: string;
-  /** Creates the election if missing; an existing one is returned unchanged. */
-  create(name: string, tags: readonly string[]): Promise<CreateResult>;
+  /**
+   * Creates the election if missing; an existing one is returned unchanged. `by`: the
+   * identity that asked, for the history record.
+   */
+  create(name: string, tags: readonly string[], by?: string): Promise<CreateResult>;
   get(name: string): Promise<Election | undefined>;
   /**
    * Runs `decide` on the current election and commits its result, one call at a time per
@@ -74,7 +79,7 @@ export interface ElectionStore {
    * its term and version, so an election created again under that name continues from
    * them. Resolves with that last state, or `undefined` when there is no such election.
    */
-  delete(name: string): Promise<Election | undefined>;
+  delete(name: string, by?: string): Promise<Election | undefined>;
   /**
    * The kept changes of an election (the last `historyPerElection` of them, committed
    * with the change itself), a page at a time; empty for a name never created.

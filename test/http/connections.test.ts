@@ -71,8 +71,8 @@ const H2_GET_HEALTHZ = Buffer.concat([
       Buffer.from([0x82, 0x86]), // :method GET, :scheme http (static table)
       Buffer.from([0x04, 8]), // :path, literal without indexing
       Buffer.from("/healthz"),
-      Buffer.from([0x01, 1]), // :authority
-      Buffer.from("x"),
+      Buffer.from([0x01, 9]), // :authority
+      Buffer.from("localhost"),
     ]),
   ),
 ]);
@@ -229,7 +229,7 @@ describe("connections that send nothing useful are closed", () => {
   it("closes a connection whose first request's headers never finish (slowloris)", async (t) => {
     const server = await startServer(["--headers-timeout", "500ms"]);
     const slow = await dial(t, server.url);
-    slow.socket.write("GET /healthz HTTP/1.1\r\nHost: electd\r\n");
+    slow.socket.write("GET /healthz HTTP/1.1\r\nHost: localhost\r\n");
     for (let i = 0; !slow.closed && i < PATIENCE_MS / 100; i++) {
       slow.socket.write(`X-Slow-${i}: y\r\n`);
       await sleep(100);
@@ -242,9 +242,9 @@ describe("connections that send nothing useful are closed", () => {
     // The idle timeout is long, so only the headers timeout can close it.
     const server = await startServer(["--headers-timeout", "500ms", "--idle-timeout", "60s"]);
     const slow = await dial(t, server.url);
-    slow.socket.write("GET /healthz HTTP/1.1\r\nHost: electd\r\n\r\n");
+    slow.socket.write("GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n");
     await until(() => slow.received.includes("serving"), "the first request is answered");
-    slow.socket.write("GET /healthz HTTP/1.1\r\nHost: electd\r\n");
+    slow.socket.write("GET /healthz HTTP/1.1\r\nHost: localhost\r\n");
     for (let i = 0; !slow.closed && i < PATIENCE_MS / 100; i++) {
       slow.socket.write(`X-Slow-${i}: y\r\n`);
       await sleep(100);
@@ -325,7 +325,7 @@ describe("idle connections", () => {
   it("closes an idle HTTP/1.1 keep-alive connection after --idle-timeout", async (t) => {
     const server = await startServer(["--idle-timeout", "500ms"]);
     const client = await dial(t, server.url);
-    client.socket.write("GET /healthz HTTP/1.1\r\nHost: electd\r\n\r\n");
+    client.socket.write("GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n");
     await until(() => client.received.includes("serving"), "the request is answered");
     assert.match(client.received, /keep-alive/i);
     await until(() => client.closed, "the idle keep-alive connection is closed");

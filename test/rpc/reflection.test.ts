@@ -105,6 +105,7 @@ describe("gRPC server reflection", () => {
       "electd.v1.ElectionDirectoryService",
       "electd.v1.ElectionHistoryService",
       "electd.v1.FencingService",
+      "electd.v1.IdentityService",
       "electd.v1.SessionService",
       "grpc.health.v1.Health",
       "grpc.reflection.v1.ServerReflection",

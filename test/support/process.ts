@@ -94,10 +94,11 @@ export interface CommandProcess {
 /** Starts `electd <args>` (cli/electd.ts through tsx), in its own process group if asked. */
 export function spawnCommand(
   args: readonly string[],
-  options: { readonly detached?: boolean } = {},
+  options: { readonly detached?: boolean; readonly env?: NodeJS.ProcessEnv } = {},
 ): CommandProcess {
   const child = spawn(process.execPath, ["--import", "tsx", "cli/electd.ts", ...args], {
     cwd: root,
+    env: { ...process.env, ...options.env },
     stdio: ["ignore", "pipe", "pipe"],
     detached: options.detached ?? false,
   });
@@ -120,8 +121,9 @@ export function spawnCommand(
 /** Runs `electd <args>` to completion. */
 export async function runCommand(
   args: readonly string[],
+  env: NodeJS.ProcessEnv = {},
 ): Promise<{ code: number; stdout: string; stderr: string }> {
-  const command = spawnCommand(args);
+  const command = spawnCommand(args, { env });
   const code = await command.exited;
   return { code, stdout: command.stdout(), stderr: command.stderr() };
 }

@@ -24,3 +24,41 @@ export async function selfSignedCertificate(dir = tempDir("tls")): Promise<Certi
   ]);
   return { cert, key, ca: readFileSync(cert) };
 }
+
+/** A certificate authority and a client certificate it signed, for --tls-client-ca. */
+export interface ClientCertificates {
+  /** The CA's certificate: what --tls-client-ca takes. */
+  readonly caFile: string;
+  /** The CA's key, to sign more certificates with `signedBy`. */
+  readonly caKeyFile: string;
+  /** A client certificate with subject `subject`, signed by the CA, and its key. */
+  readonly cert: Buffer;
+  readonly key: Buffer;
+}
+
+export async function clientCertificate(
+  subject: string,
+  signedBy?: ClientCertificates,
+  dir = tempDir("client-ca"),
+): Promise<ClientCertificates> {
+  const run = (...args: string[]) => promisify(execFile)("openssl", args);
+  const ca = signedBy?.caFile ?? join(dir, "ca.pem");
+  const caKey = signedBy?.caKeyFile ?? join(dir, "ca-key.pem");
+  const csr = join(dir, "client.csr");
+  const cert = join(dir, "client.pem");
+  const key = join(dir, "client-key.pem");
+  if (!signedBy) {
+    await run(
+      ...["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=test CA"],
+      ...["-keyout", caKey, "-out", ca],
+    );
+  }
+  await run(
+    ...["req", "-newkey", "rsa:2048", "-nodes", "-subj", subject, "-keyout", key, "-out", csr],
+  );
+  await run(
+    ...["x509", "-req", "-in", csr, "-CA", ca, "-CAkey", caKey, "-CAcreateserial"],
+    ...["-CAserial", join(dir, "ca.srl"), "-days", "1", "-out", cert],
+  );
+  return { caFile: ca, caKeyFile: caKey, cert: readFileSync(cert), key: readFileSync(key) };
+}

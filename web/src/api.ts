@@ -9,13 +9,26 @@ import { LeaderElection, type Term } from "../../gen/atomix/runtime/election/v1/
 import { ElectionAdminService } from "../../gen/electd/v1/admin_pb.js";
 import { ElectionDirectoryService } from "../../gen/electd/v1/directory_pb.js";
 import { ElectionHistoryService } from "../../gen/electd/v1/history_pb.js";
+import { IdentityService } from "../../gen/electd/v1/identity_pb.js";
+import { explainAccess, token } from "./sign-in.js";
 
-const transport = createGrpcWebTransport({ baseUrl: window.location.origin });
+// Every call carries this tab's token, when it has one (sign-in.ts).
+const transport = createGrpcWebTransport({
+  baseUrl: window.location.origin,
+  interceptors: [
+    (next) => (req) => {
+      const bearer = token();
+      if (bearer !== undefined) req.header.set("authorization", `Bearer ${bearer}`);
+      return next(req);
+    },
+  ],
+});
 
 export const leaderElection = createClient(LeaderElection, transport);
 export const directory = createClient(ElectionDirectoryService, transport);
 export const admin = createClient(ElectionAdminService, transport);
 export const history = createClient(ElectionHistoryService, transport);
+export const identity = createClient(IdentityService, transport);
 
 /** The code as API.md writes it: invalid_argument, not_found, ... */
 export function codeName(code: Code): string {
@@ -26,6 +39,8 @@ export function codeName(code: Code): string {
 
 /** "the server's message (code)" for showing a refusal to a person. */
 export function describeError(error: unknown): string {
+  const access = explainAccess(error);
+  if (access !== undefined) return access;
   const e = ConnectError.from(error);
   return `${e.rawMessage || "no message"} (${codeName(e.code)})`;
 }

@@ -27,9 +27,11 @@ import {
   history,
   leaderElection,
 } from "./api.js";
+import { ChangeLog } from "./change-log.js";
 import { showConnection } from "./connection.js";
 import { h, setText, tagPath } from "./dom.js";
 import { followElection } from "./feed-client.js";
+import { mayAct } from "./sign-in.js";
 import { type ReignCause, Timeline } from "./timeline.js";
 
 type Action = "anoint" | "promote" | "demote" | "evict" | "enter" | "withdraw";
@@ -129,6 +131,7 @@ export function electionPage(root: HTMLElement, name: string, page: AbortSignal)
   const queue = h("ol", { class: "queue", "aria-labelledby": "queue-heading" });
   const emptyQueue = h("p", { class: "muted" }, "No candidates waiting.");
   const timeline = new Timeline();
+  const changeLog = new ChangeLog();
   const candidateInput = h("input", {
     id: "candidate",
     name: "candidate",
@@ -199,13 +202,19 @@ export function electionPage(root: HTMLElement, name: string, page: AbortSignal)
     ),
     h(
       "section",
-      { "aria-labelledby": "form-heading" },
+      { "aria-labelledby": "changes-heading" },
+      h("h2", { id: "changes-heading" }, "Recent changes and who made them"),
+      changeLog.element,
+    ),
+    h(
+      "section",
+      { "aria-labelledby": "form-heading", hidden: !mayAct("candidate", name) },
       h("h2", { id: "form-heading" }, "Enter or withdraw a candidate"),
       form,
     ),
     h(
       "section",
-      { class: "delete", "aria-labelledby": "delete-heading" },
+      { class: "delete", "aria-labelledby": "delete-heading", hidden: !mayAct("admin", name) },
       h("h2", { id: "delete-heading" }, "Delete this election"),
       h(
         "p",
@@ -220,6 +229,8 @@ export function electionPage(root: HTMLElement, name: string, page: AbortSignal)
     ),
   );
   termValue.setAttribute("aria-describedby", "term-label");
+  // Operator moves (Anoint, Promote, Demote, Evict) are offered to admins only.
+  content.classList.toggle("viewer-only", !mayAct("admin", name));
 
   let current: Term | undefined;
   let shown = false;
@@ -391,6 +402,7 @@ export function electionPage(root: HTMLElement, name: string, page: AbortSignal)
   async function restoreTimeline(): Promise<void> {
     try {
       const { changes } = await history.listHistory({ name, pageSize: 200 }, { signal });
+      changeLog.add(changes);
       const why = (cause: ChangeCause): ReignCause | undefined =>
         cause === ChangeCause.SESSION_EXPIRED
           ? "session expired"
@@ -641,6 +653,7 @@ export function electionPage(root: HTMLElement, name: string, page: AbortSignal)
           if (response.reset) away.reset = true;
         }
         const { change } = response;
+        if (change) changeLog.add([change]);
         if (change) markCause(change);
         if (change && !response.term) {
           // Replayed from history: drawn at the time it was made.

@@ -7,6 +7,7 @@ import { WatchElectionResponseSchema, WatchEndedSchema } from "../../gen/electd/
 import { history } from "./api.js";
 import { ElectionFeed, type FeedListener } from "./feed.js";
 import type { FeedMessage, TabMessage } from "./feed-protocol.js";
+import { token } from "./sign-in.js";
 
 interface Feed {
   follow(name: string, version: bigint, listener: FeedListener): void;
@@ -22,7 +23,12 @@ export function followElection(
   listener: FeedListener,
   signal: AbortSignal,
 ): void {
-  feed ??= typeof SharedWorker === "function" ? sharedFeed() : new ElectionFeed(history);
+  // A tab signed in with a token follows on its own: the shared worker is every tab's,
+  // whoever each is signed in as, and has no token of its own (sign-in.ts).
+  feed ??=
+    typeof SharedWorker === "function" && token() === undefined
+      ? sharedFeed()
+      : new ElectionFeed(history);
   feed.follow(name, version, listener);
   // Whichever feed it is by then: the tab may have had to fall back on its own.
   signal.addEventListener("abort", () => feed?.leave(name, listener), { once: true });

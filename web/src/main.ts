@@ -2,9 +2,11 @@
 // /elections/<name> works as a deep link and on reload (the server answers it with this
 // same page).
 
+import { identity } from "./api.js";
 import { h } from "./dom.js";
 import { electionPage } from "./election-page.js";
 import { listPage } from "./list-page.js";
+import { listablePrefix, signIn } from "./sign-in.js";
 
 const app = document.getElementById("app") as HTMLElement;
 let page: AbortController | undefined;
@@ -28,6 +30,12 @@ function route(): void {
     }
   }
   if (path === "/" || path === "/index.html") {
+    // An identity granted only some names lists those: the whole list would be refused.
+    const prefix = listablePrefix();
+    const params = new URLSearchParams(window.location.search);
+    if (prefix !== undefined && !params.has("prefix") && !params.has("tag")) {
+      window.history.replaceState(null, "", `/?${new URLSearchParams({ prefix })}`);
+    }
     listPage(app, page.signal);
     return;
   }
@@ -78,4 +86,6 @@ document.addEventListener("click", (event) => {
   navigate(link.href);
 });
 window.addEventListener("popstate", route);
-route();
+const header = document.querySelector("header.bar") as HTMLElement;
+// Without an answer (the server unreachable) the pages show that and retry on their own.
+signIn(app, header, () => identity.whoAmI({})).then(route, route);
