@@ -110,7 +110,12 @@ export function unaryCalls(options: UnaryCallOptions): (req: Request, res: Respo
     const handler = route.handler;
     if (!handler) throw new Error(`no handler for ${route.path}`);
     try {
-      const uReq = universalRequestFromNodeRequest(req, res, undefined, undefined);
+      const uReq = universalRequestFromNodeRequest(
+        req,
+        res,
+        undefined,
+        options.contextValues?.(req),
+      );
       await universalResponseToNodeResponse(await handler({ ...uReq, body }), res);
     } catch (error) {
       // As connect-fastify does: a call the client abandoned ends quietly.
