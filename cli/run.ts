@@ -136,13 +136,21 @@ export async function main(argv: readonly string[]): Promise<number> {
     },
   });
 
-  // Withdrawn or evicted before leading: nothing ran, nothing to wait for.
-  void leadership.done.then(() => {
-    if (!child && !ending) {
-      say(`${candidate} was removed from ${election} before it led`);
-      finish(1);
-    }
-  });
+  // Withdrawn or evicted before leading: nothing ran, nothing to wait for. Refused (the
+  // token is unknown, or its identity may not campaign here): say why and give up; a CMD
+  // still running was already told to stop when leadership was lost.
+  void leadership.done.then(
+    () => {
+      if (!child && !ending) {
+        say(`${candidate} was removed from ${election} before it led`);
+        finish(1);
+      }
+    },
+    (error: unknown) => {
+      say(`refused: ${describeError(error)}`);
+      if (!child || child.exitCode !== null || child.signalCode !== null) finish(1);
+    },
+  );
   for (const signal of ["SIGINT", "SIGTERM"] as const) {
     process.on(signal, () => {
       if (child) return stopChild(signal);

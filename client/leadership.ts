@@ -85,6 +85,8 @@ export interface Leadership {
   /**
    * Settles when the campaign ends: after stop(), or when the candidate was withdrawn or
    * evicted by someone else (this process does not enter again against an operator).
+   * Rejects with the server's refusal (unauthenticated, permission_denied) when it refuses
+   * this client's credentials: the campaign gives up rather than retry for ever.
    */
   readonly done: Promise<void>;
   /** Stops claiming leadership now and closes the session, withdrawing the candidate. */
@@ -133,7 +135,10 @@ export function campaign(options: LeadershipOptions): Leadership {
   };
 
   /** One session's life: resolves "evicted" or "lost" once it is over and closed. */
-  async function round(): Promise<"evicted" | "lost"> {
+  /** Why the server refused this client (its credentials): no retry will change that. */
+  let refusal: ConnectError | undefined;
+
+  async function round(): Promise<"evicted" | "lost" | "refused"> {
     const ended = new AbortController();
     const end = (reason: unknown) => {
       // Leadership is given up synchronously, before anything else can run.
@@ -250,7 +255,7 @@ export function campaign(options: LeadershipOptions): Leadership {
           throw new ConnectError("watch ended by the server", Code.Unavailable);
         } catch (error) {
           const code = ConnectError.from(error).code;
-          if (ended.signal.aborted || code === Code.NotFound) throw error;
+          if (ended.signal.aborted || code === Code.NotFound || refused(code)) throw error;
           failed(watching.index, error);
           if (leading) {
             cancelBlind();
@@ -262,6 +267,11 @@ export function campaign(options: LeadershipOptions): Leadership {
       }
     } catch (error) {
       if (!ended.signal.aborted) {
+        const connectError = ConnectError.from(error);
+        if (refused(connectError.code)) {
+          refusal = connectError;
+          return "refused";
+        }
         failed(index, error);
         options.onError?.(error);
       }
@@ -298,10 +308,14 @@ export function campaign(options: LeadershipOptions): Leadership {
 
   const done = (async () => {
     while (!stopping.signal.aborted) {
-      if ((await round()) === "evicted") return;
+      const outcome = await round();
+      if (outcome === "evicted") return;
+      if (outcome === "refused" && refusal) throw refusal;
       await sleep(clock, options.retryMs ?? 500, stopping.signal);
     }
   })();
+  // Whoever holds `done` hears a refusal; nobody is left with an unhandled one.
+  done.catch(() => {});
 
   return {
     get leading() {
@@ -316,9 +330,17 @@ export function campaign(options: LeadershipOptions): Leadership {
     done,
     async stop() {
       stopping.abort(new Error("stopped"));
-      await done;
+      await done.catch(() => {});
     },
   };
+}
+
+/**
+ * A refusal of the caller's credentials (a server with auth): retrying with the same ones
+ * can only be refused again.
+ */
+function refused(code: Code): boolean {
+  return code === Code.Unauthenticated || code === Code.PermissionDenied;
 }
 
 function sleep(clock: Clock, ms: number, signal: AbortSignal): Promise<void> {

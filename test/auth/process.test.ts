@@ -233,4 +233,36 @@ describe("the electd command under auth", () => {
     );
     assert.equal(run.code, 7, run.stderr);
   });
+
+  it("gives electd run up, saying why, when the server refuses its token", {
+    timeout: 60_000,
+  }, async () => {
+    const { path, tokens } = writeAuthFile([
+      { name: "ops", grants: [{ role: "admin" }] },
+      { name: "reader", grants: [{ role: "viewer" }] },
+    ]);
+    const server = await startServer(["--auth-file", path]);
+    await createClient(
+      LeaderElection,
+      createConnectTransport({
+        baseUrl: server.url,
+        httpVersion: "1.1",
+        interceptors: [bearer(tokens.get("ops"))],
+      }),
+    ).create({ id: { name: "jobs/nightly" } });
+    const run = (token: string) =>
+      runCommand(
+        [
+          ...["run", "--election", "jobs/nightly", "--server", server.url],
+          ...["--", process.execPath, "-e", "process.exit(7)"],
+        ],
+        { ELECTD_TOKEN: token },
+      );
+    const unknown = await run("not-a-token");
+    assert.equal(unknown.code, 1, unknown.stderr);
+    assert.match(unknown.stderr, /electd run: refused: unauthenticated/);
+    const viewer = await run(tokens.get("reader") ?? "");
+    assert.equal(viewer.code, 1, viewer.stderr);
+    assert.match(viewer.stderr, /electd run: refused: permission_denied/);
+  });
 });
