@@ -158,11 +158,25 @@ export class ElectionFeed {
       // Pages already say "connecting" until the first stream is live.
       if (this.state.kind === "offline") this.tell({ kind: "connecting" });
       let reason = "the server ended the stream";
+      // Opening again with another set aborts this stream and must not wait for it to wind
+      // down: a transport can take long to end a read it was reading when aborted (seen
+      // with Node's fetch while the other elections' changes kept coming), and the new
+      // set's pages would wait with it.
+      const reopened = new Promise<never>((_, reject) => {
+        attempt.signal.addEventListener("abort", () => reject(attempt.signal.reason), {
+          once: true,
+        });
+      });
+      // Aborted after this stream ended (a later change of the set), it is nobody's error.
+      reopened.catch(() => {});
+      const stream = this.history
+        .watchElectionList({ elections }, { signal: attempt.signal })
+        [Symbol.asyncIterator]();
       try {
-        for await (const m of this.history.watchElectionList(
-          { elections },
-          { signal: attempt.signal },
-        )) {
+        for (;;) {
+          const next = await Promise.race([stream.next(), reopened]);
+          if (next.done) break;
+          const m = next.value;
           if (this.state.kind !== "live") {
             failures = 0;
             lost = false;
@@ -171,6 +185,8 @@ export class ElectionFeed {
           this.pass(m.name, m.response, m.ended);
         }
       } catch (error) {
+        // Left behind, the aborted stream ends on its own; nothing waits for it.
+        if (attempt.signal.aborted) void stream.return?.()?.catch(() => {});
         const e = ConnectError.from(error);
         reason = e.rawMessage ? `${codeToString(e.code)}: ${e.rawMessage}` : codeToString(e.code);
       }
