@@ -53,6 +53,14 @@ function fill(path: string): void {
   }
 }
 
+/** Waits until the server's output has a line containing `text` (10 s at most). */
+async function logged(server: ServerProcess, text: string): Promise<void> {
+  for (let waited = 0; !server.output().includes(text); waited += 20) {
+    if (waited > 10_000) assert.fail(`no log line has ${text}: ${server.output()}`);
+    await setTimeout(20);
+  }
+}
+
 describe("durable store under faults", () => {
   it("keeps serving while another process holds the data file's write lock", async () => {
     const dataDir = tempDir("locked");
@@ -105,7 +113,7 @@ describe("durable store under faults", () => {
       const { term } = await client.enter({ id, candidate: "after" });
       assert.deepEqual(term?.candidates, []);
       assert.equal(term?.leader, "after");
-      assert.ok(server.output().includes(`to ${join(dataDir, DATA_FILE)}: SQLITE_BUSY`));
+      await logged(server, `to ${join(dataDir, DATA_FILE)}: SQLITE_BUSY`);
     } finally {
       await stop(server);
     }
@@ -134,16 +142,10 @@ describe("durable store under faults", () => {
       assert.ok(refused, "every write was saved on a full disk");
       assert.equal(refused.error.code, Code.Unavailable);
       assert.equal(refused.error.rawMessage, "the change could not be saved: the disk is full");
-      // The log says where, and what SQLite said.
+      // The log says where, and what SQLite said (the line may reach this process after
+      // the answer does: both come from the server, on different pipes).
       const file = join(dataDir, DATA_FILE);
-      const logged = server
-        .output()
-        .split("\n")
-        .find((line) => line.includes("SQLITE_FULL"));
-      assert.ok(
-        logged?.includes(`to ${file}: SQLITE_FULL`),
-        `no log line names ${file}: ${server.output()}`,
-      );
+      await logged(server, `to ${file}: SQLITE_FULL`);
       const { term } = await client.getTerm({ id });
       assert.ok(!term?.candidates.includes(refused.candidate), "an unsaved change is shown");
 
