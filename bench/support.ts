@@ -18,14 +18,21 @@ export interface ElectdProcess {
  * Starts `server/main.ts` with `args` (and node's own `nodeArgs`, such as --cpu-prof) and
  * resolves once it listens. Whatever ends the benchmark ends the server too.
  */
-export async function spawnElectd(
+export function spawnElectd(
   args: readonly string[],
   nodeArgs: readonly string[] = [],
 ): Promise<ElectdProcess> {
   const main = fileURLToPath(new URL("../server/main.ts", import.meta.url));
-  const child = spawn(process.execPath, [...nodeArgs, "--import", "tsx", main, ...args], {
-    stdio: ["ignore", "pipe", "inherit"],
-  });
+  return spawnListening([...nodeArgs, "--import", "tsx", main, ...args]);
+}
+
+/**
+ * Runs node with `args` and resolves once the process prints `listening on URL` (electd,
+ * built or not, and the benchmarks' bare servers all do). Whatever ends the benchmark ends
+ * the process too.
+ */
+export async function spawnListening(args: readonly string[]): Promise<ElectdProcess> {
+  const child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "inherit"] });
   const kill = () => child.kill("SIGKILL");
   process.once("exit", kill);
   const url = await new Promise<string>((resolve, reject) => {
@@ -41,9 +48,7 @@ export async function spawnElectd(
       }
     };
     child.stdout?.on("data", onData);
-    child.once("exit", (code) =>
-      reject(new Error(`electd exited (${code}) before listening: ${output}`)),
-    );
+    child.once("exit", (code) => reject(new Error(`exited (${code}) before listening: ${output}`)));
   });
   return {
     url,

@@ -11,7 +11,7 @@
 // present and says what it skipped otherwise. Each system runs alone while it is measured;
 // server CPU per request is read from /proc. Data directories of both systems are on the
 // same filesystem (tmpfs when there is one), so fsync costs them the same.
-import { type ChildProcess, execFileSync, spawn, spawnSync } from "node:child_process";
+import { execFileSync, spawnSync } from "node:child_process";
 import { once } from "node:events";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { type ClientHttp2Session, connect } from "node:http2";
@@ -25,7 +25,7 @@ import {
   WatchRequestSchema,
 } from "../gen/atomix/runtime/election/v1/election_pb.js";
 import { startEtcd } from "../test/support/etcd.js";
-import { cpuMs, grpcFrame, rssMiB } from "./support.js";
+import { cpuMs, grpcFrame, rssMiB, spawnListening } from "./support.js";
 
 const { values } = parseArgs({
   options: {
@@ -54,33 +54,10 @@ interface Server {
   stop(): Promise<void>;
 }
 
-/** Runs `args` with node and resolves with the URL it prints (`listening on URL`). */
+/** A process that printed `listening on URL`, with its pid for /proc. */
 async function spawnNode(args: readonly string[]): Promise<Server> {
-  const child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "inherit"] });
-  const kill = () => child.kill("SIGKILL");
-  process.once("exit", kill);
-  const url = await new Promise<string>((resolve, reject) => {
-    let output = "";
-    const onData = (chunk: Buffer) => {
-      output += chunk.toString();
-      const found = /listening on (\S+)/.exec(output)?.[1];
-      if (!found) return;
-      child.stdout?.off("data", onData);
-      child.stdout?.resume();
-      resolve(found);
-    };
-    child.stdout?.on("data", onData);
-    child.once("exit", (code) => reject(new Error(`exited (${code}) before listening`)));
-  });
-  return { url, pid: child.pid as number, stop: () => stopChild(child, kill) };
-}
-
-async function stopChild(child: ChildProcess, kill: () => void): Promise<void> {
-  process.off("exit", kill);
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = once(child, "exit");
-  child.kill("SIGTERM");
-  await exited;
+  const started = await spawnListening(args);
+  return { url: started.url, pid: started.child.pid as number, stop: () => started.stop() };
 }
 
 const built = new URL("../dist/electd.js", import.meta.url).pathname;

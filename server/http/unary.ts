@@ -18,7 +18,8 @@
 // answered by connect-es exactly as before. Errors are encoded with connect-es's own
 // functions (setTrailerStatus, errorToJsonBytes, codeToHttpStatus), messages with its
 // serializers, and the implementation is called through its invokeUnaryImplementation
-// with the same interceptors; the protocol tests run every call through it.
+// with the same interceptors. The tests' clients (Connect and gRPC from Node) take it;
+// browsers' requests carry Origin and go through Fastify's guard, as gRPC-Web always does.
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Http2ServerRequest, Http2ServerResponse } from "node:http2";
 import type { DescMessage } from "@bufbuild/protobuf";

@@ -56,6 +56,27 @@ const transport = (cert?: { cert: Buffer; key: Buffer }, token?: string) =>
     interceptors: [bearer(token)],
   });
 
+/** Creates election `name` as the identity holding `token`. */
+async function createAs(url: string, token: string | undefined, name: string): Promise<void> {
+  const transport = createConnectTransport({
+    baseUrl: url,
+    httpVersion: "1.1",
+    interceptors: [bearer(token)],
+  });
+  await createClient(LeaderElection, transport).create({ id: { name } });
+}
+
+/** `electd run` with ELECTD_TOKEN=`token`, of a command that exits 7. */
+function electdRun(url: string, election: string, token: string) {
+  return runCommand(
+    [
+      ...["run", "--election", election, "--server", url],
+      ...["--", process.execPath, "-e", "process.exit(7)"],
+    ],
+    { ELECTD_TOKEN: token },
+  );
+}
+
 describe("protected mode", () => {
   it("refuses to serve open on an address other than loopback", async () => {
     const { code, stderr } = await runMain(["--host", "0.0.0.0", "--port", "0"]);
@@ -216,21 +237,8 @@ describe("the electd command under auth", () => {
       { name: "job", grants: [{ role: "candidate", prefix: "jobs/" }] },
     ]);
     const server = await startServer(["--auth-file", path]);
-    await createClient(
-      LeaderElection,
-      createConnectTransport({
-        baseUrl: server.url,
-        httpVersion: "1.1",
-        interceptors: [bearer(tokens.get("ops"))],
-      }),
-    ).create({ id: { name: "jobs/nightly" } });
-    const run = await runCommand(
-      [
-        ...["run", "--election", "jobs/nightly", "--server", server.url],
-        ...["--", process.execPath, "-e", "process.exit(7)"],
-      ],
-      { ELECTD_TOKEN: tokens.get("job") ?? "" },
-    );
+    await createAs(server.url, tokens.get("ops"), "jobs/nightly");
+    const run = await electdRun(server.url, "jobs/nightly", tokens.get("job") ?? "");
     assert.equal(run.code, 7, run.stderr);
   });
 
@@ -242,22 +250,8 @@ describe("the electd command under auth", () => {
       { name: "reader", grants: [{ role: "viewer" }] },
     ]);
     const server = await startServer(["--auth-file", path]);
-    await createClient(
-      LeaderElection,
-      createConnectTransport({
-        baseUrl: server.url,
-        httpVersion: "1.1",
-        interceptors: [bearer(tokens.get("ops"))],
-      }),
-    ).create({ id: { name: "jobs/nightly" } });
-    const run = (token: string) =>
-      runCommand(
-        [
-          ...["run", "--election", "jobs/nightly", "--server", server.url],
-          ...["--", process.execPath, "-e", "process.exit(7)"],
-        ],
-        { ELECTD_TOKEN: token },
-      );
+    await createAs(server.url, tokens.get("ops"), "jobs/nightly");
+    const run = (token: string) => electdRun(server.url, "jobs/nightly", token);
     const unknown = await run("not-a-token");
     assert.equal(unknown.code, 1, unknown.stderr);
     assert.match(unknown.stderr, /electd run: refused: unauthenticated/);
