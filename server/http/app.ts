@@ -12,12 +12,12 @@ import { type RouteOptions, routes } from "../rpc/routes.js";
 import type { ElectionStore } from "../store/store.js";
 import type { WatchHub } from "../watch/hub.js";
 import { badUrlErrors, builtDashboard, dashboard } from "./dashboard.js";
+import { directCalls } from "./direct.js";
 import { events } from "./events.js";
 import { guard, hostAllowed, hostOf } from "./guard.js";
 import { createListener, type Handler, type Listener } from "./listener.js";
 import { loggerOptions, logUnfinishedResponses } from "./logging.js";
 import { metricsRoute } from "./metrics.js";
-import { unaryCalls } from "./unary.js";
 
 export interface AppOptions {
   readonly config: Config;
@@ -42,26 +42,26 @@ export async function build(options: AppOptions): Promise<App> {
   const admit = admitRequest(authenticator, onRefused);
   const watches = new WatchQuota(config.auth.maxWatchesPerIdentity);
   const callerOf = authenticateRequest(authenticator);
-  // Authorization is an interceptor: the unary path below and Connect's run it alike.
+  // Authorization is an interceptor: the direct path below and Connect's run it alike.
   const interceptors = [
     malformedRequestInterceptor,
     domainErrorInterceptor,
     authorization(onRefused, watches),
   ];
-  let unary: ReturnType<typeof unaryCalls> | undefined;
+  let direct: ReturnType<typeof directCalls> | undefined;
   const serverFactory: FastifyServerFactory = (handler) => {
     const fastifyHandler = handler as Handler;
-    // The plain unary calls are answered directly (see unary.ts); every other request goes
-    // through Fastify, and every request does when requests are logged one by one (the
-    // access log, or debug level, where abandoned calls are logged). So does every request
-    // a browser sends (it carries Origin) and every one for a host name electd does not
-    // serve: the guard (guard.ts) answers those in Fastify.
+    // The plain unary calls and gRPC server streams are answered directly (see direct.ts);
+    // every other request goes through Fastify, and every request does when requests are
+    // logged one by one (the access log, or debug level, where abandoned calls are logged).
+    // So does every request a browser sends (it carries Origin) and every one for a host
+    // name electd does not serve: the guard (guard.ts) answers those in Fastify.
     const handle: Handler = (req, res) => {
-      const direct =
+      const answered =
         req.headers.origin === undefined &&
         hostAllowed(hostOf(req.headers), config.auth, config.host) &&
-        unary?.(req, res);
-      if (!direct) fastifyHandler(req, res);
+        direct?.(req, res);
+      if (!answered) fastifyHandler(req, res);
     };
     listener = createListener(handle, config.tls, config.connections);
     return listener.server as ReturnType<FastifyServerFactory>;
@@ -84,8 +84,8 @@ export async function build(options: AppOptions): Promise<App> {
     interceptors,
   });
   if (!config.accessLog && config.logLevel !== "debug" && config.logLevel !== "trace") {
-    unary = unaryCalls({
-      methods: served.unary,
+    direct = directCalls({
+      methods: served.direct,
       handlers: served.handlers,
       interceptors,
       contextValues: callerOf,

@@ -77,7 +77,7 @@ export function guard(fastify: FastifyInstance, settings: AuthSettings, listenin
     reply.code(403).type("text/plain; charset=utf-8").send(`${message}\n`);
   fastify.addHook("onRequest", async (request: FastifyRequest, reply: FastifyReply) => {
     // What a browser renders or frames is fetched with GET; rpc answers to a POST are
-    // never pages, and are sent as the direct unary path sends them (unary.ts).
+    // never pages, and are sent as the direct path sends them (direct.ts).
     if (request.method === "GET" || request.method === "HEAD") reply.headers(securityHeaders);
     const host = requestHost(request);
     if (!hostAllowed(host, settings, listening)) {

@@ -6,6 +6,8 @@ import {
   type LeaderElection,
   type Term,
   TermSchema,
+  type WatchResponse,
+  WatchResponseSchema,
 } from "../../gen/atomix/runtime/election/v1/election_pb.js";
 import {
   type Decision,
@@ -72,6 +74,11 @@ export function electionService(
 ): ServiceImpl<typeof LeaderElection> {
   const { store, hub, limits } = options;
   const sessionOf = sessionFromHeader(options.sessions);
+  /**
+   * One response per state, whichever watchers are sent it: the direct path encodes a
+   * message once however many streams send it (http/direct.ts).
+   */
+  const watchResponses = new WeakMap<object, WatchResponse>();
 
   async function update(
     name: string,
@@ -126,7 +133,12 @@ export function electionService(
     async *watch(req, ctx) {
       const name = electionName(req.id, limits);
       for await (const election of hub.election(name, ctx.signal)) {
-        yield { term: toTerm(election.state) };
+        let response = watchResponses.get(election);
+        if (response === undefined) {
+          response = create(WatchResponseSchema, { term: toTerm(election.state) });
+          watchResponses.set(election, response);
+        }
+        yield response;
       }
     },
   };

@@ -38,14 +38,17 @@ export type RouteOptions = ElectionServiceOptions &
     readonly authenticator: Authenticator;
   };
 
-/** A unary method with its implementation, as Connect calls it. */
-export type UnaryMethod = MethodImplSpec & { readonly kind: "unary" };
+/** A unary or server-streaming method with its implementation, as Connect calls it. */
+export type DirectMethod = MethodImplSpec & { readonly kind: "unary" | "server_streaming" };
 
 export interface Routes {
   /** Registers every service on a Connect router (connect-fastify's `routes`). */
   readonly register: (router: ConnectRouter) => void;
-  /** The unary methods of the electd and election services, with their implementations. */
-  readonly unary: readonly UnaryMethod[];
+  /**
+   * The unary and server-streaming methods of the electd and election services, with
+   * their implementations.
+   */
+  readonly direct: readonly DirectMethod[];
   /** Every handler on the router, once registered. */
   readonly handlers: () => readonly UniversalHandler[];
 }
@@ -58,7 +61,7 @@ function implemented<S extends DescService>(service: S, impl: Partial<ServiceImp
 }
 
 export function routes(options: RouteOptions): Routes {
-  // Each implementation is made once: the router and the unary path share it.
+  // Each implementation is made once: the router and the direct path share it.
   const services = [
     implemented(LeaderElection, electionService(options)),
     implemented(SessionService, sessionService(options)),
@@ -80,8 +83,10 @@ export function routes(options: RouteOptions): Routes {
       measureRequests(router, options.metrics);
       registered = router;
     },
-    unary: services.flatMap(({ spec }) =>
-      Object.values(spec.methods).filter((spec): spec is UnaryMethod => spec.kind === "unary"),
+    direct: services.flatMap(({ spec }) =>
+      Object.values(spec.methods).filter(
+        (spec): spec is DirectMethod => spec.kind === "unary" || spec.kind === "server_streaming",
+      ),
     ),
     handlers: () => registered?.handlers ?? [],
   };

@@ -1,5 +1,6 @@
-// The common unary call, answered without Fastify's routing and without Connect's generic
-// streaming pipeline, by the same service implementations and interceptors.
+// The common calls, answered without Fastify's routing and without Connect's generic
+// streaming pipeline, by the same service implementations and interceptors: plain unary
+// calls, and server streams (the watches) over gRPC.
 //
 // Why it exists (measured with `npm run bench:vs-etcd` and `node --cpu-prof`): a gRPC
 // GetTerm through Fastify and connect-es cost about 800 µs of server CPU, against 68 µs for
@@ -20,6 +21,18 @@
 // serializers, and the implementation is called through its invokeUnaryImplementation
 // with the same interceptors. The tests' clients (Connect and gRPC from Node) take it;
 // browsers' requests carry Origin and go through Fastify's guard, as gRPC-Web always does.
+//
+// Server streams over gRPC (the watches: LeaderElection.Watch, WatchElections,
+// WatchElectionList), in the same plain form, are answered here too, for what a watch costs
+// when many watchers are sent the same message: Connect serializes and envelopes every
+// message once per stream (two copies of its bytes each time), so a thousand directory
+// watchers sent the same page of elections made two thousand copies of it, and their garbage
+// took most of the server's time while the snapshots went out (bench:directory: a third of
+// the busy time in the first seconds was garbage collection, keep-alives waited 200 ms).
+// Here each message object is encoded, enveloped and compressed once, whichever streams
+// send it, and the same bytes are written to each (HTTP/2 writes them without a copy).
+// Headers go with the first message, as Connect sends them, so that an implementation may
+// still set them; the status goes in the trailers, set by connect-es's setTrailerStatus.
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Http2ServerRequest, Http2ServerResponse } from "node:http2";
 import type { DescMessage } from "@bufbuild/protobuf";
@@ -36,6 +49,7 @@ import {
   createMethodSerializationLookup,
   invokeUnaryImplementation,
   type MethodSerializationLookup,
+  transformInvokeImplementation,
   type UniversalHandler,
 } from "@connectrpc/connect/protocol";
 import {
@@ -53,13 +67,16 @@ import {
 } from "@connectrpc/connect-node";
 import type { Metrics } from "../metrics/metrics.js";
 import { type Protocol, startRequest } from "../metrics/requests.js";
-import type { UnaryMethod } from "../rpc/routes.js";
+import type { DirectMethod } from "../rpc/routes.js";
 
 type Request = IncomingMessage | Http2ServerRequest;
 type Response = ServerResponse | Http2ServerResponse;
 
-export interface UnaryCallOptions {
-  readonly methods: readonly UnaryMethod[];
+type Compression = ReturnType<typeof compressionNegotiate>["response"];
+
+export interface DirectCallOptions {
+  /** The unary and server-streaming methods, with their implementations. */
+  readonly methods: readonly DirectMethod[];
   /** The router's handlers (each wrapped as every call is): the regular path. */
   readonly handlers: () => readonly UniversalHandler[];
   readonly interceptors: readonly Interceptor[];
@@ -71,7 +88,7 @@ export interface UnaryCallOptions {
 }
 
 interface Route {
-  readonly method: UnaryMethod;
+  readonly method: DirectMethod;
   readonly serialization: MethodSerializationLookup<DescMessage, DescMessage>;
   readonly path: string;
   handler: UniversalHandler | undefined;
@@ -81,11 +98,12 @@ interface Route {
 const acceptCompression = [compressionGzip, compressionBrotli];
 
 /**
- * Returns a request listener that answers the plain unary calls itself and returns false
- * for every other request, which the caller hands to Fastify.
+ * Returns a request listener that answers the plain calls itself and returns false for
+ * every other request, which the caller hands to Fastify.
  */
-export function unaryCalls(options: UnaryCallOptions): (req: Request, res: Response) => boolean {
+export function directCalls(options: DirectCallOptions): (req: Request, res: Response) => boolean {
   const { interceptors, readMaxBytes, compressMinBytes, metrics } = options;
+  const frames = new StreamFrames(compressMinBytes);
   const routes = new Map<string, Route>();
   for (const method of options.methods) {
     const path = `/${method.method.parent.typeName}/${method.method.name}`;
@@ -162,12 +180,13 @@ export function unaryCalls(options: UnaryCallOptions): (req: Request, res: Respo
 
     const finish = startRequest(metrics, route.method.method, protocol);
     const controller = new AbortController();
-    let finished = false;
-    res.once("finish", () => {
-      finished = true;
-    });
+    // Closed before this side ended it: the client went away. (Node's HTTP/2 compatibility
+    // layer emits "finish" for a reset stream too, and its response has no `destroyed`.)
+    let closed = false;
+    const gone = () => closed && !res.writableEnded;
     res.once("close", () => {
-      if (!finished) controller.abort(new ConnectError("the client went away", Code.Canceled));
+      closed = true;
+      if (gone()) controller.abort(new ConnectError("the client went away", Code.Canceled));
     });
     const responseHeader = new Headers();
     const responseTrailer = new Headers();
@@ -199,6 +218,10 @@ export function unaryCalls(options: UnaryCallOptions): (req: Request, res: Respo
     if (protocol === "grpc" && compression.response) {
       responseHeader.set("grpc-encoding", compression.response.name);
     }
+    if (route.method.kind === "server_streaming") {
+      finish(await stream(route, context, input, compression.response, res, () => closed));
+      return;
+    }
     let body: Uint8Array | undefined;
     let error: ConnectError | undefined;
     try {
@@ -215,10 +238,11 @@ export function unaryCalls(options: UnaryCallOptions): (req: Request, res: Respo
           ? e
           : new ConnectError("internal error", Code.Internal, undefined, undefined, e);
     }
-    res.once("close", () =>
-      finish(finished ? (error ? codeToString(error.code) : "ok") : "canceled"),
-    );
-    if (res.destroyed) return;
+    if (closed) {
+      finish("canceled");
+      return;
+    }
+    res.once("close", () => finish(gone() ? "canceled" : error ? codeToString(error.code) : "ok"));
 
     if (protocol === "grpc") {
       let message: Uint8Array | undefined;
@@ -257,6 +281,60 @@ export function unaryCalls(options: UnaryCallOptions): (req: Request, res: Respo
     res.end(answer);
   }
 
+  /**
+   * Sends what a server-streaming implementation yields, each message as the frame it
+   * shares with every other stream sending it; returns the call's code. Ends at once when
+   * the client goes: the call's signal is aborted (which ends every watch) and the
+   * implementation is returned from, wherever it was waiting.
+   */
+  async function stream(
+    route: Route,
+    context: HandlerContext,
+    input: unknown,
+    compression: Compression,
+    res: Response,
+    closed: () => boolean,
+  ): Promise<string> {
+    const outputs = transformInvokeImplementation(
+      route.method,
+      context,
+      interceptors as Interceptor[],
+    )(single(input as never));
+    const it = outputs[Symbol.asyncIterator]();
+    let headed = false;
+    const head = () => {
+      if (headed) return;
+      headed = true;
+      res.writeHead(200, record(context.responseHeader));
+    };
+    let error: ConnectError | undefined;
+    try {
+      for (;;) {
+        const next = await it.next();
+        if (next.done || closed()) break;
+        const frame = await frames.frame(route, next.value as object, compression);
+        if (closed()) break;
+        head();
+        if (!(res as Http2ServerResponse).write(frame)) await drained(res);
+        if (closed()) break;
+      }
+    } catch (e) {
+      error =
+        e instanceof ConnectError
+          ? e
+          : new ConnectError("internal error", Code.Internal, undefined, undefined, e);
+    } finally {
+      // The client left while a message was on its way: the implementation is told too.
+      if (closed()) await it.return?.(undefined);
+    }
+    if (closed()) return "canceled";
+    if (error) setTrailerStatus(context.responseTrailer, error);
+    head();
+    (res as Http2ServerResponse).addTrailers(record(context.responseTrailer));
+    res.end();
+    return error ? codeToString(error.code) : "ok";
+  }
+
   return (req, res) => {
     if (req.method !== "POST") return false;
     const route = routes.get(req.url ?? "");
@@ -271,6 +349,7 @@ export function unaryCalls(options: UnaryCallOptions): (req: Request, res: Respo
       protocol = "grpc";
       binary = true;
     } else if (type === "application/json" || type === "application/proto") {
+      if (route.method.kind !== "unary") return false;
       if (!identity(req.headers["content-encoding"])) return false;
       if (req.headers["connect-timeout-ms"] !== undefined) return false;
       const version = req.headers["connect-protocol-version"];
@@ -315,6 +394,60 @@ function record(headers: Headers): Record<string, string | string[]> {
     out[key] = key === "set-cookie" ? headers.getSetCookie() : value;
   });
   return out;
+}
+
+/**
+ * The frames of streamed messages, one per message object and compression: a message
+ * yielded to many streams (a page of a directory snapshot, an election's new state) is
+ * serialized, enveloped and compressed once. Held weakly: a frame lives as long as its
+ * message does.
+ */
+class StreamFrames {
+  private readonly byCompression = new Map<string, WeakMap<object, Promise<Buffer>>>();
+
+  constructor(private readonly compressMinBytes: number) {}
+
+  frame(route: Route, message: object, compression: Compression): Promise<Buffer> {
+    const name = compression?.name ?? "identity";
+    let frames = this.byCompression.get(name);
+    if (frames === undefined) {
+      frames = new WeakMap();
+      this.byCompression.set(name, frames);
+    }
+    let frame = frames.get(message);
+    if (frame === undefined) {
+      frame = this.encode(route, message, compression);
+      frames.set(message, frame);
+    }
+    return frame;
+  }
+
+  private async encode(route: Route, message: object, compression: Compression) {
+    let body = route.serialization.getO(true).serialize(message as never);
+    let flags = 0;
+    if (compression && body.byteLength >= this.compressMinBytes) {
+      body = await compression.compress(body);
+      flags = 1;
+    }
+    return envelope(flags, body);
+  }
+}
+
+async function* single<T>(input: T): AsyncIterable<T> {
+  yield input;
+}
+
+/** Resolves once `res` can take more, or is closed. */
+function drained(res: Response): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      res.off("drain", done);
+      res.off("close", done);
+      resolve();
+    };
+    res.on("drain", done);
+    res.on("close", done);
+  });
 }
 
 function envelope(flags: number, message: Uint8Array): Buffer {

@@ -1,5 +1,5 @@
-// The plain unary calls are answered outside Fastify and Connect's generic pipeline
-// (server/http/unary.ts). Whatever they are asked, the answer must be the one the regular
+// The plain unary calls and gRPC server streams are answered outside Fastify and
+// Connect's generic pipeline (server/http/direct.ts). Whatever they are asked, the answer must be the one the regular
 // path gives: the same requests, sent as raw bytes to a server using it and to one that
 // does not (with the access log on, every request goes through Fastify), get the same
 // status, headers, body and trailers.
@@ -12,8 +12,12 @@ import { create, toBinary } from "@bufbuild/protobuf";
 import {
   EnterRequestSchema,
   GetTermRequestSchema,
+  WatchRequestSchema,
 } from "../../gen/atomix/runtime/election/v1/election_pb.js";
-import { ListElectionsRequestSchema } from "../../gen/electd/v1/directory_pb.js";
+import {
+  ListElectionsRequestSchema,
+  WatchElectionsRequestSchema,
+} from "../../gen/electd/v1/directory_pb.js";
 import { type Electd, start } from "../../server/electd.js";
 import { testConfig } from "../support/server.js";
 
@@ -312,6 +316,156 @@ describe("plain unary calls answered directly", () => {
     assert.equal(await metric(direct.url, "GetTerm", "canceled"), before + 10);
     const ok = await grpc(direct.url, `${election}GetTerm`, envelope(getTerm("e")));
     assert.equal(ok.trailers["grpc-status"], "0");
+  });
+});
+
+/**
+ * A gRPC server stream: its headers and its first `messages` frames (bytes as sent), then
+ * the stream is reset; or, when it ends sooner, everything up to its trailers.
+ */
+function grpcStream(
+  url: string,
+  path: string,
+  body: Uint8Array,
+  messages: number,
+  headers = {},
+  meanwhile?: () => Promise<unknown>,
+): Promise<Answer> {
+  return new Promise((resolve, reject) => {
+    const session = h2connect(url);
+    session.on("error", reject);
+    const stream = session.request({
+      ":method": "POST",
+      ":path": path,
+      "content-type": "application/grpc",
+      te: "trailers",
+      ...headers,
+    });
+    let received = Buffer.alloc(0);
+    let status = 0;
+    let head: Record<string, unknown> = {};
+    let trailers: Record<string, unknown> = {};
+    let frames = 0;
+    const done = () => {
+      stream.close();
+      session.close();
+      resolve({ status, headers: head, body: received.toString("hex"), trailers });
+    };
+    stream.on("response", (h) => {
+      status = Number(h[":status"]);
+      head = comparable({ ...h, ":status": undefined });
+    });
+    stream.on("trailers", (t) => {
+      trailers = comparable({ ...t });
+    });
+    stream.on("data", (chunk: Buffer) => {
+      received = Buffer.concat([received, chunk]);
+      // Whole frames so far.
+      let at = 0;
+      let count = 0;
+      while (at + 5 <= received.length) {
+        const end = at + 5 + received.readUInt32BE(at + 1);
+        if (end > received.length) break;
+        at = end;
+        count++;
+      }
+      if (count > frames) {
+        frames = count;
+        if (frames === 1 && meanwhile) meanwhile().catch(reject);
+        if (frames >= messages) done();
+      }
+    });
+    stream.on("end", done);
+    stream.on("error", reject);
+    stream.end(body);
+  });
+}
+
+const watch = (name: string) =>
+  toBinary(WatchRequestSchema, create(WatchRequestSchema, { id: { name } }));
+
+describe("gRPC server streams answered directly", () => {
+  it("send what the regular path sends: the state, each change, errors in the trailers", async () => {
+    await createOnBoth("w");
+    const entered: Record<string, number> = {};
+    const changes = await same(
+      (u) =>
+        grpcStream(u, `${election}Watch`, envelope(watch("w")), 3, {}, async () => {
+          entered[u] = (entered[u] ?? 0) + 1;
+          await grpc(u, `${election}Enter`, envelope(enter("w", `c${entered[u]}`)));
+          await grpc(u, `${election}Enter`, envelope(enter("w", `d${entered[u]}`)));
+        }),
+      "Watch: the state, then two changes",
+    );
+    assert.equal(changes.status, 200);
+    assert.equal(changes.headers["content-type"], "application/grpc+proto");
+    const missing = await same(
+      (u) => grpcStream(u, `${election}Watch`, envelope(watch("nope")), 1),
+      "not found",
+    );
+    assert.equal(missing.trailers["grpc-status"], "5");
+    assert.equal(missing.body, "", "no message before the error");
+    const bad = await same(
+      (u) => grpcStream(u, `${election}Watch`, envelope(watch("")), 1),
+      "bad name",
+    );
+    assert.equal(bad.trailers["grpc-status"], "3");
+    // Irregular requests: the regular path answers them.
+    const flagged = await same(
+      (u) => grpcStream(u, `${election}Watch`, envelope(watch("w"), 1), 1),
+      "compressed flag, no encoding",
+    );
+    assert.equal(flagged.trailers["grpc-status"], "3");
+    await same(
+      (u) => grpcStream(u, `${election}Watch`, envelope(watch("w")), 1, { "grpc-timeout": "5S" }),
+      "deadline",
+    );
+    await same(
+      (u) =>
+        grpcStream(u, `${election}Watch`, envelope(gzipSync(watch("w")), 1), 1, {
+          "grpc-encoding": "gzip",
+        }),
+      "gzip request",
+    );
+  });
+
+  it("compress the pages of a directory watch as the regular path does", async () => {
+    for (let i = 0; i < 4; i++) await createOnBoth(`watched-directory-election-${i}`);
+    const request = toBinary(
+      WatchElectionsRequestSchema,
+      create(WatchElectionsRequestSchema, { namePrefix: "watched-directory-" }),
+    );
+    for (const accept of ["gzip", "identity", undefined]) {
+      const answer = await same(
+        (u) =>
+          grpcStream(
+            u,
+            `${directory}WatchElections`,
+            envelope(request),
+            1,
+            accept === undefined ? {} : { "grpc-accept-encoding": accept },
+          ),
+        `WatchElections, accepting ${accept}`,
+      );
+      assert.equal(answer.headers["grpc-encoding"], accept === "gzip" ? "gzip" : undefined);
+      assert.equal(answer.body.slice(0, 2), accept === "gzip" ? "01" : "00");
+    }
+  });
+
+  it("release a watch whose client stops reading and goes, and count it as canceled", async () => {
+    await createOnBoth("abandoned");
+    const before = await metric(direct.url, "Watch", "canceled");
+    const open = direct.hub.size;
+    for (let i = 0; i < 5; i++) {
+      await grpcStream(direct.url, `${election}Watch`, envelope(watch("abandoned")), 1);
+    }
+    const deadline = Date.now() + 10_000;
+    while ((await metric(direct.url, "Watch", "canceled")) < before + 5) {
+      if (Date.now() > deadline) throw new Error("the abandoned watches were not all counted");
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    assert.equal(await metric(direct.url, "Watch", "canceled"), before + 5);
+    assert.equal(direct.hub.size, open, "every slot given back");
   });
 });
 
