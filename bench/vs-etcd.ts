@@ -5,7 +5,7 @@
 // of the cost is electd's own.
 //
 //   npm run build && npm run bench:vs-etcd -- [--rounds 3] [--seconds 10]
-//                                              [--watchers 1000,10000]
+//                                              [--watchers 1000,10000] [--fan-out-only]
 //
 // Installs nothing: it uses Debian's etcd-server, wrk and nghttp2-client (h2load) when
 // present and says what it skipped otherwise. Each system runs alone while it is measured;
@@ -32,6 +32,8 @@ const { values } = parseArgs({
     rounds: { type: "string", default: "3" },
     seconds: { type: "string", default: "10" },
     watchers: { type: "string", default: "1000,10000" },
+    /** Only the Watch fan-out (no reads or writes). */
+    "fan-out-only": { type: "boolean", default: false },
   },
 });
 const rounds = Number(values.rounds);
@@ -552,8 +554,10 @@ try {
   if (!tools.wrk) console.log("wrk not found (Debian: wrk): JSON rows skipped");
   if (!tools.h2load) console.log("h2load not found (Debian: nghttp2-client): gRPC rows skipped");
   for (let round = 0; round < rounds; round++) {
-    console.log(`round ${round + 1}/${rounds}: reads and writes`);
-    await readsAndWrites(round);
+    if (!values["fan-out-only"]) {
+      console.log(`round ${round + 1}/${rounds}: reads and writes`);
+      await readsAndWrites(round);
+    }
     for (const count of fanouts) {
       console.log(`round ${round + 1}/${rounds}: fan-out to ${count}`);
       await fanOutRound(count, round);
