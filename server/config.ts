@@ -87,6 +87,8 @@ export interface EtcdSettings {
   readonly password: string | undefined;
   /** Longest wait for one etcd call before the caller gets `unavailable`. */
   readonly timeoutMs: number;
+  /** Most operations in one transaction: etcd's own --max-txn-ops (group commit). */
+  readonly maxTxnOps: number;
 }
 
 /** What one client connection may hold and for how long; durations in milliseconds. */
@@ -213,6 +215,12 @@ export const settings = {
     env: "ETCD_TIMEOUT",
     fallback: "5s",
     help: "longest wait for one etcd call before the caller gets unavailable",
+  },
+  etcdMaxTxnOps: {
+    flag: "etcd-max-txn-ops",
+    env: "ETCD_MAX_TXN_OPS",
+    fallback: "128",
+    help: "most operations electd puts in one etcd transaction when it commits several changes together: etcd's --max-txn-ops",
   },
   storeBusyTimeout: {
     flag: "store-busy-timeout",
@@ -576,6 +584,7 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Con
     username: env.ETCD_USERNAME,
     password: env.ETCD_PASSWORD,
     timeoutMs: duration("etcdTimeout"),
+    maxTxnOps: int("etcdMaxTxnOps", 1),
   };
   const dataDir = raw("dataDir");
   if (dataDir === "") throw new ConfigError("--data-dir / DATA_DIR: must not be empty");

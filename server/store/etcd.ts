@@ -18,6 +18,8 @@
 // Every mutation reads the election, lets the pure rules decide, and commits with a
 // transaction that compares the key's mod_revision (and, for a binding, the session's), so
 // conflicting calls on two servers serialise; a conflict reads again and decides again.
+// Changes to different elections made at the same moment share one transaction
+// (group-commit.ts).
 // A call is answered only after etcd acknowledged the commit and this server's own watch
 // has delivered it, so its watchers and listings already show it. Each server keeps a
 // mirror of the elections and sessions, filled by one watch on the prefix started at the
@@ -54,6 +56,7 @@ import {
 } from "../election/change.js";
 import { ElectdError, unavailable } from "../errors.js";
 import { ElectionIndex } from "./elections.js";
+import { GroupCommit } from "./group-commit.js";
 import {
   type ChangeListener,
   type CreateResult,
@@ -82,6 +85,8 @@ export interface EtcdOptions {
   readonly password?: string | undefined;
   /** Longest wait for one etcd call; then the caller gets `unavailable`. */
   readonly timeoutMs: number;
+  /** Most operations in one transaction of changes committed together (default 128). */
+  readonly maxTxnOps?: number | undefined;
 }
 
 export interface EtcdStoreOptions extends StoreLimits {
@@ -112,6 +117,15 @@ export type SessionGoneListener = (event: {
 
 /** How many times a mutation reads and decides again after losing a race. */
 const MAX_CONFLICTS = 100;
+
+/** etcd's default --max-txn-ops. */
+const DEFAULT_MAX_TXN_OPS = 128;
+
+/**
+ * Group-commit transactions of one server in flight at once: a second one is sent while the
+ * first waits for etcd's fsync, and what arrives meanwhile goes in the next.
+ */
+const COMMITS_IN_FLIGHT = 2;
 
 /** Keys read per page when the mirror is filled at start. */
 const PAGE = 1000;
@@ -161,11 +175,20 @@ export class EtcdStore implements ElectionStore {
   private readonly waiting: { revision: bigint; resolve: () => void }[] = [];
   private watcher: Watcher | undefined;
   private closed = false;
+  /** The changes' transactions, several at a time when they arrive together. */
+  private readonly commits: GroupCommit;
 
   private constructor(private readonly options: EtcdStoreOptions) {
     this.keys = new Keys(options.etcd.prefix);
     this.kept = options.historyPerElection ?? DEFAULT_HISTORY_PER_ELECTION;
     this.client = new Etcd3(clientOptions(options.etcd));
+    this.commits = new GroupCommit({
+      txn: (request) => this.call(() => this.client.kv.txn(request)),
+      maxOps: options.etcd.maxTxnOps ?? DEFAULT_MAX_TXN_OPS,
+      maxInFlight: COMMITS_IN_FLIGHT,
+      timeoutMs: options.etcd.timeoutMs,
+      late: () => unavailable(`etcd did not answer within ${options.etcd.timeoutMs} ms`),
+    });
   }
 
   /** Connects, reads every election and session, and starts the watch after them. */
@@ -326,7 +349,7 @@ export class EtcdStore implements ElectionStore {
       let result: Awaited<ReturnType<Etcd3["kv"]["txn"]>>;
       try {
         result = await this.call(() =>
-          this.client.kv.txn({ compare, success, failure: [{ request_range: { key } }] }),
+          this.commits.submit({ name, compare, success, failure: [{ request_range: { key } }] }),
         );
         if (result.succeeded) await this.delivered(BigInt(result.header.revision));
       } finally {

@@ -114,6 +114,7 @@ describe("store settings", () => {
       username: undefined,
       password: undefined,
       timeoutMs: 5000,
+      maxTxnOps: 128,
     });
     const set = loadConfig(
       [
@@ -126,6 +127,7 @@ describe("store settings", () => {
       ],
       {
         ETCD_PREFIX: "/team/",
+        ETCD_MAX_TXN_OPS: "64",
         ETCD_CACERT: "ca.pem",
         ETCD_CERT: "c.pem",
         ETCD_KEY: "k.pem",
@@ -143,6 +145,7 @@ describe("store settings", () => {
       username: "electd",
       password: "secret",
       timeoutMs: 2000,
+      maxTxnOps: 64,
     });
   });
 
@@ -168,6 +171,11 @@ describe("store settings", () => {
       /--etcd-prefix \/ ETCD_PREFIX: "\/electd" must end with "\/"/,
     );
     refused(["--etcd-cert", "c.pem"], {}, /--etcd-cert and --etcd-key/);
+    refused(
+      ["--etcd-max-txn-ops", "0"],
+      {},
+      /--etcd-max-txn-ops \/ ETCD_MAX_TXN_OPS: "0" is not a whole number from 1/,
+    );
     refused(
       [],
       { ETCD_USERNAME: "electd" },
