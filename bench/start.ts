@@ -9,11 +9,15 @@
 //   also, DIR           node DIR/electd.js serve: another build side by side, e.g. one made
 //                       from an older commit (--also DIR; DIR inside this clone, so that the
 //                       build finds web/dist)
+//   floor               a bare Fastify server answering /healthz (bench/start-floor.mjs),
+//                       bundled and minified as electd is: what the framework alone costs
 // usage: npm run bench:start -- [--runs N] [--skip-old-npm-start] [--also DIR]
 // Needs `npm run build` first (dist/). Each server runs with --store memory on a free port.
 import { spawn } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { mkdtempSync, readFileSync } from "node:fs";
 import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 
@@ -34,6 +38,21 @@ interface Way {
 }
 
 const flags = (port: number) => `--port ${port} --store memory --log-level warn`;
+const BUNDLE = "after, node dist/electd.js serve";
+/** The floor's bundle, built here as scripts/bundle.mjs builds electd's. */
+const floor = join(mkdtempSync(join(tmpdir(), "electd-floor-")), "floor.mjs");
+{
+  const { build } = await import("esbuild");
+  const { bundleOptions } = await import("../scripts/bundle.mjs");
+  const { outdir: _, ...options } = bundleOptions;
+  await build({
+    ...options,
+    entryPoints: [join(root, "bench/start-floor.mjs")],
+    splitting: false,
+    sourcemap: false,
+    outfile: floor,
+  });
+}
 const ways: Way[] = [
   ...(values["skip-old-npm-start"]
     ? []
@@ -57,10 +76,14 @@ const ways: Way[] = [
         },
       ]),
   {
-    name: "after, node dist/electd.js serve",
+    name: BUNDLE,
     command: (port) => `exec node dist/electd.js serve ${flags(port)}`,
   },
   { name: "after, npm start", command: (port) => `exec npm start --silent -- ${flags(port)}` },
+  {
+    name: "floor, a bare Fastify server (bundled)",
+    command: (port) => `exec node ${floor} --port ${port}`,
+  },
 ];
 
 function freePort(): Promise<number> {
@@ -177,7 +200,7 @@ const median = (xs: number[]) => {
   const mid = Math.floor(s.length / 2);
   return s.length % 2 ? (s[mid] as number) : ((s[mid - 1] as number) + (s[mid] as number)) / 2;
 };
-const afterMs = median((samples.get(ways.at(-2)?.name ?? "") ?? []).map((s) => s.ms));
+const afterMs = median((samples.get(BUNDLE) ?? []).map((s) => s.ms));
 console.log(
   `start-up, ${runs} runs each, interleaved; node ${process.version}; median (min to max)`,
 );
