@@ -14,6 +14,7 @@
 import { execFileSync, spawnSync } from "node:child_process";
 import { once } from "node:events";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { get } from "node:http";
 import { type ClientHttp2Session, connect } from "node:http2";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -153,10 +154,23 @@ async function etcdLeader(endpoint: string, name: string): Promise<LeaderKey> {
   return campaign.leader;
 }
 
-/** An electd election's version: one more with every committed change. */
+/**
+ * An electd election's version: one more with every committed change. On a connection of
+ * its own: one kept from the call before the load may be closed as idle by now.
+ */
 async function version(url: string): Promise<number> {
-  const response = await fetch(`${url}/v1/elections/${NAME}`);
-  return Number(((await response.json()) as { version: string }).version);
+  const body = await new Promise<string>((resolve, reject) => {
+    get(`${url}/v1/elections/${NAME}`, { agent: false }, (res) => {
+      let text = "";
+      res.setEncoding("utf8");
+      res.on("data", (chunk: string) => {
+        text += chunk;
+      });
+      res.on("end", () => resolve(text));
+      res.on("error", reject);
+    }).on("error", reject);
+  });
+  return Number((JSON.parse(body) as { version: string }).version);
 }
 
 const election = (url: string, rpc: string) =>
