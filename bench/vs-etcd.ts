@@ -194,8 +194,63 @@ function wrk(url: string, body: string, pid: number): Result {
     `wrk.method = "POST"\nwrk.body = ${JSON.stringify(body)}\n` +
       `wrk.headers["Content-Type"] = "application/json"\n`,
   );
-  const args = ["-t2", "-c32", `-d${seconds}s`, "--latency", "-s", script, url];
-  commands.add(`wrk ${args.join(" ")}  (body ${body})`);
+  return wrkRun(["-t2", "-c32"], script, url, pid, [], `  (body ${body})`);
+}
+
+/**
+ * Writes in pairs through wrk, one election per connection (as many threads as
+ * connections, each with its own Lua state): Enter then Withdraw of one candidate on
+ * electd; Campaign, then Resign with the leader key that Campaign answered, on etcd, each
+ * connection with a lease of its own (`args`). Every request commits a change.
+ */
+const PAIR_CONNECTIONS = 8;
+const pairScripts = {
+  electd: `
+local count = 0
+function setup(thread) count = count + 1; thread:set("id", count) end
+function init(args) name = string.format("pair-%d", id); entered = false end
+function request()
+  return wrk.format("POST", "/atomix.runtime.election.v1.LeaderElection/" .. (entered and "Withdraw" or "Enter"),
+    { ["Content-Type"] = "application/json" },
+    string.format('{"id":{"name":"%s"},"candidate":"a"}', name))
+end
+function response(status, headers, body) if status == 200 then entered = not entered end end
+`,
+  etcd: `
+local count = 0
+function setup(thread) count = count + 1; thread:set("id", count) end
+function init(args) lease = args[id]; name = args[${PAIR_CONNECTIONS} + id]; leader = nil end
+function request()
+  local headers = { ["Content-Type"] = "application/json" }
+  if leader == nil then
+    return wrk.format("POST", "/v3/election/campaign", headers,
+      string.format('{"name":"%s","lease":"%s","value":"dg=="}', name, lease))
+  end
+  return wrk.format("POST", "/v3/election/resign", headers, '{"leader":' .. leader .. '}')
+end
+function response(status, headers, body)
+  if leader == nil then leader = body:match('"leader":(%b{})') else leader = nil end
+end
+`,
+};
+function wrkPairs(system: "electd" | "etcd", url: string, pid: number, args: string[]): Result {
+  const script = join(work, `pairs-${system}.lua`);
+  writeFileSync(script, pairScripts[system]);
+  const n = `${PAIR_CONNECTIONS}`;
+  return wrkRun([`-t${n}`, `-c${n}`], script, url, pid, args, "");
+}
+
+function wrkRun(
+  load: readonly string[],
+  script: string,
+  url: string,
+  pid: number,
+  scriptArgs: readonly string[],
+  note: string,
+): Result {
+  const args = [...load, `-d${seconds}s`, "--latency", "-s", script, url];
+  if (scriptArgs.length > 0) args.push("--", ...scriptArgs);
+  commands.add(`wrk ${args.join(" ")}${note}`);
   const before = cpuMs([pid]);
   const out = execFileSync("wrk", args, { encoding: "utf8" });
   const cpu = cpuMs([pid]) - before;
@@ -485,6 +540,37 @@ async function readsAndWrites(round: number): Promise<void> {
           const result = h2load([`${endpoint}/v3electionpb.Election/Proclaim`], proclaim, etcdPid);
           record("gRPC write, durable store", "etcd", result);
           record("gRPC write, durable store: committed changes", "etcd", result);
+        },
+      ]))
+        await run();
+    }
+    if (tools.wrk) {
+      // Writes in pairs, one election per connection: electd Enter/Withdraw against etcd
+      // Campaign/Resign, which h2load cannot drive (Resign needs each Campaign's answer).
+      const b64 = (text: string) => Buffer.from(text).toString("base64");
+      const names = Array.from({ length: PAIR_CONNECTIONS }, (_, i) => `pair-${i + 1}`);
+      for (const name of names) await postJson(election(durable.url, "Create"), { id: { name } });
+      for (const run of order([
+        () =>
+          record(
+            "JSON write pairs, durable store",
+            "electd",
+            wrkPairs("electd", durable.url, durable.pid, []),
+          ),
+        async () => {
+          if (!etcd) return;
+          const leases = await Promise.all(
+            names.map(
+              async () =>
+                ((await postJson(`${endpoint}/v3/lease/grant`, { TTL: 3600 })) as { ID: string })
+                  .ID,
+            ),
+          );
+          record(
+            "JSON write pairs, durable store",
+            "etcd",
+            wrkPairs("etcd", endpoint, etcdPid, [...leases, ...names.map(b64)]),
+          );
         },
       ]))
         await run();
