@@ -33,7 +33,7 @@ async function main(argv: readonly string[]): Promise<number | undefined> {
   const [command, ...rest] = argv;
   switch (command) {
     case "serve": {
-      const { serve } = await import("../server/main.js");
+      const { serve } = await import("./serve.js");
       await serve(rest);
       return undefined; // serving: the process ends on a signal
     }

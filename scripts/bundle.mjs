@@ -1,8 +1,11 @@
 // The server's bundle: esbuild bundles the electd command (cli/electd.ts and everything it
-// imports) into OUTDIR/electd.js and a chunk per subcommand in OUTDIR/chunks/.
+// imports) into OUTDIR/electd.js and a chunk per subcommand in OUTDIR/chunks/, and the
+// server (server/main.ts) into one CommonJS file, OUTDIR/serve.cjs, which `electd serve`
+// loads with V8's compiled code kept between starts (cli/serve-cached.ts).
 // usage: node scripts/bundle.mjs [OUTDIR]   (default dist; run by `npm run build`)
 // Also imported by tests that need a copy of the build elsewhere (test/support/bundle.ts).
 import { rmSync } from "node:fs";
+import { sep } from "node:path";
 import { fileURLToPath } from "node:url";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
@@ -34,11 +37,37 @@ export const bundleOptions = {
   },
 };
 
+/** In the bundle, `electd serve` loads dist/serve.cjs (cli/serve-cached.ts), not the module. */
+const serveFromBundle = {
+  name: "serve-from-bundle",
+  setup(build) {
+    build.onResolve({ filter: /^\.\/serve\.js$/ }, (args) =>
+      args.importer.endsWith(`${sep}cli${sep}electd.ts`)
+        ? { path: `${root}cli/serve-cached.ts` }
+        : undefined,
+    );
+  },
+};
+
+/** The server alone, as CommonJS: Node 20 can be handed compiled code for a script only. */
+export const serverOptions = {
+  ...bundleOptions,
+  entryPoints: [`${root}server/main.ts`],
+  splitting: false,
+  format: "cjs",
+  define: { "import.meta.url": "__electd_module_url" },
+  banner: {
+    js: "const __electd_module_url = require('node:url').pathToFileURL(__filename).href;",
+  },
+};
+
 /** Bundles into `outdir`, emptied first. */
 export async function bundle(outdir) {
   const { build } = await import("esbuild");
   rmSync(outdir, { recursive: true, force: true });
-  await build({ ...bundleOptions, outdir });
+  await build({ ...bundleOptions, plugins: [serveFromBundle], outdir });
+  const { chunkNames: _, ...server } = serverOptions;
+  await build({ ...server, outfile: `${outdir}/serve.cjs` });
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {

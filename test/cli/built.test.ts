@@ -4,13 +4,25 @@
 // Needs `npm run build` first (`npm test` and `npm ci` run it).
 import assert from "node:assert/strict";
 import { execFile, spawn } from "node:child_process";
-import { existsSync } from "node:fs";
+import { chmodSync, existsSync, readdirSync, statSync, writeFileSync } from "node:fs";
+import module from "node:module";
+import { join } from "node:path";
 import { describe, it } from "node:test";
 import { promisify } from "node:util";
 import { root } from "../support/process.js";
 import { tempDir } from "../support/tempdir.js";
 
 const run = promisify(execFile);
+
+/** Polls `check` until it holds or `ms` pass; whether it held. */
+async function until(check: () => boolean, ms: number): Promise<boolean> {
+  const deadline = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > deadline) return false;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  return true;
+}
 const bin = `${root}/dist/electd.js`;
 
 describe("the built electd", () => {
@@ -54,13 +66,80 @@ describe("the built electd", () => {
     assert.equal(await exited, 0);
   });
 
+  it("keeps V8's compiled code of the server between starts on Node 20, and starts without it", async (t) => {
+    const cache = tempDir("compile-cache");
+    const env: NodeJS.ProcessEnv = { ...process.env, NODE_COMPILE_CACHE: cache };
+    delete env.NODE_OPTIONS;
+    /** Starts `electd serve`, waits until it serves and then a moment more, stops it. */
+    const startAndStop = async () => {
+      const child = spawn(
+        process.execPath,
+        [bin, "serve", "--port", "0", "--store", "memory", "--log-level", "warn"],
+        { cwd: cache, env, stdio: ["ignore", "pipe", "inherit"] },
+      );
+      t.after(() => child.kill("SIGKILL"));
+      let output = "";
+      const url = await new Promise<string>((resolve, reject) => {
+        child.stdout.on("data", (chunk: Buffer) => {
+          output += chunk.toString();
+          const found = /electd listening on (\S+)/.exec(output)?.[1];
+          if (found) resolve(found);
+        });
+        child.once("exit", (code) => reject(new Error(`exited ${code}: ${output}`)));
+      });
+      assert.equal((await fetch(`${url}/healthz`)).status, 200);
+      const exited = new Promise((resolve) => child.once("exit", resolve));
+      // The code is kept once the server serves: wait for the file (or for nothing, on a
+      // Node that keeps compiled code itself).
+      const kept = await until(() => files(cache).length > 0, 5_000);
+      child.kill("SIGTERM");
+      assert.equal(await exited, 0);
+      return kept;
+    };
+    const files = (dir: string) =>
+      readdirSync(dir).filter((name) => /^electd-serve-[0-9a-f]{32}\.v8$/.test(name));
+    const builtIn = "enableCompileCache" in module;
+    const kept = await startAndStop();
+    if (builtIn) {
+      // Node 22.1 and later: Node keeps the code itself, in the same directory, by its own
+      // file names; electd writes none of its own.
+      assert.equal(kept, false);
+      assert.deepEqual(files(cache), []);
+      return;
+    }
+    assert.ok(kept, "the code was kept after the first start");
+    const [name] = files(cache) as [string];
+    const file = join(cache, name);
+    assert.equal(statSync(file).mode & 0o777, 0o600, "readable by this user only");
+    assert.ok(statSync(file).size > 100_000);
+    const first = statSync(file).mtimeMs;
+    await startAndStop();
+    assert.equal(statSync(file).mtimeMs, first, "used as it was, not written again");
+    // Damaged: V8 refuses it, the server compiles as usual and keeps fresh code.
+    writeFileSync(file, "not V8's code");
+    await startAndStop();
+    assert.ok(statSync(file).size > 100_000, "written again");
+    // A directory others may write to is not used.
+    const open = tempDir("compile-cache-open");
+    chmodSync(open, 0o777);
+    env.NODE_COMPILE_CACHE = open;
+    await startAndStop();
+    assert.deepEqual(files(open), []);
+  });
+
   it("packs the build, the dashboard and the command, and no sources", async () => {
     const { stdout } = await run("npm", ["pack", "--dry-run", "--json", "--ignore-scripts"], {
       cwd: root,
     });
     const [pack] = JSON.parse(stdout) as [{ files: { path: string }[] }];
     const files = pack.files.map((f) => f.path);
-    for (const needed of ["dist/electd.js", "web/dist/index.html", "package.json", "README.md"]) {
+    for (const needed of [
+      "dist/electd.js",
+      "dist/serve.cjs",
+      "web/dist/index.html",
+      "package.json",
+      "README.md",
+    ]) {
       assert.ok(files.includes(needed), `the package holds ${needed}`);
     }
     const sources = files.filter((f) => /\.ts$/.test(f) || /^(server|client|cli|test)\//.test(f));
