@@ -14,7 +14,7 @@
 // usage: npm run bench:start -- [--runs N] [--skip-old-npm-start] [--also DIR]
 // Needs `npm run build` first (dist/). Each server runs with --store memory on a free port.
 import { spawn } from "node:child_process";
-import { mkdtempSync, readFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -40,7 +40,9 @@ interface Way {
 const flags = (port: number) => `--port ${port} --store memory --log-level warn`;
 const BUNDLE = "after, node dist/electd.js serve";
 /** The floor's bundle, built here as scripts/bundle.mjs builds electd's. */
-const floor = join(mkdtempSync(join(tmpdir(), "electd-floor-")), "floor.mjs");
+const floorDir = mkdtempSync(join(tmpdir(), "electd-floor-"));
+process.once("exit", () => rmSync(floorDir, { recursive: true, force: true }));
+const floor = join(floorDir, "floor.mjs");
 {
   const { build } = await import("esbuild");
   const { bundleOptions } = await import("../scripts/bundle.mjs");

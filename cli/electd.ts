@@ -6,6 +6,8 @@ import module from "node:module";
 import { UsageError } from "./command.js";
 
 // Built, this is a bundle (dist/): its source maps name the TypeScript files in stack traces.
+// (On Node 20 the server itself runs with its compiled code kept, and its traces name
+// dist/serve.cjs unless --enable-source-maps is given: see serve-cached.ts.)
 process.setSourceMapsEnabled(true);
 
 // Node 22.1 and later keep the code they compile on disk (in the system's temporary

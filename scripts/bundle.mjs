@@ -50,7 +50,7 @@ const serveFromBundle = {
 };
 
 /** The server alone, as CommonJS: Node 20 can be handed compiled code for a script only. */
-export const serverOptions = {
+const serverOptions = {
   ...bundleOptions,
   entryPoints: [`${root}server/main.ts`],
   splitting: false,

@@ -233,10 +233,7 @@ export function directCalls(options: DirectCallOptions): (req: Request, res: Res
       );
       body = route.serialization.getO(binary).serialize(output);
     } catch (e) {
-      error =
-        e instanceof ConnectError
-          ? e
-          : new ConnectError("internal error", Code.Internal, undefined, undefined, e);
+      error = asConnectError(e);
     }
     if (closed) {
       finish("canceled");
@@ -247,14 +244,7 @@ export function directCalls(options: DirectCallOptions): (req: Request, res: Res
     if (protocol === "grpc") {
       let message: Uint8Array | undefined;
       if (error) setTrailerStatus(responseTrailer, error);
-      else if (body) {
-        let flags = 0;
-        if (compression.response && body.byteLength >= compressMinBytes) {
-          body = await compression.response.compress(body);
-          flags = 1;
-        }
-        message = envelope(flags, body);
-      }
+      else if (body) message = await frameOf(body, compression.response, compressMinBytes);
       res.writeHead(200, record(responseHeader));
       (res as Http2ServerResponse).addTrailers(record(responseTrailer));
       if (message) res.end(message);
@@ -319,10 +309,7 @@ export function directCalls(options: DirectCallOptions): (req: Request, res: Res
         if (closed()) break;
       }
     } catch (e) {
-      error =
-        e instanceof ConnectError
-          ? e
-          : new ConnectError("internal error", Code.Internal, undefined, undefined, e);
+      error = asConnectError(e);
     } finally {
       // The client left while a message was on its way: the implementation is told too.
       if (closed()) await it.return?.(undefined);
@@ -422,14 +409,9 @@ class StreamFrames {
     return frame;
   }
 
-  private async encode(route: Route, message: object, compression: Compression) {
-    let body = route.serialization.getO(true).serialize(message as never);
-    let flags = 0;
-    if (compression && body.byteLength >= this.compressMinBytes) {
-      body = await compression.compress(body);
-      flags = 1;
-    }
-    return envelope(flags, body);
+  private encode(route: Route, message: object, compression: Compression) {
+    const body = route.serialization.getO(true).serialize(message as never);
+    return frameOf(body, compression, this.compressMinBytes);
   }
 }
 
@@ -448,6 +430,25 @@ function drained(res: Response): Promise<void> {
     res.on("drain", done);
     res.on("close", done);
   });
+}
+
+/** A gRPC message frame of `body`, compressed when negotiated and large enough. */
+async function frameOf(
+  body: Uint8Array,
+  compression: Compression,
+  compressMinBytes: number,
+): Promise<Buffer> {
+  if (compression && body.byteLength >= compressMinBytes) {
+    return envelope(1, await compression.compress(body));
+  }
+  return envelope(0, body);
+}
+
+/** What an implementation threw, as Connect answers it: anything unknown is internal. */
+function asConnectError(error: unknown): ConnectError {
+  return error instanceof ConnectError
+    ? error
+    : new ConnectError("internal error", Code.Internal, undefined, undefined, error);
 }
 
 function envelope(flags: number, message: Uint8Array): Buffer {

@@ -180,8 +180,8 @@ export class GroupCommit {
   }
 }
 
-function keyOf(key: Buffer | undefined): string {
-  return key === undefined ? "" : key.toString("latin1");
+function keyOf(key: Buffer): string {
+  return key.toString("latin1");
 }
 
 /**

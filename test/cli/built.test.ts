@@ -3,13 +3,13 @@
 // client subcommands work, and the packed package holds the build and no sources.
 // Needs `npm run build` first (`npm test` and `npm ci` run it).
 import assert from "node:assert/strict";
-import { execFile, spawn } from "node:child_process";
+import { execFile } from "node:child_process";
 import { chmodSync, existsSync, readdirSync, statSync, writeFileSync } from "node:fs";
 import module from "node:module";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import { promisify } from "node:util";
-import { root } from "../support/process.js";
+import { root, spawnServer } from "../support/process.js";
 import { tempDir } from "../support/tempdir.js";
 
 const run = promisify(execFile);
@@ -30,21 +30,12 @@ describe("the built electd", () => {
     assert.ok(existsSync(bin), "dist/electd.js is missing: run `npm run build` first");
     const dataDir = tempDir("built");
     // No --import tsx: the bundle must run on plain Node.
-    const child = spawn(
-      process.execPath,
-      [bin, "serve", "--port", "0", "--data-dir", dataDir, "--log-level", "warn"],
-      { cwd: dataDir, stdio: ["ignore", "pipe", "inherit"] },
+    const { child, url, exited } = await spawnServer(
+      ["--port", "0", "--store", "durable", "--data-dir", dataDir],
+      {},
+      { built: bin, cwd: dataDir },
     );
     t.after(() => child.kill("SIGKILL"));
-    let output = "";
-    const url = await new Promise<string>((resolve, reject) => {
-      child.stdout.on("data", (chunk: Buffer) => {
-        output += chunk.toString();
-        const found = /electd listening on (\S+)/.exec(output)?.[1];
-        if (found) resolve(found);
-      });
-      child.once("exit", (code) => reject(new Error(`exited ${code}: ${output}`)));
-    });
     const health = (await (await fetch(`${url}/healthz`)).json()) as Record<string, unknown>;
     assert.deepEqual([health.status, health.store], ["serving", "durable"]);
     const page = await fetch(`${url}/elections/x`);
@@ -61,34 +52,21 @@ describe("the built electd", () => {
     assert.deepEqual(JSON.parse(entered.stdout), { term: "1", leader: "n1", candidates: [] });
     const status = await run(process.execPath, [bin, "status", "--server", url]);
     assert.match(status.stdout, /^shipped\s+1\s+n1\s+0\s+-$/m);
-    const exited = new Promise((resolve) => child.once("exit", resolve));
     child.kill("SIGTERM");
     assert.equal(await exited, 0);
   });
 
   it("keeps V8's compiled code of the server between starts on Node 20, and starts without it", async (t) => {
     const cache = tempDir("compile-cache");
-    const env: NodeJS.ProcessEnv = { ...process.env, NODE_COMPILE_CACHE: cache };
-    delete env.NODE_OPTIONS;
+    const env: NodeJS.ProcessEnv = { NODE_COMPILE_CACHE: cache, NODE_OPTIONS: undefined };
     /** Starts `electd serve`, waits until it serves and then a moment more, stops it. */
     const startAndStop = async () => {
-      const child = spawn(
-        process.execPath,
-        [bin, "serve", "--port", "0", "--store", "memory", "--log-level", "warn"],
-        { cwd: cache, env, stdio: ["ignore", "pipe", "inherit"] },
-      );
-      t.after(() => child.kill("SIGKILL"));
-      let output = "";
-      const url = await new Promise<string>((resolve, reject) => {
-        child.stdout.on("data", (chunk: Buffer) => {
-          output += chunk.toString();
-          const found = /electd listening on (\S+)/.exec(output)?.[1];
-          if (found) resolve(found);
-        });
-        child.once("exit", (code) => reject(new Error(`exited ${code}: ${output}`)));
+      const { child, url, exited } = await spawnServer(["--port", "0"], env, {
+        built: bin,
+        cwd: cache,
       });
+      t.after(() => child.kill("SIGKILL"));
       assert.equal((await fetch(`${url}/healthz`)).status, 200);
-      const exited = new Promise((resolve) => child.once("exit", resolve));
       // The code is kept once the server serves: wait for the file (or for nothing, on a
       // Node that keeps compiled code itself).
       const kept = await until(() => files(cache).length > 0, 5_000);

@@ -53,7 +53,23 @@ function comparable(headers: Record<string, unknown>): Record<string, unknown> {
   return out;
 }
 
+/** A gRPC call: its status, headers, body (every frame, as sent) and trailers. */
 function grpc(url: string, path: string, body: Uint8Array, headers = {}): Promise<Answer> {
+  return grpcStream(url, path, body, Number.POSITIVE_INFINITY, headers);
+}
+
+/**
+ * A gRPC server stream: its headers and its first `messages` frames (bytes as sent), then
+ * the stream is reset; or, when it ends sooner, everything up to its trailers.
+ */
+function grpcStream(
+  url: string,
+  path: string,
+  body: Uint8Array,
+  messages: number,
+  headers = {},
+  meanwhile?: () => Promise<unknown>,
+): Promise<Answer> {
   return new Promise((resolve, reject) => {
     const session = h2connect(url);
     session.on("error", reject);
@@ -64,10 +80,16 @@ function grpc(url: string, path: string, body: Uint8Array, headers = {}): Promis
       te: "trailers",
       ...headers,
     });
-    const chunks: Buffer[] = [];
+    let received = Buffer.alloc(0);
     let status = 0;
     let head: Record<string, unknown> = {};
     let trailers: Record<string, unknown> = {};
+    let frames = 0;
+    const done = () => {
+      stream.close();
+      session.close();
+      resolve({ status, headers: head, body: received.toString("hex"), trailers });
+    };
     stream.on("response", (h) => {
       status = Number(h[":status"]);
       head = comparable({ ...h, ":status": undefined });
@@ -75,11 +97,24 @@ function grpc(url: string, path: string, body: Uint8Array, headers = {}): Promis
     stream.on("trailers", (t) => {
       trailers = comparable({ ...t });
     });
-    stream.on("data", (chunk: Buffer) => chunks.push(chunk));
-    stream.on("end", () => {
-      session.close();
-      resolve({ status, headers: head, body: Buffer.concat(chunks).toString("hex"), trailers });
+    stream.on("data", (chunk: Buffer) => {
+      received = Buffer.concat([received, chunk]);
+      // Whole frames so far.
+      let at = 0;
+      let count = 0;
+      while (at + 5 <= received.length) {
+        const end = at + 5 + received.readUInt32BE(at + 1);
+        if (end > received.length) break;
+        at = end;
+        count++;
+      }
+      if (count > frames) {
+        frames = count;
+        if (frames === 1 && meanwhile) meanwhile().catch(reject);
+        if (frames >= messages) done();
+      }
     });
+    stream.on("end", done);
     stream.on("error", reject);
     stream.end(body);
   });
@@ -318,68 +353,6 @@ describe("plain unary calls answered directly", () => {
     assert.equal(ok.trailers["grpc-status"], "0");
   });
 });
-
-/**
- * A gRPC server stream: its headers and its first `messages` frames (bytes as sent), then
- * the stream is reset; or, when it ends sooner, everything up to its trailers.
- */
-function grpcStream(
-  url: string,
-  path: string,
-  body: Uint8Array,
-  messages: number,
-  headers = {},
-  meanwhile?: () => Promise<unknown>,
-): Promise<Answer> {
-  return new Promise((resolve, reject) => {
-    const session = h2connect(url);
-    session.on("error", reject);
-    const stream = session.request({
-      ":method": "POST",
-      ":path": path,
-      "content-type": "application/grpc",
-      te: "trailers",
-      ...headers,
-    });
-    let received = Buffer.alloc(0);
-    let status = 0;
-    let head: Record<string, unknown> = {};
-    let trailers: Record<string, unknown> = {};
-    let frames = 0;
-    const done = () => {
-      stream.close();
-      session.close();
-      resolve({ status, headers: head, body: received.toString("hex"), trailers });
-    };
-    stream.on("response", (h) => {
-      status = Number(h[":status"]);
-      head = comparable({ ...h, ":status": undefined });
-    });
-    stream.on("trailers", (t) => {
-      trailers = comparable({ ...t });
-    });
-    stream.on("data", (chunk: Buffer) => {
-      received = Buffer.concat([received, chunk]);
-      // Whole frames so far.
-      let at = 0;
-      let count = 0;
-      while (at + 5 <= received.length) {
-        const end = at + 5 + received.readUInt32BE(at + 1);
-        if (end > received.length) break;
-        at = end;
-        count++;
-      }
-      if (count > frames) {
-        frames = count;
-        if (frames === 1 && meanwhile) meanwhile().catch(reject);
-        if (frames >= messages) done();
-      }
-    });
-    stream.on("end", done);
-    stream.on("error", reject);
-    stream.end(body);
-  });
-}
 
 const watch = (name: string) =>
   toBinary(WatchRequestSchema, create(WatchRequestSchema, { id: { name } }));

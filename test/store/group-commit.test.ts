@@ -5,7 +5,14 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import type { ICompare, IRequestOp, ITxnRequest, ITxnResponse } from "etcd3";
-import { type Commit, GroupCommit } from "../../server/store/group-commit.js";
+import {
+  type Commit,
+  GroupCommit,
+  type GroupCommitOptions,
+} from "../../server/store/group-commit.js";
+
+/** One turn of the event loop: what was submitted has been sent or queued. */
+const turn = () => new Promise((resolve) => setImmediate(resolve));
 
 /** etcd's transaction, as far as group commit relies on it. */
 class ModelEtcd {
@@ -60,7 +67,10 @@ class ModelEtcd {
     } as unknown as ITxnResponse;
   };
 
-  release(): void {
+  /** After what was submitted has had its turn: answers every held call, holds no more. */
+  async answer(): Promise<void> {
+    await turn();
+    this.hold = false;
     for (const go of this.held.splice(0)) go();
   }
 }
@@ -77,23 +87,30 @@ function change(name: string, readAt: number): Commit {
 
 const late = () => new Error("too late");
 
+/** A model etcd whose operation limit is `maxOps`, and group commit in front of it. */
+function setup(options: Partial<Omit<GroupCommitOptions, "txn" | "late">> = {}) {
+  const { maxOps = 128, maxInFlight = 1, timeoutMs = 5000, now } = options;
+  const etcd = new ModelEtcd(maxOps);
+  const commits = new GroupCommit({
+    txn: etcd.txn,
+    maxOps,
+    maxInFlight,
+    timeoutMs,
+    late,
+    ...(now === undefined ? {} : { now }),
+  });
+  return { etcd, commits };
+}
+
 describe("group commit", () => {
   it("sends what arrives while transactions are in flight as one, at one revision", async () => {
-    const etcd = new ModelEtcd(128);
-    const commits = new GroupCommit({
-      txn: etcd.txn,
-      maxOps: 128,
-      maxInFlight: 1,
-      timeoutMs: 5000,
-      late,
-    });
+    const { etcd, commits } = setup();
     etcd.hold = true;
     const first = commits.submit(change("a", 0));
     const rest = ["b", "c", "d"].map((name) => commits.submit(change(name, 0)));
-    await new Promise((resolve) => setImmediate(resolve));
+    await turn();
     assert.equal(etcd.sent.length, 1, "the others wait for the one in flight");
-    etcd.hold = false;
-    etcd.release();
+    await etcd.answer();
     assert.equal((await first).succeeded, true);
     const results = await Promise.all(rest);
     assert.equal(etcd.sent.length, 2, "b, c and d went in one transaction");
@@ -117,22 +134,13 @@ describe("group commit", () => {
   });
 
   it("never puts two changes of one election in one transaction", async () => {
-    const etcd = new ModelEtcd(128);
-    const commits = new GroupCommit({
-      txn: etcd.txn,
-      maxOps: 128,
-      maxInFlight: 1,
-      timeoutMs: 5000,
-      late,
-    });
+    const { etcd, commits } = setup();
     etcd.hold = true;
     const first = commits.submit(change("x", 0));
     const again = commits.submit(change("a", 0));
     const twice = commits.submit(change("a", 0));
     const other = commits.submit(change("b", 0));
-    await new Promise((resolve) => setImmediate(resolve));
-    etcd.hold = false;
-    etcd.release();
+    await etcd.answer();
     await first;
     const [a1, a2, b] = await Promise.all([again, twice, other]);
     assert.equal(a1.succeeded, true);
@@ -151,19 +159,10 @@ describe("group commit", () => {
   });
 
   it("keeps each transaction within maxOps", async () => {
-    const etcd = new ModelEtcd(4);
-    const commits = new GroupCommit({
-      txn: etcd.txn,
-      maxOps: 4,
-      maxInFlight: 1,
-      timeoutMs: 5000,
-      late,
-    });
+    const { etcd, commits } = setup({ maxOps: 4 });
     etcd.hold = true;
     const all = ["x", "a", "b", "c", "d", "e"].map((name) => commits.submit(change(name, 0)));
-    await new Promise((resolve) => setImmediate(resolve));
-    etcd.hold = false;
-    etcd.release();
+    await etcd.answer();
     const results = await Promise.all(all);
     assert.ok(results.every((r) => r.succeeded));
     // x alone (in flight), then two changes (4 operations) per transaction.
@@ -174,21 +173,12 @@ describe("group commit", () => {
   });
 
   it("tells the changes of a failed transaction apart by their own compares", async () => {
-    const etcd = new ModelEtcd(128);
+    const { etcd, commits } = setup();
     etcd.mods.set("b", 7); // b changed since it was read
-    const commits = new GroupCommit({
-      txn: etcd.txn,
-      maxOps: 128,
-      maxInFlight: 1,
-      timeoutMs: 5000,
-      late,
-    });
     etcd.hold = true;
     const first = commits.submit(change("x", 0));
     const [a, b, c] = ["a", "b", "c"].map((name) => commits.submit(change(name, 0)));
-    await new Promise((resolve) => setImmediate(resolve));
-    etcd.hold = false;
-    etcd.release();
+    await etcd.answer();
     await first;
     const [ra, rb, rc] = await Promise.all([a, b, c]);
     assert.equal(ra?.succeeded, true);
@@ -201,46 +191,28 @@ describe("group commit", () => {
   });
 
   it("holds a change of an election until the one in flight is answered", async () => {
-    const etcd = new ModelEtcd(128);
-    const commits = new GroupCommit({
-      txn: etcd.txn,
-      maxOps: 128,
-      maxInFlight: 2,
-      timeoutMs: 5000,
-      late,
-    });
+    const { etcd, commits } = setup({ maxInFlight: 2 });
     etcd.hold = true;
     const first = commits.submit(change("a", 0));
     const second = commits.submit(change("a", 0));
-    await new Promise((resolve) => setImmediate(resolve));
+    await turn();
     assert.equal(etcd.sent.length, 1, "one transaction in flight although two may be");
-    etcd.hold = false;
-    etcd.release();
+    await etcd.answer();
     assert.equal((await first).succeeded, true);
     assert.equal((await second).succeeded, false, "decided on the state the first replaced");
   });
 
   it("sends each alone when etcd refuses a transaction, and not one that waited too long", async () => {
     let now = 0;
-    const etcd = new ModelEtcd(128);
-    const commits = new GroupCommit({
-      txn: etcd.txn,
-      maxOps: 128,
-      maxInFlight: 1,
-      timeoutMs: 1000,
-      late,
-      now: () => now,
-    });
+    const { etcd, commits } = setup({ timeoutMs: 1000, now: () => now });
     etcd.hold = true;
     const first = commits.submit(change("x", 0));
     const batch = ["a", "b"].map((name) => commits.submit(change(name, 0)));
-    await new Promise((resolve) => setImmediate(resolve));
     etcd.refuse = (request) =>
       (request.success ?? []).length > 1
         ? new Error("etcdserver: request is too large")
         : undefined;
-    etcd.hold = false;
-    etcd.release();
+    await etcd.answer();
     assert.equal((await first).succeeded, true);
     const results = await Promise.all(batch);
     assert.ok(
@@ -252,17 +224,16 @@ describe("group commit", () => {
       [1, 2, 1, 1],
     );
     etcd.refuse = () => undefined;
-    await new Promise((resolve) => setImmediate(resolve)); // the batch's turn is over
+    await turn(); // the batch's turn is over
 
     // A change still queued when its caller's deadline passes is never sent.
     etcd.hold = true;
     const slow = commits.submit(change("y", 0));
     const waiting = commits.submit(change("z", 0));
-    await new Promise((resolve) => setImmediate(resolve));
+    await turn();
     const sent = etcd.sent.length;
     now = 1000;
-    etcd.hold = false;
-    etcd.release();
+    await etcd.answer();
     assert.equal((await slow).succeeded, true);
     await assert.rejects(waiting, /too late/);
     assert.equal(etcd.sent.length, sent, "z was not sent");

@@ -28,10 +28,16 @@ export interface ServerProcess {
 export function spawnServer(
   args: readonly string[],
   env: NodeJS.ProcessEnv = {},
+  options: {
+    /** The built command to run (dist/electd.js) instead of the sources through tsx. */
+    readonly built?: string;
+    readonly cwd?: string;
+  } = {},
 ): Promise<ServerProcess> {
   const argv = withStore(args, env);
-  const child = spawn(process.execPath, ["--import", "tsx", "cli/electd.ts", "serve", ...argv], {
-    cwd: root,
+  const command = options.built ?? ["--import", "tsx", "cli/electd.ts"];
+  const child = spawn(process.execPath, [command, "serve", ...argv].flat(), {
+    cwd: options.cwd ?? root,
     env: { ...process.env, LOG_LEVEL: "warn", ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });
