@@ -1,5 +1,6 @@
 // The whole HTTP application as a Fastify instance: every RPC protocol on one port, health
 // and the dashboard. build() does not listen; main.ts does.
+import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from "node:http";
 import { fastifyConnectPlugin } from "@connectrpc/connect-fastify";
 import Fastify, { type FastifyInstance, type FastifyServerFactory } from "fastify";
 import type { Authenticator } from "../auth/authenticate.js";
@@ -15,7 +16,7 @@ import { badUrlErrors, builtDashboard, dashboard } from "./dashboard.js";
 import { directCalls } from "./direct.js";
 import { events } from "./events.js";
 import { guard, hostAllowed, hostOf } from "./guard.js";
-import { createListener, type Handler, type Listener } from "./listener.js";
+import { createListener, type Handler, type Listener, type StreamHandler } from "./listener.js";
 import { loggerOptions, logUnfinishedResponses } from "./logging.js";
 import { metricsRoute } from "./metrics.js";
 
@@ -51,19 +52,24 @@ export async function build(options: AppOptions): Promise<App> {
   let direct: ReturnType<typeof directCalls> | undefined;
   const serverFactory: FastifyServerFactory = (handler) => {
     const fastifyHandler = handler as Handler;
-    // The plain unary calls and gRPC server streams are answered directly (see direct.ts);
-    // every other request goes through Fastify, and every request does when requests are
-    // logged one by one (the access log, or debug level, where abandoned calls are logged).
-    // So does every request a browser sends (it carries Origin) and every one for a host
+    // The plain unary calls and gRPC server streams are answered directly (see direct.ts),
+    // over HTTP/2 as streams before Node makes requests of them; every other request goes
+    // through Fastify, and every request does when requests are logged one by one (the
+    // access log, or debug level, where abandoned calls are logged). So does every request
+    // a browser sends (it carries Origin) and every one for a host
     // name electd does not serve: the guard (guard.ts) answers those in Fastify.
+    const admits = (headers: IncomingHttpHeaders) =>
+      headers.origin === undefined && hostAllowed(hostOf(headers), config.auth, config.host);
     const handle: Handler = (req, res) => {
       const answered =
-        req.headers.origin === undefined &&
-        hostAllowed(hostOf(req.headers), config.auth, config.host) &&
-        direct?.(req, res);
+        req.httpVersionMajor === 1 &&
+        admits(req.headers) &&
+        direct?.request(req as IncomingMessage, res as ServerResponse);
       if (!answered) fastifyHandler(req, res);
     };
-    listener = createListener(handle, config.tls, config.connections);
+    const streams: StreamHandler = (stream, headers, rawHeaders) =>
+      admits(headers) && direct?.stream(stream, headers, rawHeaders) === true;
+    listener = createListener(handle, config.tls, config.connections, streams);
     return listener.server as ReturnType<FastifyServerFactory>;
   };
   const fastify = Fastify({

@@ -11,9 +11,11 @@
 // preface, a TLS handshake), an HTTP/2 session that never opens a stream or has none open,
 // and how many connections there may be.
 import { readFileSync } from "node:fs";
-import type { IncomingMessage, ServerResponse } from "node:http";
+import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from "node:http";
 import {
   createSecureServer,
+  type Http2SecureServer,
+  type Http2Server,
   type Http2ServerRequest,
   type Http2ServerResponse,
   type Http2Session,
@@ -27,6 +29,16 @@ export type Handler = (
   req: IncomingMessage | Http2ServerRequest,
   res: ServerResponse | Http2ServerResponse,
 ) => void;
+
+/**
+ * Answers an HTTP/2 stream before Node's compatibility layer makes a request and a response
+ * of it; returns false to let it go on to that layer (and `Handler`) as usual.
+ */
+export type StreamHandler = (
+  stream: ServerHttp2Stream,
+  headers: IncomingHttpHeaders,
+  rawHeaders: readonly string[],
+) => boolean;
 
 export interface Listener {
   readonly server: NetServer;
@@ -65,6 +77,7 @@ export function createListener(
   handler: Handler,
   tls: { cert: string; key: string; clientCa?: string | undefined } | undefined,
   limits: ConnectionSettings,
+  streams?: StreamHandler,
 ): Listener {
   const http1 = {
     headersTimeout: limits.headersTimeoutMs,
@@ -82,6 +95,7 @@ export function createListener(
   const http2 = { settings: { maxConcurrentStreams: limits.maxConcurrentStreams } };
 
   let server: NetServer;
+  let http2Server: Http2Server | Http2SecureServer;
   let stopTracking = () => {};
   if (tls) {
     const secure = createSecureServer(
@@ -101,6 +115,7 @@ export function createListener(
     // With allowHTTP1 Node tracks HTTP/1.1 connections on this server from 'listening' on,
     // but fixes its timeouts in the constructor and sets no keep-alive timeout at all.
     server = Object.assign(secure, http1);
+    http2Server = secure;
   } else {
     const cleartext = new CleartextServer({ http1, http2 }, handler);
     // The HTTP/1.1 server never listens, and Node only starts tracking connections (the
@@ -109,7 +124,9 @@ export function createListener(
     cleartext.http1.emit("listening");
     stopTracking = () => cleartext.http1.close();
     server = cleartext;
+    http2Server = cleartext.http2;
   }
+  if (streams) takeStreams(http2Server, streams);
 
   /** Every accepted socket until it closes, counted or not: what destroy() ends. */
   const sockets = new Set<Socket>();
@@ -253,4 +270,24 @@ export function createListener(
       for (const socket of sockets) socket.destroy();
     },
   };
+}
+
+/**
+ * Puts `streams` before the listener through which Node's HTTP/2 server makes a request and
+ * a response of every stream and emits "request" (its compatibility layer, added when a
+ * server is made with a request listener): streams it declines go on to that listener.
+ */
+function takeStreams(server: Http2Server | Http2SecureServer, streams: StreamHandler): void {
+  const compatibility = server.listeners("stream") as ((...args: unknown[]) => void)[];
+  // Without that listener (a Node that no longer makes requests this way) every stream is
+  // left to "request", answered the regular way.
+  if (compatibility.length === 0) return;
+  server.removeAllListeners("stream");
+  server.on(
+    "stream",
+    (stream: ServerHttp2Stream, headers: IncomingHttpHeaders, flags: number, raw: string[]) => {
+      if (streams(stream, headers, raw)) return;
+      for (const listener of compatibility) listener.call(server, stream, headers, flags, raw);
+    },
+  );
 }
