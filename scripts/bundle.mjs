@@ -26,14 +26,15 @@ export const bundleOptions = {
   chunkNames: "chunks/[name]-[hash]",
   // Native code, and a client reading its .proto files from its own directory at run time.
   external: ["better-sqlite3", "etcd3"],
-  minify: true,
-  keepNames: true,
+  minifyWhitespace: true,
+  minifySyntax: true,
+  minifyIdentifiers: false,
   sourcemap: true,
   sourcesContent: false,
   legalComments: "linked",
   logLevel: "warning",
   banner: {
-    js: "import { createRequire } from 'node:module'; const require = createRequire(import.meta.url);",
+    js: "import { createRequire as __electdCreateRequire } from 'node:module'; const require = __electdCreateRequire(import.meta.url);",
   },
 };
 
