@@ -5,6 +5,9 @@ import { ANONYMOUS } from "../election/change.js";
 import { limitReached } from "../errors.js";
 import type { SessionView } from "../session/sessions.js";
 
+/** The release of a slot that was not counted. */
+function unlimited(): void {}
+
 /** Concurrent watches per identity: a slot is taken when a stream opens. */
 export class WatchQuota {
   private readonly held = new Map<string, number>();
@@ -16,8 +19,8 @@ export class WatchQuota {
    * called, whichever is first (as the hub does: a stream suspended on a vanished peer
    * never runs its `finally`). Throws (limit) when the identity holds `max` already.
    */
-  acquire(identity: string, signal: AbortSignal): () => void {
-    if (identity === ANONYMOUS) return () => {};
+  acquire(identity: string, signal: AbortSignal | undefined): () => void {
+    if (identity === ANONYMOUS) return unlimited;
     const count = this.held.get(identity) ?? 0;
     if (count >= this.max) {
       throw limitReached(
@@ -29,13 +32,13 @@ export class WatchQuota {
     const release = () => {
       if (released) return;
       released = true;
-      signal.removeEventListener("abort", release);
+      signal?.removeEventListener("abort", release);
       const left = (this.held.get(identity) ?? 1) - 1;
       if (left === 0) this.held.delete(identity);
       else this.held.set(identity, left);
     };
-    if (signal.aborted) release();
-    else signal.addEventListener("abort", release);
+    if (signal?.aborted) release();
+    else signal?.addEventListener("abort", release);
     return release;
   }
 }

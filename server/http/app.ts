@@ -6,7 +6,13 @@ import Fastify, { type FastifyInstance, type FastifyServerFactory } from "fastif
 import type { Authenticator } from "../auth/authenticate.js";
 import { WatchQuota } from "../auth/quota.js";
 import type { Config } from "../config.js";
-import { admitRequest, authenticateRequest, authorization, type Refused } from "../rpc/auth.js";
+import {
+  admitRequest,
+  authenticateRequest,
+  authorization,
+  type Refused,
+  streamAdmission,
+} from "../rpc/auth.js";
 import { domainErrorInterceptor } from "../rpc/errors.js";
 import { malformedRequestInterceptor } from "../rpc/malformed.js";
 import { type RouteOptions, routes } from "../rpc/routes.js";
@@ -42,12 +48,13 @@ export async function build(options: AppOptions): Promise<App> {
     fastify.log.warn({ audit: "refused", ...refused }, "call refused");
   const admit = admitRequest(authenticator, onRefused);
   const watches = new WatchQuota(config.auth.maxWatchesPerIdentity);
+  const admitStream = streamAdmission(onRefused, watches);
   const callerOf = authenticateRequest(authenticator);
   // Authorization is an interceptor: the direct path below and Connect's run it alike.
   const interceptors = [
     malformedRequestInterceptor,
     domainErrorInterceptor,
-    authorization(onRefused, watches),
+    authorization(onRefused, admitStream),
   ];
   let direct: ReturnType<typeof directCalls> | undefined;
   const serverFactory: FastifyServerFactory = (handler) => {
@@ -94,6 +101,7 @@ export async function build(options: AppOptions): Promise<App> {
       methods: served.direct,
       handlers: served.handlers,
       interceptors,
+      admitStream,
       contextValues: callerOf,
       readMaxBytes: config.limits.maxRequestBytes,
       compressMinBytes: config.compressMinBytes,

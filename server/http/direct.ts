@@ -81,6 +81,9 @@ import {
 } from "@connectrpc/connect-node";
 import type { Metrics } from "../metrics/metrics.js";
 import { type Protocol, startRequest } from "../metrics/requests.js";
+import type { AdmitStream } from "../rpc/auth.js";
+import { toConnectError } from "../rpc/errors.js";
+import type { MessageFeed } from "../rpc/pushed.js";
 import type { DirectMethod } from "../rpc/routes.js";
 
 type Request = IncomingMessage | Http2ServerRequest;
@@ -100,6 +103,8 @@ export interface DirectCallOptions {
   /** The router's handlers (each wrapped as every call is): the regular path. */
   readonly handlers: () => readonly UniversalHandler[];
   readonly interceptors: readonly Interceptor[];
+  /** What the authorization interceptor does for a stream: for the streams pushed. */
+  readonly admitStream: AdmitStream;
   /** The call's context values (who is calling), as Connect's plugin is given them. */
   readonly contextValues?: (caller: Caller) => ContextValues;
   readonly readMaxBytes: number;
@@ -217,10 +222,6 @@ export function directCalls(options: DirectCallOptions): DirectCalls {
     }
 
     const finish = startRequest(metrics, route.method.method, protocol);
-    const controller = new AbortController();
-    x.onClose(() => {
-      if (x.gone) controller.abort(new ConnectError("the client went away", Code.Canceled));
-    });
     const responseHeader = new Headers();
     const responseTrailer = new Headers();
     if (protocol === "grpc") {
@@ -229,6 +230,28 @@ export function directCalls(options: DirectCallOptions): DirectCalls {
     } else {
       responseHeader.set("content-type", binary ? "application/proto" : "application/json");
     }
+    const compression = compressionNegotiate(
+      acceptCompression,
+      null,
+      headerValue(x.headers, protocol === "grpc" ? "grpc-accept-encoding" : "accept-encoding"),
+      protocol === "grpc" ? "grpc-accept-encoding" : "accept-encoding",
+    );
+    if (protocol === "grpc" && compression.response) {
+      responseHeader.set("grpc-encoding", compression.response.name);
+    }
+    const values = options.contextValues?.(x.caller) ?? createContextValues();
+    const { pushed } = route.method;
+    if (pushed) {
+      // No signal and no handler context: the call closes its feed when the client goes.
+      x.settle();
+      const call = new PushedCall(x, frames, route, compression.response, responseHeader, finish);
+      call.start(
+        () => options.admitStream(route.method.method, values, undefined, input),
+        (onQueued) => pushed.open(input, onQueued),
+      );
+      return;
+    }
+    const controller = abortWhenGone(x);
     const context: HandlerContext = {
       method: route.method.method,
       service: route.method.method.parent,
@@ -239,18 +262,9 @@ export function directCalls(options: DirectCallOptions): DirectCalls {
       responseHeader,
       responseTrailer,
       protocolName: protocol,
-      values: options.contextValues?.(x.caller) ?? createContextValues(),
+      values,
       url: `http://${x.headers.host ?? x.headers[":authority"] ?? "localhost"}${route.path}`,
     };
-    const compression = compressionNegotiate(
-      acceptCompression,
-      null,
-      headerValue(x.headers, protocol === "grpc" ? "grpc-accept-encoding" : "accept-encoding"),
-      protocol === "grpc" ? "grpc-accept-encoding" : "accept-encoding",
-    );
-    if (protocol === "grpc" && compression.response) {
-      responseHeader.set("grpc-encoding", compression.response.name);
-    }
     if (route.method.kind === "server_streaming") {
       finish(await stream(route, context, input, compression.response, x));
       return;
@@ -423,6 +437,11 @@ interface Exchange {
   end(chunk?: Uint8Array, trailer?: Headers): void;
   /** Node's request and response objects for it: what the regular path takes. */
   regular(): { req: Request; res: Response };
+  /**
+   * The call is the direct path's from here on: lets go of what only the regular path
+   * would read of the request (its headers), for a stream that may stay open for long.
+   */
+  settle(): void;
 }
 
 class Http1Exchange implements Exchange {
@@ -474,21 +493,30 @@ class Http1Exchange implements Exchange {
   regular() {
     return { req: this.req, res: this.res };
   }
+  settle() {}
 }
+
+const noHeaders: IncomingHttpHeaders = Object.freeze({});
+const noRawHeaders: readonly string[] = Object.freeze([]);
 
 class StreamExchange implements Exchange {
   closed = false;
   /** Whether this side ended the answer (a reset stream counts as ended in Node). */
   private ended = false;
-  private trailer: OutgoingHttpHeaders = {};
+  private waitsForTrailers = false;
+  /** Called once the stream closes: one listener on the stream for all of them. */
+  private closeListeners: (() => void)[] | undefined;
 
   constructor(
     private readonly stream: ServerHttp2Stream,
-    readonly headers: IncomingHttpHeaders,
-    readonly rawHeaders: readonly string[],
+    public headers: IncomingHttpHeaders,
+    public rawHeaders: readonly string[],
   ) {
-    stream.once("close", () => {
+    stream.on("close", () => {
       this.closed = true;
+      const listeners = this.closeListeners ?? [];
+      this.closeListeners = undefined;
+      for (const listener of listeners) listener();
     });
     // A peer that resets the stream with an error code has it destroyed with an error;
     // "close" says all this side needs to know.
@@ -508,13 +536,18 @@ class StreamExchange implements Exchange {
     return this.closed && !this.ended;
   }
   onClose(listener: () => void) {
-    this.stream.once("close", listener);
+    // Most calls have one or two: an array the size of what it holds.
+    this.closeListeners = this.closeListeners ? [...this.closeListeners, listener] : [listener];
   }
   head(status: number, header: Headers, trailers: boolean) {
     const stream = this.stream;
     if (stream.destroyed) return;
-    const headers: OutgoingHttpHeaders = record(header);
-    headers[":status"] = status;
+    // Node keeps the headers sent for as long as the stream lasts: an ordinary object holds
+    // them in far less memory than a null-prototype one. The names are the server's own.
+    const headers: OutgoingHttpHeaders = { ":status": status };
+    header.forEach((value, key) => {
+      headers[key] = value;
+    });
     // As Node's compatibility layer dates every response.
     headers.date = httpDate();
     if (!trailers) {
@@ -522,7 +555,7 @@ class StreamExchange implements Exchange {
       return;
     }
     stream.respond(headers, { waitForTrailers: true });
-    stream.once("wantTrailers", () => stream.sendTrailers(this.trailer));
+    this.waitsForTrailers = true;
   }
   write(chunk: Uint8Array) {
     return this.stream.write(chunk);
@@ -533,7 +566,11 @@ class StreamExchange implements Exchange {
   end(chunk?: Uint8Array, trailer?: Headers) {
     this.ended = true;
     if (this.stream.destroyed) return;
-    if (trailer) this.trailer = record(trailer);
+    if (this.waitsForTrailers) {
+      // Node asks for them once the last data is sent.
+      const headers = trailer ? record(trailer) : {};
+      this.stream.once("wantTrailers", () => this.stream.sendTrailers(headers));
+    }
     if (chunk) this.stream.end(chunk);
     else this.stream.end();
   }
@@ -541,6 +578,117 @@ class StreamExchange implements Exchange {
     const req = new Http2ServerRequest(this.stream, this.headers, {}, [...this.rawHeaders]);
     return { req, res: new Http2ServerResponse(this.stream) };
   }
+  settle() {
+    this.headers = noHeaders;
+    this.rawHeaders = noRawHeaders;
+  }
+}
+
+/**
+ * A server stream sent as its messages come (a watch, rpc/pushed.ts): its request is
+ * admitted as the authorization interceptor admits a stream's, then each message queued is
+ * taken, framed (once for every stream sending it) and written as soon as the stream can
+ * take it. While the stream is idle nothing waits: this object, its feed and the stream are
+ * all a watch holds. `finish` is told the call's code once it is over.
+ */
+class PushedCall {
+  private feed: MessageFeed | undefined;
+  private release: () => void = ignore;
+  private sending = false;
+  private over = false;
+  /** The feed's `onQueued`. */
+  private readonly queued = () => {
+    if (!this.sending && !this.over && this.feed !== undefined) void this.send(this.feed);
+  };
+
+  constructor(
+    private readonly x: Exchange,
+    private readonly frames: StreamFrames,
+    private readonly route: Route,
+    private readonly compression: Compression,
+    /** The response's headers, until they are sent with the first message. */
+    private header: Headers | undefined,
+    private readonly finish: (code: string) => void,
+  ) {}
+
+  /** Admits the call (`admit` returns the release of its slot), then opens its feed. */
+  start(admit: () => () => void, open: (onQueued: () => void) => Promise<MessageFeed>): void {
+    this.x.onClose(() => this.end(undefined));
+    try {
+      this.release = admit();
+    } catch (error) {
+      this.end(error);
+      return;
+    }
+    open(this.queued).then(
+      (feed) => {
+        this.feed = feed;
+        if (this.over) feed.close();
+        else void this.send(feed);
+      },
+      (error: unknown) => this.end(error),
+    );
+  }
+
+  private head(): void {
+    if (this.header === undefined) return;
+    this.x.head(200, this.header, true);
+    this.header = undefined;
+  }
+
+  private async send(feed: MessageFeed): Promise<void> {
+    this.sending = true;
+    try {
+      for (;;) {
+        const message = feed.poll();
+        if (message === undefined) {
+          // Set before anything else can run: a message queued from now on sends again.
+          this.sending = false;
+          if (feed.ended) this.end(undefined);
+          return;
+        }
+        const frame = await this.frames.frame(this.route, message, this.compression);
+        if (this.over) return;
+        this.head();
+        if (!this.x.write(frame)) await this.x.drained();
+        if (this.over) return;
+      }
+    } catch (error) {
+      this.sending = false;
+      this.end(error);
+    }
+  }
+
+  /** Ends the call, with `error` in the trailers when given; canceled if the client left. */
+  private end(error: unknown): void {
+    if (this.over) return;
+    this.over = true;
+    this.feed?.close();
+    this.release();
+    if (this.x.closed) {
+      this.finish("canceled");
+      return;
+    }
+    const trailer = new Headers({ "grpc-status": "0" });
+    let code = "ok";
+    if (error !== undefined) {
+      const connectError = asConnectError(toConnectError(error));
+      setTrailerStatus(trailer, connectError);
+      code = codeToString(connectError.code);
+    }
+    this.head();
+    this.x.end(undefined, trailer);
+    this.finish(code);
+  }
+}
+
+/** The call's abort signal: aborted when the client goes away before its answer ends. */
+function abortWhenGone(x: Exchange): AbortController {
+  const controller = new AbortController();
+  x.onClose(() => {
+    if (x.gone) controller.abort(new ConnectError("the client went away", Code.Canceled));
+  });
+  return controller;
 }
 
 function ignore(): void {}

@@ -6,7 +6,9 @@
 // election.
 
 import type { IncomingHttpHeaders } from "node:http";
+import type { DescMethod } from "@bufbuild/protobuf";
 import {
+  type ContextValues,
   createContextKey,
   createContextValues,
   type HandlerContext,
@@ -116,20 +118,43 @@ export function admitRequest(authenticator: Authenticator, onRefused: (refused: 
 }
 
 /**
+ * Admits a server stream's request (admit) and holds a slot of the caller's
+ * MAX_WATCHES_PER_IDENTITY for it until `signal` aborts or the returned release is called:
+ * what the interceptor below does for every stream, and the direct path (http/direct.ts)
+ * for the watches it sends as they come.
+ */
+export type AdmitStream = (
+  method: DescMethod,
+  values: ContextValues,
+  signal: AbortSignal | undefined,
+  message: unknown,
+) => () => void;
+
+export function streamAdmission(
+  onRefused: (refused: Refused) => void,
+  watches: WatchQuota,
+): AdmitStream {
+  return (method, values, signal, message) => {
+    if (openServices.has(method.parent.typeName)) return () => {};
+    const rpc = `${method.parent.typeName}/${method.name}`;
+    const caller = admit(values.get(authentication), rpc, scopeOf(message), onRefused);
+    return watches.acquire(caller.name, signal);
+  };
+}
+
+/**
  * Admits each call (admit), and holds a slot of the caller's MAX_WATCHES_PER_IDENTITY for
- * each stream it opens, given back when the stream ends or its client goes.
+ * each stream it opens (admitStream), given back when the stream ends or its client goes.
  */
 export function authorization(
   onRefused: (refused: Refused) => void,
-  watches: WatchQuota,
+  admitStream: AdmitStream,
 ): Interceptor {
   return (next) => async (req) => {
     if (openServices.has(req.service.typeName)) return next(req);
-    const rpc = `${req.service.typeName}/${req.method.name}`;
-    const found = req.contextValues.get(authentication);
-    const check = (message: unknown) => admit(found, rpc, scopeOf(message), onRefused);
     if (!req.stream) {
-      check(req.message);
+      const rpc = `${req.service.typeName}/${req.method.name}`;
+      admit(req.contextValues.get(authentication), rpc, scopeOf(req.message), onRefused);
       return next(req);
     }
     // Server streams: the one request message is checked as the handler reads it, before
@@ -138,8 +163,7 @@ export function authorization(
     let release = () => {};
     async function* checked() {
       for await (const message of messages) {
-        const caller = check(message);
-        release = watches.acquire(caller.name, req.signal);
+        release = admitStream(req.method, req.contextValues, req.signal, message);
         yield message;
       }
     }

@@ -6,6 +6,7 @@ import {
   type LeaderElection,
   type Term,
   TermSchema,
+  type WatchRequest,
   type WatchResponse,
   WatchResponseSchema,
 } from "../../gen/atomix/runtime/election/v1/election_pb.js";
@@ -21,8 +22,9 @@ import { candidateName, electionName, type InputLimits, tagList } from "../elect
 import { ElectdError, electionNotFound, limitReached, permissionDenied } from "../errors.js";
 import type { Sessions } from "../session/sessions.js";
 import type { ElectionStore } from "../store/store.js";
-import type { WatchHub } from "../watch/hub.js";
+import type { ElectionFeed, WatchedState, WatchHub } from "../watch/hub.js";
 import { actorOf, callerOf } from "./auth.js";
+import type { MessageFeed, PushedStream } from "./pushed.js";
 import { sessionOf as sessionFromHeader } from "./session.js";
 
 export interface ElectionServiceOptions {
@@ -71,14 +73,10 @@ type CandidateRequest = { id?: { name: string } | undefined; candidate: string }
 
 export function electionService(
   options: ElectionServiceOptions,
+  watch = electionWatch(options),
 ): ServiceImpl<typeof LeaderElection> {
-  const { store, hub, limits } = options;
+  const { store, limits } = options;
   const sessionOf = sessionFromHeader(options.sessions);
-  /**
-   * One response per state, whichever watchers are sent it: the direct path encodes a
-   * message once however many streams send it (http/direct.ts).
-   */
-  const watchResponses = new WeakMap<object, WatchResponse>();
 
   async function update(
     name: string,
@@ -130,16 +128,58 @@ export function electionService(
       if (!election) throw electionNotFound(name);
       return { term: toTerm(election.state) };
     },
-    async *watch(req, ctx) {
-      const name = electionName(req.id, limits);
-      for await (const election of hub.election(name, ctx.signal)) {
-        let response = watchResponses.get(election);
-        if (response === undefined) {
-          response = create(WatchResponseSchema, { term: toTerm(election.state) });
-          watchResponses.set(election, response);
-        }
-        yield response;
-      }
+    watch: watch.watch,
+  };
+}
+
+/**
+ * LeaderElection.Watch, as Connect reads it (an async generator) and as the direct path
+ * sends it (pushed). Both hand every watcher the same response for a state: the direct path
+ * encodes a message once however many streams send it (http/direct.ts).
+ */
+export function electionWatch(options: Pick<ElectionServiceOptions, "hub" | "limits">) {
+  const { hub, limits } = options;
+  const responses = new WeakMap<object, WatchResponse>();
+  const responseOf = (election: WatchedState) => {
+    let response = responses.get(election);
+    if (response === undefined) {
+      response = create(WatchResponseSchema, { term: toTerm(election.state) });
+      responses.set(election, response);
+    }
+    return response;
+  };
+  const pushed: PushedStream = {
+    async open(input, onQueued) {
+      const name = electionName((input as WatchRequest).id, limits);
+      return new WatchFeed(await hub.follow(name, undefined, onQueued), responseOf);
     },
   };
+  return {
+    async *watch(req: WatchRequest, ctx: HandlerContext) {
+      const name = electionName(req.id, limits);
+      for await (const election of hub.election(name, ctx.signal)) yield responseOf(election);
+    },
+    pushed,
+  };
+}
+
+/** An election's feed as Watch responses. */
+class WatchFeed implements MessageFeed {
+  constructor(
+    private readonly feed: ElectionFeed,
+    private readonly responseOf: (state: WatchedState) => WatchResponse,
+  ) {}
+
+  poll(): WatchResponse | undefined {
+    const next = this.feed.poll();
+    return next && this.responseOf(next);
+  }
+
+  get ended(): boolean {
+    return this.feed.ended;
+  }
+
+  close(): void {
+    this.feed.close();
+  }
 }

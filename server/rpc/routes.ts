@@ -1,5 +1,5 @@
 // Registers every service implementation on the Connect router.
-import type { DescService } from "@bufbuild/protobuf";
+import type { DescMethod, DescService } from "@bufbuild/protobuf";
 import {
   type ConnectRouter,
   createServiceImplSpec,
@@ -21,11 +21,12 @@ import { measureRequests } from "../metrics/requests.js";
 import { adminService } from "./admin.js";
 import { identityService } from "./auth.js";
 import { type DirectoryServiceOptions, directoryService } from "./directory.js";
-import { type ElectionServiceOptions, electionService } from "./election.js";
+import { type ElectionServiceOptions, electionService, electionWatch } from "./election.js";
 import { fencingService } from "./fencing.js";
 import { registerHealth } from "./health.js";
 import { historyService } from "./history.js";
 import { guardMalformedRequests } from "./malformed.js";
+import type { PushedStream } from "./pushed.js";
 import { registerReflection } from "./reflection.js";
 import { type SessionServiceOptions, sessionService } from "./session.js";
 
@@ -38,8 +39,14 @@ export type RouteOptions = ElectionServiceOptions &
     readonly authenticator: Authenticator;
   };
 
-/** A unary or server-streaming method with its implementation, as Connect calls it. */
-export type DirectMethod = MethodImplSpec & { readonly kind: "unary" | "server_streaming" };
+/**
+ * A unary or server-streaming method with its implementation, as Connect calls it, and for
+ * a watch the same implementation in the form the direct path sends as it comes.
+ */
+export type DirectMethod = MethodImplSpec & {
+  readonly kind: "unary" | "server_streaming";
+  readonly pushed?: PushedStream;
+};
 
 export interface Routes {
   /** Registers every service on a Connect router (connect-fastify's `routes`). */
@@ -62,8 +69,10 @@ function implemented<S extends DescService>(service: S, impl: Partial<ServiceImp
 
 export function routes(options: RouteOptions): Routes {
   // Each implementation is made once: the router and the direct path share it.
+  const watch = electionWatch(options);
+  const pushed = new Map<DescMethod, PushedStream>([[LeaderElection.method.watch, watch.pushed]]);
   const services = [
-    implemented(LeaderElection, electionService(options)),
+    implemented(LeaderElection, electionService(options, watch)),
     implemented(SessionService, sessionService(options)),
     implemented(ElectionDirectoryService, directoryService(options)),
     implemented(ElectionAdminService, adminService(options)),
@@ -84,9 +93,14 @@ export function routes(options: RouteOptions): Routes {
       registered = router;
     },
     direct: services.flatMap(({ spec }) =>
-      Object.values(spec.methods).filter(
-        (spec): spec is DirectMethod => spec.kind === "unary" || spec.kind === "server_streaming",
-      ),
+      Object.values(spec.methods)
+        .filter(
+          (spec): spec is DirectMethod => spec.kind === "unary" || spec.kind === "server_streaming",
+        )
+        .map((spec) => {
+          const push = pushed.get(spec.method);
+          return push === undefined ? spec : { ...spec, pushed: push };
+        }),
     ),
     handlers: () => registered?.handlers ?? [],
   };

@@ -58,35 +58,102 @@ class Doorbell {
 
 /**
  * An election watcher's queue of states not yet sent: up to `size` states in order, then
- * the newest replaces the last one queued.
+ * the newest replaces the last one queued. `onQueued` hears of every state queued and of
+ * the close, for a reader that is told rather than waits.
  */
 class Mailbox {
   private readonly queue: WatchedState[] = [];
   private readonly bell = new Doorbell();
-  private closed = false;
+  private isClosed = false;
 
-  constructor(private readonly size: number) {}
+  constructor(
+    private readonly size: number,
+    private readonly onQueued: (() => void) | undefined,
+  ) {}
 
   get length(): number {
     return this.queue.length;
+  }
+
+  get closed(): boolean {
+    return this.isClosed;
   }
 
   push(item: WatchedState): void {
     if (this.queue.length >= this.size) this.queue[this.queue.length - 1] = item;
     else this.queue.push(item);
     this.bell.ring();
+    this.onQueued?.();
   }
 
   close(): void {
-    this.closed = true;
+    this.isClosed = true;
     this.queue.length = 0;
     this.bell.ring();
+    this.onQueued?.();
   }
 
-  /** The next state, or undefined once closed. */
-  async take(): Promise<WatchedState | undefined> {
-    while (!this.closed && this.queue.length === 0) await this.bell.wait();
-    return this.closed ? undefined : this.queue.shift();
+  /** The next state, or undefined when none is queued or the box is closed. */
+  poll(): WatchedState | undefined {
+    return this.queue.shift();
+  }
+
+  /** Resolves once a state is queued or the box closed. */
+  async wait(): Promise<void> {
+    while (!this.isClosed && this.queue.length === 0) await this.bell.wait();
+  }
+}
+
+/**
+ * One open watch of an election, as its reader takes it: the election's state when the
+ * watch opened, then every later committed state once, in order. poll() takes the next
+ * without waiting; wait() (or the hub's `onQueued`) says when there is more.
+ */
+export class ElectionFeed {
+  /** Version of the state last taken: older ones queued meanwhile are skipped. */
+  private last: number;
+
+  constructor(
+    private readonly name: string,
+    private first: WatchedState | undefined,
+    private readonly box: Mailbox,
+    /** Gives the watch slot back (idempotent). */
+    readonly close: () => void,
+  ) {
+    this.last = first?.version ?? 0;
+  }
+
+  /** Whether the watch is over: released, the client gone or the hub closed. */
+  get ended(): boolean {
+    return this.box.closed;
+  }
+
+  /**
+   * The next state to send, or undefined when none is waiting. Throws not_found once the
+   * election is deleted, and the watch is over.
+   */
+  poll(): WatchedState | undefined {
+    const first = this.first;
+    if (first !== undefined) {
+      this.first = undefined;
+      return first;
+    }
+    for (;;) {
+      const next = this.box.poll();
+      if (next === undefined) return undefined;
+      if (next.version <= this.last) continue;
+      if (next.deleted) {
+        this.close();
+        throw new ElectdError("not_found", `election ${JSON.stringify(this.name)} was deleted`);
+      }
+      this.last = next.version;
+      return next;
+    }
+  }
+
+  /** Resolves once poll() has something, or the watch is over. */
+  wait(): Promise<void> {
+    return this.box.wait();
   }
 }
 
@@ -305,7 +372,35 @@ export class WatchHub {
    * with not_found when the election is deleted.
    */
   async *election(name: string, signal: AbortSignal): AsyncGenerator<WatchedState> {
-    const box = new Mailbox(this.limits.mailboxSize);
+    const feed = await this.follow(name, signal);
+    try {
+      for (;;) {
+        // Not held while waiting: the state sent would keep the names in it alive for as
+        // long as the watch lasts, long after they left the election.
+        const next = feed.poll();
+        if (next !== undefined) yield next;
+        else if (feed.ended) return;
+        else await feed.wait();
+      }
+    } finally {
+      feed.close();
+    }
+  }
+
+  /**
+   * Opens a watch of election `name` (what election() reads): takes a watch slot, given
+   * back when `signal` aborts, the hub closes or the feed is closed (without a signal, the
+   * reader must close it). `onQueued` is called
+   * whenever a state is queued or the watch ends, for a reader that sends as told instead
+   * of waiting (nothing of it is then held while the watch is idle). Fails with not_found
+   * for an election that does not exist.
+   */
+  async follow(
+    name: string,
+    signal: AbortSignal | undefined,
+    onQueued?: () => void,
+  ): Promise<ElectionFeed> {
+    const box = new Mailbox(this.limits.mailboxSize, onQueued);
     const release = this.acquire(signal, () => {
       box.close();
       const watchers = this.byElection.get(name);
@@ -320,25 +415,12 @@ export class WatchHub {
     watchers.add(box);
     try {
       // Subscribed before reading, so no change can fall between the read and the feed.
-      let next: WatchedState | undefined = await this.store.get(name);
-      if (!next) throw electionNotFound(name);
-      let last = next.version;
-      for (;;) {
-        yield next;
-        // Not held while waiting: the state sent would keep the names in it alive for as
-        // long as the watch lasts, long after they left the election.
-        next = undefined;
-        do {
-          next = await box.take();
-          if (next === undefined) return;
-        } while (next.version <= last);
-        if (next.deleted) {
-          throw new ElectdError("not_found", `election ${JSON.stringify(name)} was deleted`);
-        }
-        last = next.version;
-      }
-    } finally {
+      const first = await this.store.get(name);
+      if (!first) throw electionNotFound(name);
+      return new ElectionFeed(name, first, box, release);
+    } catch (error) {
       release();
+      throw error;
     }
   }
 
@@ -437,19 +519,19 @@ export class WatchHub {
    * Takes a watch slot. The returned release gives it back and runs `detach` once, on
    * whichever comes first: the signal aborting, the hub closing, or the watch ending.
    */
-  private acquire(signal: AbortSignal, detach: () => void): () => void {
+  private acquire(signal: AbortSignal | undefined, detach: () => void): () => void {
     if (this.closed) throw shuttingDown();
-    if (signal.aborted) throw new ElectdError("unavailable", "the client went away");
+    if (signal?.aborted) throw new ElectdError("unavailable", "the client went away");
     if (this.open.size >= this.limits.maxWatches) {
       throw limitReached(`${this.limits.maxWatches} concurrent watches (MAX_WATCHES)`);
     }
     const release = () => {
       if (!this.open.delete(release)) return;
-      signal.removeEventListener("abort", release);
+      signal?.removeEventListener("abort", release);
       detach();
     };
     this.open.add(release);
-    signal.addEventListener("abort", release, { once: true });
+    signal?.addEventListener("abort", release, { once: true });
     return release;
   }
 

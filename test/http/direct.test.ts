@@ -35,6 +35,7 @@ after(async () => {
 
 const election = "/atomix.runtime.election.v1.LeaderElection/";
 const directory = "/electd.v1.ElectionDirectoryService/";
+const admin = "/electd.v1.ElectionAdminService/";
 
 interface Answer {
   status: number;
@@ -372,6 +373,21 @@ describe("gRPC server streams answered directly", () => {
     );
     assert.equal(changes.status, 200);
     assert.equal(changes.headers["content-type"], "application/grpc+proto");
+    await createOnBoth("deleted-meanwhile");
+    const deleted = await same(
+      (u) =>
+        grpcStream(
+          u,
+          `${election}Watch`,
+          envelope(watch("deleted-meanwhile")),
+          Number.POSITIVE_INFINITY,
+          {},
+          () => connect(u, `${admin}DeleteElection`, '{"name":"deleted-meanwhile"}'),
+        ),
+      "Watch of an election deleted meanwhile",
+    );
+    assert.equal(deleted.trailers["grpc-status"], "5");
+    assert.match(decodeURIComponent(String(deleted.trailers["grpc-message"])), /was deleted/);
     const missing = await same(
       (u) => grpcStream(u, `${election}Watch`, envelope(watch("nope")), 1),
       "not found",
