@@ -270,6 +270,8 @@ export function directCalls(options: DirectCallOptions): DirectCalls {
       return;
     }
     let body: Uint8Array | undefined;
+    /** A gRPC answer's frame: shared with every call answered the same message. */
+    let frame: Promise<Buffer> | undefined;
     let error: ConnectError | undefined;
     try {
       const output = await invokeUnaryImplementation(
@@ -278,7 +280,8 @@ export function directCalls(options: DirectCallOptions): DirectCalls {
         input as never,
         interceptors as Interceptor[],
       );
-      body = route.serialization.getO(binary).serialize(output);
+      if (protocol === "grpc") frame = frames.frame(route, output, compression.response);
+      else body = route.serialization.getO(binary).serialize(output);
     } catch (e) {
       error = asConnectError(e);
     }
@@ -291,7 +294,7 @@ export function directCalls(options: DirectCallOptions): DirectCalls {
     if (protocol === "grpc") {
       let message: Uint8Array | undefined;
       if (error) setTrailerStatus(responseTrailer, error);
-      else if (body) message = await frameOf(body, compression.response, compressMinBytes);
+      else message = await frame;
       x.head(200, responseHeader, true);
       x.end(message, responseTrailer);
       return;
@@ -731,10 +734,10 @@ function record(headers: Headers): Record<string, string | string[]> {
 }
 
 /**
- * The frames of streamed messages, one per message object and compression: a message
- * yielded to many streams (a page of a directory snapshot, an election's new state) is
- * serialized, enveloped and compressed once. Held weakly: a frame lives as long as its
- * message does.
+ * The gRPC frames of messages sent, one per message object and compression: a message sent
+ * to many streams (a page of a directory snapshot, an election's new state) or answering
+ * many calls (GetTerm of an election that has not changed) is serialized, enveloped and
+ * compressed once. Held weakly: a frame lives as long as its message does.
  */
 class StreamFrames {
   private readonly byCompression = new Map<string, WeakMap<object, Promise<Buffer>>>();

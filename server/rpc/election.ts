@@ -3,6 +3,8 @@
 import { create } from "@bufbuild/protobuf";
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import {
+  type GetTermResponse,
+  GetTermResponseSchema,
   type LeaderElection,
   type Term,
   TermSchema,
@@ -77,6 +79,11 @@ export function electionService(
 ): ServiceImpl<typeof LeaderElection> {
   const { store, limits } = options;
   const sessionOf = sessionFromHeader(options.sessions);
+  /**
+   * One GetTerm response per state, whichever callers ask: the direct path frames a
+   * message once however many calls answer it (http/direct.ts).
+   */
+  const termResponses = new WeakMap<object, GetTermResponse>();
 
   async function update(
     name: string,
@@ -126,7 +133,12 @@ export function electionService(
       const name = electionName(req.id, limits);
       const election = await store.get(name);
       if (!election) throw electionNotFound(name);
-      return { term: toTerm(election.state) };
+      let response = termResponses.get(election);
+      if (response === undefined) {
+        response = create(GetTermResponseSchema, { term: toTerm(election.state) });
+        termResponses.set(election, response);
+      }
+      return response;
     },
     watch: watch.watch,
   };
