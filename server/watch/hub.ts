@@ -105,22 +105,74 @@ class Mailbox {
 }
 
 /**
+ * A watch slot (one of MAX_WATCHES), held from the moment a watch opens until it is
+ * released, once: by its reader, by its request's signal aborting, or by the hub closing.
+ * Releasing detaches the watch from the hub. The slot is itself the signal's listener, so
+ * a watch holds no closure for it.
+ */
+abstract class WatchSlot {
+  constructor(
+    private readonly slots: Set<WatchSlot>,
+    private readonly signal: AbortSignal | undefined,
+  ) {
+    slots.add(this);
+    signal?.addEventListener("abort", this, { once: true });
+  }
+
+  /** The signal aborted. */
+  handleEvent(): void {
+    this.release();
+  }
+
+  release(): void {
+    if (!this.slots.delete(this)) return;
+    this.signal?.removeEventListener("abort", this);
+    this.detach();
+  }
+
+  protected abstract detach(): void;
+}
+
+/** A slot whose watch detaches by a function of its own. */
+class DetachingSlot extends WatchSlot {
+  constructor(
+    slots: Set<WatchSlot>,
+    signal: AbortSignal | undefined,
+    private readonly onRelease: () => void,
+  ) {
+    super(slots, signal);
+  }
+
+  protected detach(): void {
+    this.onRelease();
+  }
+}
+
+/**
  * One open watch of an election, as its reader takes it: the election's state when the
  * watch opened, then every later committed state once, in order. poll() takes the next
- * without waiting; wait() (or the hub's `onQueued`) says when there is more.
+ * without waiting; wait() (or the hub's `onQueued`) says when there is more. It is its
+ * own watch slot: close() gives it back.
  */
-export class ElectionFeed {
+export class ElectionFeed extends WatchSlot {
+  private first: WatchedState | undefined;
   /** Version of the state last taken: older ones queued meanwhile are skipped. */
-  private last: number;
+  private last = 0;
 
   constructor(
+    slots: Set<WatchSlot>,
+    signal: AbortSignal | undefined,
+    private readonly byElection: Map<string, Set<Mailbox>>,
     private readonly name: string,
-    private first: WatchedState | undefined,
     private readonly box: Mailbox,
-    /** Gives the watch slot back (idempotent). */
-    readonly close: () => void,
   ) {
-    this.last = first?.version ?? 0;
+    super(slots, signal);
+  }
+
+  /** The state the watch opened at: the first poll() takes it. */
+  begin(first: WatchedState): void {
+    this.first = first;
+    this.last = first.version;
   }
 
   /** Whether the watch is over: released, the client gone or the hub closed. */
@@ -154,6 +206,18 @@ export class ElectionFeed {
   /** Resolves once poll() has something, or the watch is over. */
   wait(): Promise<void> {
     return this.box.wait();
+  }
+
+  /** Gives the watch slot back (idempotent). */
+  close(): void {
+    this.release();
+  }
+
+  protected detach(): void {
+    this.box.close();
+    const watchers = this.byElection.get(this.name);
+    watchers?.delete(this.box);
+    if (watchers?.size === 0) this.byElection.delete(this.name);
   }
 }
 
@@ -341,8 +405,8 @@ export class WatchHub {
   private generation = 0;
   private readonly byElection = new Map<string, Set<Mailbox>>();
   private readonly directory = new Set<DirectoryWatcher>();
-  /** Releases of the open watches: the hub closing ends them all. */
-  private readonly open = new Set<() => void>();
+  /** The open watches' slots: the hub closing releases them all. */
+  private readonly open = new Set<WatchSlot>();
   private closed = false;
   private readonly unsubscribe: () => void;
 
@@ -400,13 +464,9 @@ export class WatchHub {
     signal: AbortSignal | undefined,
     onQueued?: () => void,
   ): Promise<ElectionFeed> {
+    this.admit(signal);
     const box = new Mailbox(this.limits.mailboxSize, onQueued);
-    const release = this.acquire(signal, () => {
-      box.close();
-      const watchers = this.byElection.get(name);
-      watchers?.delete(box);
-      if (watchers?.size === 0) this.byElection.delete(name);
-    });
+    const feed = new ElectionFeed(this.open, signal, this.byElection, name, box);
     let watchers = this.byElection.get(name);
     if (!watchers) {
       watchers = new Set();
@@ -417,9 +477,10 @@ export class WatchHub {
       // Subscribed before reading, so no change can fall between the read and the feed.
       const first = await this.store.get(name);
       if (!first) throw electionNotFound(name);
-      return new ElectionFeed(name, first, box, release);
+      feed.begin(first);
+      return feed;
     } catch (error) {
-      release();
+      feed.close();
       throw error;
     }
   }
@@ -438,11 +499,13 @@ export class WatchHub {
     signal: AbortSignal,
     pageSize: number,
   ): AsyncGenerator<DirectoryBatch> {
+    this.admit(signal);
     const watcher: DirectoryWatcher = { filter, box: new ChangeBox(this.limits.directoryBuffer) };
-    const release = this.acquire(signal, () => {
+    const slot = new DetachingSlot(this.open, signal, () => {
       watcher.box.close();
       this.directory.delete(watcher);
     });
+    const release = () => slot.release();
     this.directory.add(watcher);
     // What was sent is not held while waiting for more: a state kept here would keep its
     // election's old queue and bindings alive until the next change. The paging runs in
@@ -476,7 +539,7 @@ export class WatchHub {
   close(): void {
     this.closed = true;
     this.unsubscribe();
-    for (const release of [...this.open]) release();
+    for (const slot of [...this.open]) slot.release();
   }
 
   /**
@@ -515,24 +578,13 @@ export class WatchHub {
     }
   }
 
-  /**
-   * Takes a watch slot. The returned release gives it back and runs `detach` once, on
-   * whichever comes first: the signal aborting, the hub closing, or the watch ending.
-   */
-  private acquire(signal: AbortSignal | undefined, detach: () => void): () => void {
+  /** Whether a watch may take a slot now; throws why not. */
+  private admit(signal: AbortSignal | undefined): void {
     if (this.closed) throw shuttingDown();
     if (signal?.aborted) throw new ElectdError("unavailable", "the client went away");
     if (this.open.size >= this.limits.maxWatches) {
       throw limitReached(`${this.limits.maxWatches} concurrent watches (MAX_WATCHES)`);
     }
-    const release = () => {
-      if (!this.open.delete(release)) return;
-      signal?.removeEventListener("abort", release);
-      detach();
-    };
-    this.open.add(release);
-    signal?.addEventListener("abort", release, { once: true });
-    return release;
   }
 
   private publish(election: Election): void {
