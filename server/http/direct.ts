@@ -13,9 +13,10 @@
 // It is narrow on purpose. It takes a POST whose path is a unary method and whose request
 // is the plain form: gRPC over HTTP/2 (`application/grpc` or `application/grpc+proto`,
 // uncompressed, no deadline header) or Connect unary (`application/json` or
-// `application/proto`, uncompressed, no deadline header). Whatever else arrives, and any
-// such request whose body is not one well-formed message within the size limit, goes
-// through the regular path with the bytes already read, so every irregular case is
+// `application/proto`, uncompressed, no deadline header), neither expecting 100 Continue
+// (Node sends that on the regular path). Whatever else arrives, and any such request whose
+// body is not one well-formed message within the size limit, goes through the regular
+// path with the bytes already read, so every irregular case is
 // answered by connect-es exactly as before. Errors are encoded with connect-es's own
 // functions (setTrailerStatus, errorToJsonBytes, codeToHttpStatus), messages with its
 // serializers, and the implementation is called through its invokeUnaryImplementation
@@ -375,6 +376,9 @@ export function directCalls(options: DirectCallOptions): DirectCalls {
     if (method !== "POST") return undefined;
     const route = routes.get(path ?? "");
     if (!route) return undefined;
+    // A client that waits for 100 Continue before it sends the body: Node sends it on the
+    // regular path.
+    if (headers.expect !== undefined) return undefined;
     const type = headers["content-type"];
     if (type === "application/grpc" || type === "application/grpc+proto") {
       if (!http2) return undefined;

@@ -318,6 +318,43 @@ describe("plain unary calls answered directly", () => {
     );
   });
 
+  it("leaves a request that expects 100 Continue to the regular path, which sends it", {
+    timeout: 20_000,
+  }, async () => {
+    await createOnBoth("continued");
+    for (const server of [direct, regular]) {
+      const answer = await new Promise<{ continued: boolean; status: string | undefined }>(
+        (resolve, reject) => {
+          const session = h2connect(server.url);
+          session.on("error", reject);
+          const stream = session.request(
+            {
+              ":method": "POST",
+              ":path": `${election}GetTerm`,
+              "content-type": "application/grpc",
+              te: "trailers",
+              expect: "100-continue",
+            },
+            { endStream: false },
+          );
+          let continued = false;
+          // The body is sent only once the server has said to go on.
+          stream.on("continue", () => {
+            continued = true;
+            stream.end(envelope(getTerm("continued")));
+          });
+          stream.on("trailers", (trailers) => {
+            resolve({ continued, status: trailers["grpc-status"] as string | undefined });
+            session.close();
+          });
+          stream.on("error", reject);
+          stream.resume();
+        },
+      );
+      assert.deepEqual(answer, { continued: true, status: "0" });
+    }
+  });
+
   it("leaves nothing behind when a client abandons a call halfway", async () => {
     const before = await metric(direct.url, "GetTerm", "canceled");
     const partial = envelope(getTerm("e")).subarray(0, 8);
