@@ -144,7 +144,7 @@ const acceptCompression = [compressionGzip, compressionBrotli];
 /** Returns listeners that answer the plain calls and decline every other request. */
 export function directCalls(options: DirectCallOptions): DirectCalls {
   const { interceptors, readMaxBytes, compressMinBytes, metrics } = options;
-  const frames = new StreamFrames(compressMinBytes);
+  const frames = new MessageFrames(compressMinBytes);
   const routes = new Map<string, Route>();
   for (const method of options.methods) {
     const path = `/${method.method.parent.typeName}/${method.method.name}`;
@@ -224,10 +224,8 @@ export function directCalls(options: DirectCallOptions): DirectCalls {
 
     const finish = startRequest(metrics, route.method.method, protocol);
     const responseHeader = new Headers();
-    const responseTrailer = new Headers();
     if (protocol === "grpc") {
       responseHeader.set("content-type", "application/grpc+proto");
-      responseTrailer.set("grpc-status", "0");
     } else {
       responseHeader.set("content-type", binary ? "application/proto" : "application/json");
     }
@@ -252,6 +250,8 @@ export function directCalls(options: DirectCallOptions): DirectCalls {
       );
       return;
     }
+    const responseTrailer = new Headers();
+    if (protocol === "grpc") responseTrailer.set("grpc-status", "0");
     const controller = abortWhenGone(x);
     const context: HandlerContext = {
       method: route.method.method,
@@ -610,7 +610,7 @@ class PushedCall {
 
   constructor(
     private readonly x: Exchange,
-    private readonly frames: StreamFrames,
+    private readonly frames: MessageFrames,
     private readonly route: Route,
     private readonly compression: Compression,
     /** The response's headers, until they are sent with the first message. */
@@ -743,7 +743,7 @@ function record(headers: Headers): Record<string, string | string[]> {
  * many calls (GetTerm of an election that has not changed) is serialized, enveloped and
  * compressed once. Held weakly: a frame lives as long as its message does.
  */
-class StreamFrames {
+class MessageFrames {
   private readonly byCompression = new Map<string, WeakMap<object, Promise<Buffer>>>();
 
   constructor(private readonly compressMinBytes: number) {}
