@@ -81,11 +81,12 @@ import {
   universalResponseToNodeResponse,
 } from "@connectrpc/connect-node";
 import type { Metrics } from "../metrics/metrics.js";
-import { type Protocol, startRequest } from "../metrics/requests.js";
+import { type Protocol, type RequestClock, startRequest } from "../metrics/requests.js";
 import type { AdmitStream } from "../rpc/auth.js";
 import { toConnectError } from "../rpc/errors.js";
 import type { MessageFeed } from "../rpc/pushed.js";
 import type { DirectMethod } from "../rpc/routes.js";
+import type { QueueReader } from "../watch/hub.js";
 
 type Request = IncomingMessage | Http2ServerRequest;
 type Response = ServerResponse | Http2ServerResponse;
@@ -191,7 +192,7 @@ export function directCalls(options: DirectCallOptions): DirectCalls {
     if (read.gone) {
       // The client left before its request was complete: nothing can be answered, and the
       // call counts as canceled, as the regular path counts it.
-      startRequest(metrics, route.method.method, protocol)("canceled");
+      startRequest(metrics, route.method.method, protocol).finish("canceled");
       return;
     }
     if (!read.ended) return regular(route, x, read.chunks, true);
@@ -200,7 +201,7 @@ export function directCalls(options: DirectCallOptions): DirectCalls {
       // Unless the client reset the call: Node ends an HTTP/2 stream's body just before it
       // reports the reset, and a call abandoned halfway is canceled, not malformed.
       await new Promise(setImmediate);
-      if (x.closed) startRequest(metrics, route.method.method, protocol)("canceled");
+      if (x.closed) startRequest(metrics, route.method.method, protocol).finish("canceled");
       else await regular(route, x, read.chunks, false);
     };
     const bytes =
@@ -222,7 +223,7 @@ export function directCalls(options: DirectCallOptions): DirectCalls {
       return irregular();
     }
 
-    const finish = startRequest(metrics, route.method.method, protocol);
+    const clock = startRequest(metrics, route.method.method, protocol);
     const responseHeader = new Headers();
     if (protocol === "grpc") {
       responseHeader.set("content-type", "application/grpc+proto");
@@ -243,10 +244,10 @@ export function directCalls(options: DirectCallOptions): DirectCalls {
     if (pushed) {
       // No signal and no handler context: the call closes its feed when the client goes.
       x.settle();
-      const call = new PushedCall(x, frames, route, compression.response, responseHeader, finish);
+      const call = new PushedCall(x, frames, route, compression.response, responseHeader, clock);
       call.start(
         () => options.admitStream(route.method.method, values, undefined, input),
-        (onQueued) => pushed.open(input, onQueued),
+        (reader) => pushed.open(input, reader),
       );
       return;
     }
@@ -267,7 +268,7 @@ export function directCalls(options: DirectCallOptions): DirectCalls {
       url: `http://${x.headers.host ?? x.headers[":authority"] ?? "localhost"}${route.path}`,
     };
     if (route.method.kind === "server_streaming") {
-      finish(await stream(route, context, input, compression.response, x));
+      clock.finish(await stream(route, context, input, compression.response, x));
       return;
     }
     let body: Uint8Array | undefined;
@@ -287,10 +288,10 @@ export function directCalls(options: DirectCallOptions): DirectCalls {
       error = asConnectError(e);
     }
     if (x.closed) {
-      finish("canceled");
+      clock.finish("canceled");
       return;
     }
-    x.onClose(() => finish(x.gone ? "canceled" : error ? codeToString(error.code) : "ok"));
+    x.onClose(() => clock.finish(x.gone ? "canceled" : error ? codeToString(error.code) : "ok"));
 
     if (protocol === "grpc") {
       let message: Uint8Array | undefined;
@@ -421,6 +422,18 @@ export function directCalls(options: DirectCallOptions): DirectCalls {
   };
 }
 
+/** Told once an exchange closes: an object that is itself the listener holds no closure. */
+interface ClosedListener {
+  closed(): void;
+}
+
+type CloseListener = (() => void) | ClosedListener;
+
+const tell = (listener: CloseListener) => {
+  if (typeof listener === "function") listener();
+  else listener.closed();
+};
+
 /** One request and its answer: Node's HTTP/1.1 request and response, or an HTTP/2 stream. */
 interface Exchange {
   readonly headers: IncomingHttpHeaders;
@@ -433,7 +446,7 @@ interface Exchange {
   readonly closed: boolean;
   /** Whether it closed before this side ended it: the client went away. */
   readonly gone: boolean;
-  onClose(listener: () => void): void;
+  onClose(listener: CloseListener): void;
   /** Sends the status and headers; `trailers`: trailers will end the answer. */
   head(status: number, header: Headers, trailers: boolean): void;
   /** Writes `chunk`; false when it should wait for drained(). */
@@ -481,8 +494,8 @@ class Http1Exchange implements Exchange {
   get gone() {
     return this.closed && !this.res.writableEnded;
   }
-  onClose(listener: () => void) {
-    this.res.once("close", listener);
+  onClose(listener: CloseListener) {
+    this.res.once("close", () => tell(listener));
   }
   head(status: number, header: Headers) {
     this.res.writeHead(status, record(header));
@@ -512,7 +525,7 @@ class StreamExchange implements Exchange {
   private ended = false;
   private waitsForTrailers = false;
   /** Called once the stream closes: one listener on the stream for all of them. */
-  private closeListeners: (() => void)[] | undefined;
+  private closeListeners: CloseListener[] | undefined;
 
   constructor(
     private readonly stream: ServerHttp2Stream,
@@ -523,7 +536,7 @@ class StreamExchange implements Exchange {
       this.closed = true;
       const listeners = this.closeListeners ?? [];
       this.closeListeners = undefined;
-      for (const listener of listeners) listener();
+      for (const listener of listeners) tell(listener);
     });
     // A peer that resets the stream with an error code has it destroyed with an error;
     // "close" says all this side needs to know.
@@ -542,7 +555,7 @@ class StreamExchange implements Exchange {
   get gone() {
     return this.closed && !this.ended;
   }
-  onClose(listener: () => void) {
+  onClose(listener: CloseListener) {
     // Most calls have one or two: an array the size of what it holds.
     this.closeListeners = this.closeListeners ? [...this.closeListeners, listener] : [listener];
   }
@@ -595,18 +608,15 @@ class StreamExchange implements Exchange {
  * A server stream sent as its messages come (a watch, rpc/pushed.ts): its request is
  * admitted as the authorization interceptor admits a stream's, then each message queued is
  * taken, framed (once for every stream sending it) and written as soon as the stream can
- * take it. While the stream is idle nothing waits: this object, its feed and the stream are
- * all a watch holds. `finish` is told the call's code once it is over.
+ * take it. While the stream is idle nothing waits: this object (its feed's reader and its
+ * stream's close listener), its feed and the stream are all a watch holds. `clock` is told
+ * the call's code once it is over.
  */
-class PushedCall {
+class PushedCall implements QueueReader, ClosedListener {
   private feed: MessageFeed | undefined;
   private release: () => void = ignore;
   private sending = false;
   private over = false;
-  /** The feed's `onQueued`. */
-  private readonly queued = () => {
-    if (!this.sending && !this.over && this.feed !== undefined) void this.send(this.feed);
-  };
 
   constructor(
     private readonly x: Exchange,
@@ -615,19 +625,29 @@ class PushedCall {
     private readonly compression: Compression,
     /** The response's headers, until they are sent with the first message. */
     private header: Headers | undefined,
-    private readonly finish: (code: string) => void,
+    private readonly clock: RequestClock,
   ) {}
 
+  /** The feed queued a message, or ended. */
+  queued(): void {
+    if (!this.sending && !this.over && this.feed !== undefined) void this.send(this.feed);
+  }
+
+  /** The stream closed. */
+  closed(): void {
+    this.end(undefined);
+  }
+
   /** Admits the call (`admit` returns the release of its slot), then opens its feed. */
-  start(admit: () => () => void, open: (onQueued: () => void) => Promise<MessageFeed>): void {
-    this.x.onClose(() => this.end(undefined));
+  start(admit: () => () => void, open: (reader: QueueReader) => Promise<MessageFeed>): void {
+    this.x.onClose(this);
     try {
       this.release = admit();
     } catch (error) {
       this.end(error);
       return;
     }
-    open(this.queued).then(
+    open(this).then(
       (feed) => {
         this.feed = feed;
         if (this.over) feed.close();
@@ -673,7 +693,7 @@ class PushedCall {
     this.feed?.close();
     this.release();
     if (this.x.closed) {
-      this.finish("canceled");
+      this.clock.finish("canceled");
       return;
     }
     const trailer = new Headers({ "grpc-status": "0" });
@@ -685,7 +705,7 @@ class PushedCall {
     }
     this.head();
     this.x.end(undefined, trailer);
-    this.finish(code);
+    this.clock.finish(code);
   }
 }
 

@@ -191,9 +191,12 @@ export function createListener(
 
   const link = (c: Connection, session: Http2Session) => {
     c.session = session;
+    // One listener for every stream of the session, and "on" rather than "once" (a stream
+    // closes once): an idle watch's stream holds no wrapper of its own for it.
+    const streamClosed = () => ended(c);
     session.on("stream", (stream: ServerHttp2Stream) => {
       started(c);
-      stream.once("close", () => ended(c));
+      stream.on("close", streamClosed);
     });
     if (draining) retire(c);
   };

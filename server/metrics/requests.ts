@@ -60,19 +60,49 @@ function connectUnaryCode(status: number, body: Uint8Array | undefined): string 
 }
 
 /** Starts timing one call of `method`; the function returned counts it with its code. */
+/** The labels of a method's calls in a protocol: made once, shared by every call. */
+const labelsByMethod = new WeakMap<DescMethod, Map<Protocol, RequestLabels>>();
+
+interface RequestLabels {
+  readonly service: string;
+  readonly method: string;
+  readonly protocol: Protocol;
+}
+
+/**
+ * One call, timed from its start: finish() counts it with its code. A start time and shared
+ * labels rather than prom-client's startTimer: a watch holds this for as long as it is open.
+ */
+export class RequestClock {
+  private readonly start = performance.now();
+
+  constructor(
+    private readonly metrics: Metrics,
+    private readonly labels: RequestLabels,
+  ) {}
+
+  finish(code: string): void {
+    this.metrics.requestDuration.observe(this.labels, (performance.now() - this.start) / 1000);
+    this.metrics.requests.inc({ ...this.labels, code });
+  }
+}
+
 export function startRequest(
   metrics: Metrics,
   method: DescMethod,
   protocol: Protocol,
-): (code: string) => void {
-  const labels = { service: method.parent.typeName, method: method.name, protocol };
-  // A start time rather than prom-client's startTimer: a watch holds this for as long as it
-  // is open, and a number is all it needs.
-  const start = performance.now();
-  return (code) => {
-    metrics.requestDuration.observe(labels, (performance.now() - start) / 1000);
-    metrics.requests.inc({ ...labels, code });
-  };
+): RequestClock {
+  let byProtocol = labelsByMethod.get(method);
+  if (byProtocol === undefined) {
+    byProtocol = new Map();
+    labelsByMethod.set(method, byProtocol);
+  }
+  let labels = byProtocol.get(protocol);
+  if (labels === undefined) {
+    labels = { service: method.parent.typeName, method: method.name, protocol };
+    byProtocol.set(protocol, labels);
+  }
+  return new RequestClock(metrics, labels);
 }
 
 export function measureRequests(router: ConnectRouter, metrics: Metrics): void {
@@ -83,17 +113,17 @@ export function measureRequests(router: ConnectRouter, metrics: Metrics): void {
       // Connect unary (JSON or binary, or a GET) has no envelopes; its streams do.
       const enveloped =
         protocol !== "connect" || /^application\/connect\+/i.test(contentType ?? "");
-      const finish = startRequest(metrics, handler.method, protocol);
+      const clock = startRequest(metrics, handler.method, protocol);
       const res = await handler(req).catch((error: unknown) => {
-        finish("internal");
+        clock.finish("internal");
         throw error;
       });
       const { body } = res;
       const fromStatus = () =>
         res.status === 200 ? "ok" : codeToString(codeFromHttpStatus(res.status));
       if (body === undefined || body instanceof Uint8Array) {
-        if (protocol === "connect") finish(connectUnaryCode(res.status, body));
-        else finish(grpcCode(res.header?.get("grpc-status")) ?? fromStatus());
+        if (protocol === "connect") clock.finish(connectUnaryCode(res.status, body));
+        else clock.finish(grpcCode(res.header?.get("grpc-status")) ?? fromStatus());
         return res;
       }
       async function* observed(): AsyncGenerator<Uint8Array> {
@@ -110,12 +140,12 @@ export function measureRequests(router: ConnectRouter, metrics: Metrics): void {
           complete = true;
         } finally {
           // A client that resets an HTTP/2 stream can see its handler end normally after.
-          if (!complete || req.signal.aborted) finish("canceled");
-          else if (!enveloped) finish(connectUnaryCode(res.status, Buffer.concat(error)));
+          if (!complete || req.signal.aborted) clock.finish("canceled");
+          else if (!enveloped) clock.finish(connectUnaryCode(res.status, Buffer.concat(error)));
           else if (protocol === "grpc") {
             const status = res.trailer?.get("grpc-status") ?? res.header?.get("grpc-status");
-            finish(grpcCode(status) ?? fromStatus());
-          } else finish(code ?? fromStatus());
+            clock.finish(grpcCode(status) ?? fromStatus());
+          } else clock.finish(code ?? fromStatus());
         }
       }
       return { ...res, body: observed() };

@@ -161,9 +161,9 @@ export function electionWatch(options: Pick<ElectionServiceOptions, "hub" | "lim
     return response;
   };
   const pushed: PushedStream = {
-    async open(input, onQueued) {
+    async open(input, reader) {
       const name = electionName((input as WatchRequest).id, limits);
-      return new WatchFeed(await hub.follow(name, undefined, onQueued), responseOf);
+      return new WatchFeed(await hub.follow(name, undefined, reader), responseOf);
     },
   };
   return {

@@ -4,13 +4,15 @@
 // of heap per watch, measured with heap snapshots of 5,000 idle watches). The direct path
 // (http/direct.ts) sends Watch this way; Connect's regular path reads the same watch from the
 // implementation's generator.
+import type { QueueReader } from "../watch/hub.js";
+
 export interface PushedStream {
   /**
-   * Opens the stream for request `input`, admitted already. `onQueued` is called whenever a
+   * Opens the stream for request `input`, admitted already. `reader` is told whenever a
    * message is queued or the stream ends; the transport then polls, and closes the feed
    * when its client goes away (there is no abort signal). Throws when the call fails.
    */
-  open(input: unknown, onQueued: () => void): Promise<MessageFeed>;
+  open(input: unknown, reader: QueueReader): Promise<MessageFeed>;
 }
 
 export interface MessageFeed {

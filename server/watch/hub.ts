@@ -38,6 +38,14 @@ export type WatchedState = Pick<
   "name" | "state" | "version" | "deleted" | "change" | "owners" | "tags"
 >;
 
+/**
+ * A reader told of every state queued for it (and of the end), which it then polls: an
+ * object rather than a callback, so that a reader that is itself one holds no closure.
+ */
+export interface QueueReader {
+  queued(): void;
+}
+
 /** Lets one reader wait until a writer has something for it (or the box closed). */
 class Doorbell {
   private wake: (() => void) | undefined;
@@ -58,17 +66,17 @@ class Doorbell {
 
 /**
  * An election watcher's queue of states not yet sent: up to `size` states in order, then
- * the newest replaces the last one queued. `onQueued` hears of every state queued and of
- * the close, for a reader that is told rather than waits.
+ * the newest replaces the last one queued. `reader` hears of every state queued and of
+ * the close, for a reader that is told rather than waits; one that waits has a doorbell.
  */
 class Mailbox {
   private readonly queue: WatchedState[] = [];
-  private readonly bell = new Doorbell();
+  private bell: Doorbell | undefined;
   private isClosed = false;
 
   constructor(
     private readonly size: number,
-    private readonly onQueued: (() => void) | undefined,
+    private readonly reader: QueueReader | undefined,
   ) {}
 
   get length(): number {
@@ -82,15 +90,15 @@ class Mailbox {
   push(item: WatchedState): void {
     if (this.queue.length >= this.size) this.queue[this.queue.length - 1] = item;
     else this.queue.push(item);
-    this.bell.ring();
-    this.onQueued?.();
+    this.bell?.ring();
+    this.reader?.queued();
   }
 
   close(): void {
     this.isClosed = true;
     this.queue.length = 0;
-    this.bell.ring();
-    this.onQueued?.();
+    this.bell?.ring();
+    this.reader?.queued();
   }
 
   /** The next state, or undefined when none is queued or the box is closed. */
@@ -100,6 +108,7 @@ class Mailbox {
 
   /** Resolves once a state is queued or the box closed. */
   async wait(): Promise<void> {
+    this.bell ??= new Doorbell();
     while (!this.isClosed && this.queue.length === 0) await this.bell.wait();
   }
 }
@@ -151,7 +160,7 @@ class DetachingSlot extends WatchSlot {
 /**
  * One open watch of an election, as its reader takes it: the election's state when the
  * watch opened, then every later committed state once, in order. poll() takes the next
- * without waiting; wait() (or the hub's `onQueued`) says when there is more. It is its
+ * without waiting; wait() (or the reader given to the hub) says when there is more. It is its
  * own watch slot: close() gives it back.
  */
 export class ElectionFeed extends WatchSlot {
@@ -454,18 +463,18 @@ export class WatchHub {
   /**
    * Opens a watch of election `name` (what election() reads): takes a watch slot, given
    * back when `signal` aborts, the hub closes or the feed is closed (without a signal, the
-   * reader must close it). `onQueued` is called
-   * whenever a state is queued or the watch ends, for a reader that sends as told instead
-   * of waiting (nothing of it is then held while the watch is idle). Fails with not_found
+   * reader must close it). `reader` is told whenever a state is queued or the watch ends,
+   * for a reader that sends as told instead of waiting (nothing of it is then held while
+   * the watch is idle). Fails with not_found
    * for an election that does not exist.
    */
   async follow(
     name: string,
     signal: AbortSignal | undefined,
-    onQueued?: () => void,
+    reader?: QueueReader,
   ): Promise<ElectionFeed> {
     this.admit(signal);
-    const box = new Mailbox(this.limits.mailboxSize, onQueued);
+    const box = new Mailbox(this.limits.mailboxSize, reader);
     const feed = new ElectionFeed(this.open, signal, this.byElection, name, box);
     let watchers = this.byElection.get(name);
     if (!watchers) {
