@@ -2,7 +2,8 @@
 // rounds: unary reads over JSON/HTTP/1.1 (wrk) and gRPC/h2c (h2load), writes over gRPC
 // (h2load), and Watch fan-out of one change to many watchers. Next to each: the ceiling, a
 // bare server answering a constant reply on the same protocol, so the table says how much
-// of the cost is electd's own.
+// of the cost is electd's own; for gRPC reads also that server in two processes, for what a
+// Node server gets out of both cores.
 //
 //   npm run build && npm run bench:vs-etcd -- [--rounds 3] [--seconds 10]
 //                                              [--watchers 1000,10000] [--fan-out-only]
@@ -79,8 +80,8 @@ const app = Fastify();
 app.post("/x", async () => ({ term: "1", leader: "a", candidates: ["a"] }));
 await app.listen({ port: 0, host: "127.0.0.1" });
 console.log("listening on http://127.0.0.1:" + app.server.address().port);`;
-const bareHttp2 = `
-import { createServer } from "node:http2";
+const bareHttp2Server = `
+const { createServer } = await import("node:http2");
 const reply = Buffer.from([0, 0, 0, 0, 5, 0x0a, 0x03, 0x08, 0x01, 0x12]);
 const server = createServer();
 server.on("stream", (stream) => {
@@ -90,11 +91,40 @@ server.on("stream", (stream) => {
     stream.on("wantTrailers", () => stream.sendTrailers({ "grpc-status": "0" }));
     stream.end(reply);
   });
-});
+});`;
+const bareHttp2 = `${bareHttp2Server}
 server.listen(0, "127.0.0.1", () =>
   console.log("listening on http://127.0.0.1:" + server.address().port));`;
+// The same server in two processes (node:cluster: the primary hands connections to its
+// workers in turn, and they share one port): what a Node server answering on both cores of
+// this machine can do.
+const bareHttp2Cluster = `
+import cluster from "node:cluster";
+if (cluster.isPrimary) {
+  let listening = 0;
+  cluster.on("listening", (worker, address) => {
+    listening += 1;
+    if (listening === 2) console.log("listening on http://127.0.0.1:" + address.port);
+  });
+  cluster.fork();
+  cluster.fork();
+} else {
+  ${bareHttp2Server}
+  server.listen(0, "127.0.0.1");
+}`;
 function startBare(source: string): Promise<Server> {
   return spawnNode(["--input-type=module", "-e", source]);
+}
+/** As startBare, from a file: node:cluster's workers run the file their primary ran. */
+function startBareFile(name: string, source: string): Promise<Server> {
+  const file = join(work, name);
+  writeFileSync(file, source);
+  return spawnNode([file]);
+}
+/** The processes a server's CPU is counted over: it and its children (a cluster's workers). */
+function processTree(pid: number): number[] {
+  const children = readFileSync(`/proc/${pid}/task/${pid}/children`, "utf8").trim();
+  return [pid, ...(children ? children.split(" ").map(Number) : [])];
 }
 
 // --- etcd messages (v3electionpb), written with protobuf-es's wire writer -----------------
@@ -272,7 +302,8 @@ function wrkRun(
 }
 
 /** h2load over h2c posting one gRPC `frame` to each of `urls` in turn; latencies from its log. */
-function h2load(urls: readonly string[], frame: Buffer, pid: number): Result {
+function h2load(urls: readonly string[], frame: Buffer, pid: number | readonly number[]): Result {
+  const pids = typeof pid === "number" ? [pid] : pid;
   const data = join(work, "request.bin");
   writeFileSync(data, frame);
   const log = join(work, "h2load.log");
@@ -283,9 +314,9 @@ function h2load(urls: readonly string[], frame: Buffer, pid: number): Result {
     ...urls,
   ];
   commands.add(`h2load ${args.join(" ")}`);
-  const before = cpuMs([pid]);
+  const before = cpuMs(pids);
   const out = execFileSync("h2load", args, { encoding: "utf8" });
-  const cpu = cpuMs([pid]) - before;
+  const cpu = cpuMs(pids) - before;
   const lines = readFileSync(log, "utf8").trim().split("\n");
   const times = lines.map((line) => Number(line.split("\t")[2]) / 1000).sort((a, b) => a - b);
   const at = (q: number) => times[Math.min(times.length - 1, Math.floor(q * times.length))] ?? 0;
@@ -433,6 +464,7 @@ async function readsAndWrites(round: number): Promise<void> {
   const durable = await startElectd("durable");
   const fastify = await startBare(bareFastify);
   const http2 = await startBare(bareHttp2);
+  const http2Cluster = await startBareFile("bare-http2-cluster.mjs", bareHttp2Cluster);
   const etcd = tools.etcd ? await startEtcd({ members: 1 }) : undefined;
   try {
     for (const server of [electd, durable]) {
@@ -509,6 +541,12 @@ async function readsAndWrites(round: number): Promise<void> {
           ),
         () =>
           record("gRPC GetTerm, h2c", "ceiling", h2load([`${http2.url}/x`], getTerm, http2.pid)),
+        () =>
+          record(
+            "gRPC GetTerm, h2c",
+            "ceiling, 2 processes",
+            h2load([`${http2Cluster.url}/x`], getTerm, processTree(http2Cluster.pid)),
+          ),
       ]))
         run();
       // Writes: Enter and Withdraw of one candidate in turn (the two requests are the same
@@ -576,7 +614,9 @@ async function readsAndWrites(round: number): Promise<void> {
         await run();
     }
   } finally {
-    await Promise.all([electd.stop(), durable.stop(), fastify.stop(), http2.stop(), etcd?.stop()]);
+    await Promise.all(
+      [electd, durable, fastify, http2, http2Cluster, etcd].map((server) => server?.stop()),
+    );
   }
 }
 
@@ -670,15 +710,17 @@ try {
       `medians of ${rounds} rounds of ${seconds} s\n`,
   );
   console.log(
-    "| load | system | req/s | p50 ms | p99 ms | server CPU µs/req | errors | electd / etcd | electd CPU / ceiling CPU |",
+    "| load | system | req/s | p50 ms | p99 ms | server CPU µs/req | errors | req/s / etcd's | electd CPU / ceiling CPU |",
   );
   console.log("|---|---|---|---|---|---|---|---|---|");
   for (const row of rows) {
     const m = (system: string, key: keyof Result) =>
       median((row.results.get(system) ?? []).map((r) => r[key]));
-    for (const system of ["electd", "etcd", "ceiling"]) {
+    for (const system of ["electd", "etcd", "ceiling", "ceiling, 2 processes"]) {
       if (!row.results.has(system)) continue;
-      const ratio = system === "electd" ? f2(m("electd", "rps") / m("etcd", "rps")) : "";
+      // The ceilings' too: how far a Node server gets on one core, and on two.
+      const ratio =
+        system !== "etcd" && row.results.has("etcd") ? f2(m(system, "rps") / m("etcd", "rps")) : "";
       const cpuRatio =
         system === "electd" && row.results.has("ceiling")
           ? f1(m("electd", "cpuUs") / m("ceiling", "cpuUs"))
