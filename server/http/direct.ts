@@ -787,12 +787,49 @@ class UnaryCall implements UnaryRequest {
 type UnarySpec = Extract<DirectMethod, { kind: "unary" }>;
 
 /**
+ * The context a unary implementation is given: the call's, with the service, signal,
+ * request headers and context values of the request the interceptors passed on (as
+ * connect-es makes it), the signal and headers read only when asked for.
+ */
+class ImplementationContext implements HandlerContext {
+  readonly method: DescMethod;
+  readonly service: DescService;
+  readonly requestMethod: string;
+  readonly url: string;
+  readonly protocolName: string;
+  readonly values: ContextValues;
+  readonly responseHeader: Headers;
+  readonly responseTrailer: Headers;
+  readonly timeoutMs = noTimeout;
+
+  constructor(
+    context: CallContext,
+    private readonly req: UnaryRequest,
+  ) {
+    this.method = context.method;
+    this.service = req.service;
+    this.requestMethod = context.requestMethod;
+    this.url = context.url;
+    this.protocolName = context.protocolName;
+    this.values = req.contextValues;
+    this.responseHeader = context.responseHeader;
+    this.responseTrailer = context.responseTrailer;
+  }
+
+  get signal(): AbortSignal {
+    return this.req.signal;
+  }
+
+  get requestHeader(): Headers {
+    return this.req.header;
+  }
+}
+
+/**
  * Runs a unary implementation inside the interceptors, as connect-es's
  * invokeUnaryImplementation does (the first interceptor outermost, the output normalized
  * with `create`, the headers and trailers the interceptors answer copied to the call's),
- * without reading the call's signal and request headers (see CallContext). An interceptor
- * that passes the request on unchanged, as all of electd's do for unary calls, has the
- * implementation given the call's context itself.
+ * without reading the call's signal and request headers (see CallContext).
  */
 async function invokeUnary(
   spec: DirectMethod,
@@ -802,26 +839,17 @@ async function invokeUnary(
 ): Promise<object> {
   const { method, impl } = spec as UnarySpec;
   const request = new UnaryCall(method, input as UnaryRequest["message"], context);
-  const implementation: UnaryFn = async (req) => {
-    const handlerContext: HandlerContext =
-      req === request
-        ? context
-        : {
-            ...context,
-            service: req.service,
-            signal: req.signal,
-            requestHeader: req.header,
-            values: req.contextValues,
-          };
-    return {
-      stream: false,
-      method,
-      service: method.parent,
-      header: context.responseHeader,
-      trailer: context.responseTrailer,
-      message: create(method.output, await impl(req.message, handlerContext)),
-    };
-  };
+  const implementation: UnaryFn = async (req) => ({
+    stream: false,
+    method,
+    service: method.parent,
+    header: context.responseHeader,
+    trailer: context.responseTrailer,
+    message: create(
+      method.output,
+      await impl(req.message, new ImplementationContext(context, req)),
+    ),
+  });
   const next = interceptors.reduceRight<UnaryFn>(
     (inner, interceptor) => interceptor(inner as never) as UnaryFn,
     implementation,
