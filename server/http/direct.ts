@@ -757,7 +757,12 @@ class CallContext implements HandlerContext, ClosedListener {
   }
 }
 
-/** A unary call's request as the interceptors see it: its signal and headers the call's. */
+/**
+ * A unary call's request as the interceptors see it: its signal and headers the call's,
+ * read from it when asked for. An interceptor that passes on a copy made by spreading it
+ * copies neither (they are getters of the class); the implementation's context then has the
+ * call's own, which are what a copy would have held.
+ */
 class UnaryCall implements UnaryRequest {
   readonly stream = false;
   readonly service: DescService;
@@ -803,7 +808,7 @@ class ImplementationContext implements HandlerContext {
   readonly timeoutMs = noTimeout;
 
   constructor(
-    context: CallContext,
+    private readonly context: CallContext,
     private readonly req: UnaryRequest,
   ) {
     this.method = context.method;
@@ -817,11 +822,11 @@ class ImplementationContext implements HandlerContext {
   }
 
   get signal(): AbortSignal {
-    return this.req.signal;
+    return this.req.signal ?? this.context.signal;
   }
 
   get requestHeader(): Headers {
-    return this.req.header;
+    return this.req.header ?? this.context.requestHeader;
   }
 }
 

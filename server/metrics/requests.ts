@@ -59,7 +59,6 @@ function connectUnaryCode(status: number, body: Uint8Array | undefined): string 
   return codeToString(codeFromHttpStatus(status));
 }
 
-/** Starts timing one call of `method`; the function returned counts it with its code. */
 /** The labels of a method's calls in a protocol: made once, shared by every call. */
 const labelsByMethod = new WeakMap<DescMethod, Map<Protocol, RequestLabels>>();
 
@@ -87,6 +86,7 @@ export class RequestClock {
   }
 }
 
+/** Starts timing one call of `method` in `protocol`: its clock's finish() counts it. */
 export function startRequest(
   metrics: Metrics,
   method: DescMethod,

@@ -160,8 +160,8 @@ class DetachingSlot extends WatchSlot {
 /**
  * One open watch of an election, as its reader takes it: the election's state when the
  * watch opened, then every later committed state once, in order. poll() takes the next
- * without waiting; wait() (or the reader given to the hub) says when there is more. It is its
- * own watch slot: close() gives it back.
+ * without waiting; wait() (or the reader given to the hub) says when there is more. It is
+ * its own watch slot: close() gives it back.
  */
 export class ElectionFeed extends WatchSlot {
   private first: WatchedState | undefined;
@@ -465,8 +465,7 @@ export class WatchHub {
    * back when `signal` aborts, the hub closes or the feed is closed (without a signal, the
    * reader must close it). `reader` is told whenever a state is queued or the watch ends,
    * for a reader that sends as told instead of waiting (nothing of it is then held while
-   * the watch is idle). Fails with not_found
-   * for an election that does not exist.
+   * the watch is idle). Fails with not_found for an election that does not exist.
    */
   async follow(
     name: string,
