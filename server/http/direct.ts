@@ -16,12 +16,13 @@
 // `application/proto`, uncompressed, no deadline header), neither expecting 100 Continue
 // (Node sends that on the regular path). Whatever else arrives, and any such request whose
 // body is not one well-formed message within the size limit, goes through the regular
-// path with the bytes already read, so every irregular case is
-// answered by connect-es exactly as before. Errors are encoded with connect-es's own
-// functions (setTrailerStatus, errorToJsonBytes, codeToHttpStatus), messages with its
-// serializers, and the implementation is called through its invokeUnaryImplementation
-// with the same interceptors. The tests' clients (Connect and gRPC from Node) take it;
-// browsers' requests carry Origin and go through Fastify's guard, as gRPC-Web always does.
+// path with the bytes already read, so every irregular case is answered by connect-es
+// exactly as before. Errors are encoded with connect-es's own functions (setTrailerStatus,
+// errorToJsonBytes, codeToHttpStatus), messages with its serializers, and the
+// implementation is called inside the same interceptors (invokeUnary below, as connect-es's
+// invokeUnaryImplementation does it). The tests' clients (Connect and gRPC from Node) take
+// it; browsers' requests carry Origin and go through Fastify's guard, as gRPC-Web always
+// does.
 //
 // Server streams over gRPC (the watches: LeaderElection.Watch, WatchElections,
 // WatchElectionList), in the same plain form, are answered here too, for what a watch costs
