@@ -16,6 +16,14 @@ interface Feed {
 
 let feed: Feed | undefined;
 
+/**
+ * How long a tab waits for the shared worker to say it started before following on its
+ * own. A worker whose script cannot load should fire "error" at once, but Chromium does not
+ * always deliver it (about one time in twenty-five in e2e/tabs.spec.ts); a worker that
+ * starts later than this only costs the tab a stream of its own.
+ */
+const WORKER_START_MS = 3_000;
+
 /** Passes `name`'s messages after `version` to `listener` until `signal` aborts. */
 export function followElection(
   name: string,
@@ -43,7 +51,13 @@ function sharedFeed(): Feed {
   const post = (message: TabMessage) => port.postMessage(message);
   /** What this tab follows, and the last version each got: where it follows again from. */
   const followed = new Map<string, { listener: FeedListener; version: bigint }>();
+  let started = false;
   port.addEventListener("message", ({ data }: MessageEvent<FeedMessage>) => {
+    if (data.kind === "started") {
+      started = true;
+      clearTimeout(startTimer);
+      return;
+    }
     const entry = followed.get(data.name);
     if (!entry) return;
     switch (data.kind) {
@@ -66,14 +80,21 @@ function sharedFeed(): Feed {
     }
   });
   port.start();
-  // The worker could not start (its script gone after an upgrade of the server, say): this
-  // tab follows on its own, from the versions it had.
-  worker.addEventListener("error", () => {
+  // The worker could not start (its script gone after an upgrade of the server, say), or
+  // has not said it did in time: this tab follows on its own, from the versions it had.
+  const fallBack = () => {
+    if (started || feed !== shared) return;
+    clearTimeout(startTimer);
+    // A worker that started after all lets go of what this tab asked it to follow.
+    post({ kind: "close" });
+    port.close();
     const own = new ElectionFeed(history);
     feed = own;
     for (const [name, entry] of followed) own.follow(name, entry.version, entry.listener);
     followed.clear();
-  });
+  };
+  const startTimer = setTimeout(fallBack, WORKER_START_MS);
+  worker.addEventListener("error", fallBack);
   // A tab closed or put in the back/forward cache stops following; one shown again from
   // the cache follows again from the versions it had, and hears that it was away.
   window.addEventListener("pagehide", () => post({ kind: "close" }));
@@ -84,7 +105,7 @@ function sharedFeed(): Feed {
       post({ kind: "follow", name, version: entry.version });
     }
   });
-  return {
+  const shared: Feed = {
     follow(name, version, listener) {
       followed.set(name, { listener, version });
       post({ kind: "follow", name, version });
@@ -95,4 +116,5 @@ function sharedFeed(): Feed {
       post({ kind: "leave", name });
     },
   };
+  return shared;
 }

@@ -10,10 +10,13 @@ export type TabMessage =
   /** The tab is going away (closed, or put in the back/forward cache). */
   | { readonly kind: "close" };
 
-export type FeedMessage = { readonly name: string } & (
-  | { readonly kind: "connection"; readonly state: ConnectionState }
-  | { readonly kind: "resumed" }
-  /** A WatchElectionResponse, encoded. */
-  | { readonly kind: "message"; readonly bytes: Uint8Array }
-  | { readonly kind: "ended"; readonly code: string; readonly message: string }
-);
+export type FeedMessage =
+  /** The worker runs: sent to each tab as it connects. */
+  | { readonly kind: "started" }
+  | ({ readonly name: string } & (
+      | { readonly kind: "connection"; readonly state: ConnectionState }
+      | { readonly kind: "resumed" }
+      /** A WatchElectionResponse, encoded. */
+      | { readonly kind: "message"; readonly bytes: Uint8Array }
+      | { readonly kind: "ended"; readonly code: string; readonly message: string }
+    ));

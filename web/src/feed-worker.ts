@@ -51,4 +51,5 @@ self.addEventListener("connect", (event) => {
     }
   });
   port.start();
+  port.postMessage({ kind: "started" } satisfies FeedMessage);
 });
