@@ -2,7 +2,7 @@
 // one server and each open stream holds one: the tabs share one stream (a SharedWorker
 // holding ElectionHistoryService.WatchElectionList), so eight tabs of eight elections all
 // load and all follow live changes, and no page opens a stream of its own.
-import type { Browser, Page, Request } from "@playwright/test";
+import type { Browser, Page, Request, Route } from "@playwright/test";
 import { expect, queueOf, test, uniqueName } from "./fixtures.js";
 
 const TABS = 8;
@@ -164,35 +164,34 @@ test("without SharedWorker a tab follows its election over one stream of its own
   ]);
 });
 
-test("a tab whose shared worker never says it started follows its election on its own", async ({
-  page,
-  electd,
-}) => {
-  // The worker's script never arrives: no "error" event, and no word from the worker.
-  await page.route("**/assets/feed-worker-*.js", () => new Promise<void>(() => {}));
-  const name = uniqueName("stalled");
-  await electd.create(name);
-  await electd.candidate("Enter", name, "a");
-  await page.goto(`${electd.url}/elections/${name}`);
-  await expect(page.locator("#leader")).toHaveText("a", { timeout: 15_000 });
-  await electd.candidate("Enter", name, "b");
-  await electd.candidate("Anoint", name, "b");
-  await expect(page.locator("#leader")).toHaveText("b");
-});
-
-test("a tab whose shared worker cannot start follows its election on its own", async ({
-  page,
-  electd,
-}) => {
-  await page.route("**/assets/feed-worker-*.js", (route) => route.fulfill({ status: 404 }));
-  const name = uniqueName("orphan");
-  await electd.create(name);
-  await electd.candidate("Enter", name, "a");
-  await page.goto(`${electd.url}/elections/${name}`);
-  // The worker's "error" event says it could not start; when the browser does not deliver
-  // it, the tab stops waiting for the worker after 3 s (feed-client.ts).
-  await expect(page.locator("#leader")).toHaveText("a", { timeout: 15_000 });
-  await electd.candidate("Enter", name, "b");
-  await electd.candidate("Anoint", name, "b");
-  await expect(page.locator("#leader")).toHaveText("b");
-});
+// A worker that cannot start should say so by its "error" event; when the browser does not
+// deliver it, the tab stops waiting for the worker after 3 s (feed-client.ts). Either way
+// the tab follows on its own.
+for (const { worker, prefix, answer } of [
+  {
+    worker: "never says it started",
+    prefix: "stalled",
+    // The script never arrives: no "error" event, and no word from the worker.
+    answer: () => new Promise<void>(() => {}),
+  },
+  {
+    worker: "cannot start",
+    prefix: "orphan",
+    answer: (route: Route) => route.fulfill({ status: 404 }),
+  },
+]) {
+  test(`a tab whose shared worker ${worker} follows its election on its own`, async ({
+    page,
+    electd,
+  }) => {
+    await page.route("**/assets/feed-worker-*.js", answer);
+    const name = uniqueName(prefix);
+    await electd.create(name);
+    await electd.candidate("Enter", name, "a");
+    await page.goto(`${electd.url}/elections/${name}`);
+    await expect(page.locator("#leader")).toHaveText("a", { timeout: 15_000 });
+    await electd.candidate("Enter", name, "b");
+    await electd.candidate("Anoint", name, "b");
+    await expect(page.locator("#leader")).toHaveText("b");
+  });
+}
