@@ -5,6 +5,7 @@
 // it keep the session alive or close it. Fastify logs `req.url` on every incoming request
 // and in "Route ... not found", so both are replaced here by the path with only the
 // Connect protocol parameters' values kept.
+import { constants, type Http2ServerResponse } from "node:http2";
 import {
   type FastifyInstance,
   type FastifyRequest,
@@ -74,7 +75,14 @@ export function logUnfinishedResponses(fastify: FastifyInstance): void {
   fastify.addHook("onRequest", (req, reply, done) => {
     // Not "finish": an HTTP/2 response emits it also when the client resets the stream.
     reply.raw.once("close", () => {
-      if (!reply.raw.writableEnded) {
+      // A stream the client reset may have had its response ended all the same: Node ends
+      // the request's body just before it reports the reset, and Connect answers what it
+      // read of it. The reset (HTTP/2 only: an HTTP/1.1 response has no stream) says the
+      // client left.
+      const { stream } = reply.raw as Partial<Pick<Http2ServerResponse, "stream">>;
+      const rstCode = stream?.rstCode;
+      const reset = rstCode !== undefined && rstCode !== constants.NGHTTP2_NO_ERROR;
+      if (!reply.raw.writableEnded || reset) {
         req.log.debug(
           { responseTime: reply.elapsedTime },
           "connection closed before the response was complete",
