@@ -3,6 +3,7 @@
 // the server's own counts when /metrics is scraped, so they cost nothing in between.
 // README's "Metrics" section lists every name below.
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
+import { CallTallies } from "./tally.js";
 
 /** Counts read at scrape time. */
 export interface MetricSources {
@@ -26,11 +27,15 @@ export class Metrics {
   readonly registry = new Registry();
   private sources: MetricSources | undefined;
 
-  readonly requests = new Counter({
+  /** What each call's code adds to: read into electd_rpc_requests_total when scraped. */
+  readonly calls = new CallTallies();
+
+  private readonly requests = new Counter({
     name: "electd_rpc_requests_total",
     help: "RPCs completed, by service, method, protocol (connect, grpc, grpc-web) and code",
     labelNames: ["service", "method", "protocol", "code"] as const,
     registers: [this.registry],
+    collect: () => this.countCalls(),
   });
 
   readonly requestDuration = new Histogram({
@@ -99,6 +104,14 @@ export class Metrics {
           if (metrics.sources) this.set(read(metrics.sources));
         },
       });
+    }
+  }
+
+  /** electd_rpc_requests_total, from the tallies. */
+  private countCalls(): void {
+    this.requests.reset();
+    for (const { labels, codes } of this.calls) {
+      for (const [code, count] of codes) this.requests.inc({ ...labels, code }, count);
     }
   }
 

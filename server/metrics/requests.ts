@@ -10,8 +10,9 @@ import type { Code, ConnectRouter } from "@connectrpc/connect";
 import type { UniversalHandler, UniversalServerRequest } from "@connectrpc/connect/protocol";
 import { codeFromHttpStatus, codeToString } from "@connectrpc/connect/protocol-connect";
 import type { Metrics } from "./metrics.js";
+import type { CallTally, Protocol } from "./tally.js";
 
-export type Protocol = "connect" | "grpc" | "grpc-web";
+export type { Protocol };
 
 export function protocolOf(contentType: string | null): Protocol {
   const type = contentType?.toLowerCase() ?? "";
@@ -59,30 +60,23 @@ function connectUnaryCode(status: number, body: Uint8Array | undefined): string 
   return codeToString(codeFromHttpStatus(status));
 }
 
-/** The labels of a method's calls in a protocol: made once, shared by every call. */
-const labelsByMethod = new WeakMap<DescMethod, Map<Protocol, RequestLabels>>();
-
-interface RequestLabels {
-  readonly service: string;
-  readonly method: string;
-  readonly protocol: Protocol;
-}
-
 /**
- * One call, timed from its start: finish() counts it with its code. A start time and shared
- * labels rather than prom-client's startTimer: a watch holds this for as long as it is open.
+ * One call, timed from its start: finish() counts it with its code. A start time and its
+ * method's tally rather than prom-client's startTimer: a watch holds this for as long as it
+ * is open.
  */
 export class RequestClock {
   private readonly start = performance.now();
 
   constructor(
     private readonly metrics: Metrics,
-    private readonly labels: RequestLabels,
+    private readonly tally: CallTally,
   ) {}
 
   finish(code: string): void {
-    this.metrics.requestDuration.observe(this.labels, (performance.now() - this.start) / 1000);
-    this.metrics.requests.inc({ ...this.labels, code });
+    const { tally } = this;
+    this.metrics.requestDuration.observe(tally.labels, (performance.now() - this.start) / 1000);
+    tally.ended(code);
   }
 }
 
@@ -92,17 +86,7 @@ export function startRequest(
   method: DescMethod,
   protocol: Protocol,
 ): RequestClock {
-  let byProtocol = labelsByMethod.get(method);
-  if (byProtocol === undefined) {
-    byProtocol = new Map();
-    labelsByMethod.set(method, byProtocol);
-  }
-  let labels = byProtocol.get(protocol);
-  if (labels === undefined) {
-    labels = { service: method.parent.typeName, method: method.name, protocol };
-    byProtocol.set(protocol, labels);
-  }
-  return new RequestClock(metrics, labels);
+  return new RequestClock(metrics, metrics.calls.of(method, protocol));
 }
 
 export function measureRequests(router: ConnectRouter, metrics: Metrics): void {
