@@ -232,12 +232,15 @@ export function directCalls(options: DirectCallOptions): DirectCalls {
     }
 
     const clock = startRequest(metrics, route.method.method, protocol);
-    const responseHeader = new Headers();
-    if (protocol === "grpc") {
-      responseHeader.set("content-type", "application/grpc+proto");
-    } else {
-      responseHeader.set("content-type", binary ? "application/proto" : "application/json");
-    }
+    /** The headers every answer of this call starts with. */
+    const baseHeader: HeaderRecord = {
+      "content-type":
+        protocol === "grpc"
+          ? "application/grpc+proto"
+          : binary
+            ? "application/proto"
+            : "application/json",
+    };
     const compression = compressionNegotiate(
       acceptCompression,
       null,
@@ -245,33 +248,29 @@ export function directCalls(options: DirectCallOptions): DirectCalls {
       protocol === "grpc" ? "grpc-accept-encoding" : "accept-encoding",
     );
     if (protocol === "grpc" && compression.response) {
-      responseHeader.set("grpc-encoding", compression.response.name);
+      baseHeader["grpc-encoding"] = compression.response.name;
     }
     const values = options.contextValues?.(x.caller) ?? createContextValues();
     const { pushed } = route.method;
     if (pushed) {
       // No signal and no handler context: the call closes its feed when the client goes.
       x.settle();
-      const call = new PushedCall(x, frames, route, compression.response, responseHeader, clock);
+      const call = new PushedCall(x, frames, route, compression.response, baseHeader, clock);
       call.start(
         () => options.admitStream(route.method.method, values, undefined, input),
         (reader) => pushed.open(input, reader),
       );
       return;
     }
-    const responseTrailer = new Headers();
-    if (protocol === "grpc") responseTrailer.set("grpc-status", "0");
     const context = new CallContext(
       route.method.method,
       protocol,
       `http://${x.headers.host ?? x.headers[":authority"] ?? "localhost"}${route.path}`,
       values,
-      responseHeader,
-      responseTrailer,
       x,
     );
     if (route.method.kind === "server_streaming") {
-      clock.finish(await stream(route, context, input, compression.response, x));
+      clock.finish(await stream(route, context, input, baseHeader, compression.response, x));
       return;
     }
     let body: Uint8Array | undefined;
@@ -293,28 +292,43 @@ export function directCalls(options: DirectCallOptions): DirectCalls {
 
     if (protocol === "grpc") {
       let message: Uint8Array | undefined;
-      if (error) setTrailerStatus(responseTrailer, error);
-      else message = await frame;
-      x.head(200, responseHeader, true);
-      x.end(message, responseTrailer);
+      let trailer: HeaderRecord;
+      if (error) {
+        setTrailerStatus(context.responseTrailer, error);
+        trailer = record(context.responseTrailer);
+      } else {
+        message = await frame;
+        trailer = context.trailerSet ? record(context.responseTrailer) : {};
+        trailer["grpc-status"] ??= "0";
+      }
+      x.head(
+        200,
+        context.headerSet ? withHeaders(baseHeader, context.responseHeader) : baseHeader,
+        true,
+      );
+      x.end(message, trailer);
       return;
     }
+    // Connect unary: the implementation's headers, its trailers as `trailer-` headers.
+    const header =
+      context.headerSet || context.trailerSet
+        ? withHeaders(baseHeader, trailerMux(context.responseHeader, context.responseTrailer))
+        : baseHeader;
     let status = 200;
     if (error) {
       status = codeToHttpStatus(error.code);
-      responseHeader.set("content-type", "application/json");
+      header["content-type"] = "application/json";
       error.metadata.forEach((value, key) => {
-        responseHeader.set(key, value);
+        header[key] = value;
       });
       body = errorToJsonBytes(error, {});
     }
     let answer = body as Uint8Array;
     if (compression.response && answer.byteLength >= compressMinBytes) {
       answer = await compression.response.compress(answer);
-      responseHeader.set("content-encoding", compression.response.name);
+      header["content-encoding"] = compression.response.name;
     }
-    const header = trailerMux(responseHeader, responseTrailer);
-    header.set("content-length", answer.byteLength.toString(10));
+    header["content-length"] = answer.byteLength.toString(10);
     x.head(status, header, false);
     x.end(answer);
   }
@@ -327,8 +341,9 @@ export function directCalls(options: DirectCallOptions): DirectCalls {
    */
   async function stream(
     route: Route,
-    context: HandlerContext,
+    context: CallContext,
     input: unknown,
+    baseHeader: HeaderRecord,
     compression: Compression,
     x: Exchange,
   ): Promise<string> {
@@ -339,7 +354,7 @@ export function directCalls(options: DirectCallOptions): DirectCalls {
     )(single(input as never));
     const it = outputs[Symbol.asyncIterator]();
     const head = () => {
-      if (!x.headersSent) x.head(200, context.responseHeader, true);
+      if (!x.headersSent) x.head(200, withHeaders(baseHeader, context.responseHeader), true);
     };
     let error: ConnectError | undefined;
     try {
@@ -359,9 +374,11 @@ export function directCalls(options: DirectCallOptions): DirectCalls {
       if (x.closed) await it.return?.(undefined);
     }
     if (x.closed) return "canceled";
-    if (error) setTrailerStatus(context.responseTrailer, error);
+    const trailer = context.responseTrailer;
+    if (error) setTrailerStatus(trailer, error);
+    else if (!trailer.has("grpc-status")) trailer.set("grpc-status", "0");
     head();
-    x.end(undefined, context.responseTrailer);
+    x.end(undefined, record(trailer));
     return error ? codeToString(error.code) : "ok";
   }
 
@@ -398,7 +415,7 @@ export function directCalls(options: DirectCallOptions): DirectCalls {
 
   const answer = (plain: Plain, x: Exchange) => {
     call(plain, x).catch(() => {
-      if (!x.headersSent) x.head(500, new Headers(), false);
+      if (!x.headersSent) x.head(500, {}, false);
       x.end();
     });
   };
@@ -445,14 +462,17 @@ interface Exchange {
   /** Whether it closed before this side ended it: the client went away. */
   readonly gone: boolean;
   onClose(listener: CloseListener): void;
-  /** Sends the status and headers; `trailers`: trailers will end the answer. */
-  head(status: number, header: Headers, trailers: boolean): void;
+  /**
+   * Sends the status and headers (lower-case names, the server's own); `trailers`: trailers
+   * will end the answer.
+   */
+  head(status: number, header: HeaderRecord, trailers: boolean): void;
   /** Writes `chunk`; false when it should wait for drained(). */
   write(chunk: Uint8Array): boolean;
   /** Resolves once more can be written, or it closed. */
   drained(): Promise<void>;
   /** Ends the answer with `chunk`, then `trailer` (when the head said so). */
-  end(chunk?: Uint8Array, trailer?: Headers): void;
+  end(chunk?: Uint8Array, trailer?: HeaderRecord): void;
   /** Node's request and response objects for it: what the regular path takes. */
   regular(): { req: Request; res: Response };
   /**
@@ -495,8 +515,8 @@ class Http1Exchange implements Exchange {
   onClose(listener: CloseListener) {
     this.res.once("close", () => tell(listener));
   }
-  head(status: number, header: Headers) {
-    this.res.writeHead(status, record(header));
+  head(status: number, header: HeaderRecord) {
+    this.res.writeHead(status, header);
   }
   write(chunk: Uint8Array) {
     return this.res.write(chunk);
@@ -557,17 +577,12 @@ class StreamExchange implements Exchange {
     // Most calls have one or two: an array the size of what it holds.
     this.closeListeners = this.closeListeners ? [...this.closeListeners, listener] : [listener];
   }
-  head(status: number, header: Headers, trailers: boolean) {
+  head(status: number, header: HeaderRecord, trailers: boolean) {
     const stream = this.stream;
     if (stream.destroyed) return;
-    // The names are the server's own.
-    const headers: OutgoingHttpHeaders = { ":status": status };
-    header.forEach((value, key) => {
-      headers[key] = value;
-    });
-    // As Node's compatibility layer dates every response (respond() would too, at more cost
-    // per call: node --cpu-prof).
-    headers.date = httpDate();
+    // Dated as Node's compatibility layer dates every response (respond() would too, at
+    // more cost per call: node --cpu-prof).
+    const headers: OutgoingHttpHeaders = { ":status": status, ...header, date: httpDate() };
     if (!trailers) {
       stream.respond(headers);
       return;
@@ -581,12 +596,12 @@ class StreamExchange implements Exchange {
   drained() {
     return drainedOf(this.stream);
   }
-  end(chunk?: Uint8Array, trailer?: Headers) {
+  end(chunk?: Uint8Array, trailer?: HeaderRecord) {
     this.ended = true;
     if (this.stream.destroyed) return;
     if (this.waitsForTrailers) {
       // Node asks for them once the last data is sent.
-      const headers = trailer ? record(trailer) : {};
+      const headers = trailer ?? {};
       this.stream.once("wantTrailers", () => this.stream.sendTrailers(headers));
     }
     if (chunk) this.stream.end(chunk);
@@ -622,7 +637,7 @@ class PushedCall implements QueueReader, ClosedListener {
     private readonly route: Route,
     private readonly compression: Compression,
     /** The response's headers, until they are sent with the first message. */
-    private header: Headers | undefined,
+    private header: HeaderRecord | undefined,
     private readonly clock: RequestClock,
   ) {}
 
@@ -694,11 +709,13 @@ class PushedCall implements QueueReader, ClosedListener {
       this.clock.finish("canceled");
       return;
     }
-    const trailer = new Headers({ "grpc-status": "0" });
+    let trailer: HeaderRecord = { "grpc-status": "0" };
     let code = "ok";
     if (error !== undefined) {
       const connectError = asConnectError(toConnectError(error));
-      setTrailerStatus(trailer, connectError);
+      const headers = new Headers();
+      setTrailerStatus(headers, connectError);
+      trailer = record(headers);
       code = codeToString(connectError.code);
     }
     this.head();
@@ -708,11 +725,13 @@ class PushedCall implements QueueReader, ClosedListener {
 }
 
 /**
- * A call's context, as Connect gives it to the implementation, whose signal and request
- * headers (web Headers) are made when first asked for: connect-es's own context makes both
- * for every call, and making the signal alone was a twentieth of a gRPC GetTerm's server
- * CPU (node --cpu-prof, h2load). The signal aborts once the client goes away before its
- * answer ends; made after that, it is aborted already.
+ * A call's context, as Connect gives it to the implementation, whose signal, request
+ * headers and response headers and trailers (web Headers) are made when first asked for:
+ * connect-es's own context makes all of them for every call. Making the signal alone was a
+ * twentieth of a gRPC GetTerm's server CPU, the three Headers about a fortieth (node
+ * --cpu-prof, h2load); no implementation of electd's sets a response header. The signal
+ * aborts once the client goes away before its answer ends; made after that, it is aborted
+ * already.
  */
 class CallContext implements HandlerContext, ClosedListener {
   readonly service: DescService;
@@ -721,18 +740,38 @@ class CallContext implements HandlerContext, ClosedListener {
   readonly timeoutMs = noTimeout;
   private controller: AbortController | undefined;
   private header: Headers | undefined;
+  private answerHeader: Headers | undefined;
+  private answerTrailer: Headers | undefined;
 
   constructor(
     readonly method: DescMethod,
     readonly protocolName: Protocol,
     readonly url: string,
     readonly values: ContextValues,
-    readonly responseHeader: Headers,
-    readonly responseTrailer: Headers,
     private readonly x: Exchange,
   ) {
     this.service = method.parent;
     x.onClose(this);
+  }
+
+  get responseHeader(): Headers {
+    this.answerHeader ??= new Headers();
+    return this.answerHeader;
+  }
+
+  get responseTrailer(): Headers {
+    this.answerTrailer ??= new Headers();
+    return this.answerTrailer;
+  }
+
+  /** Whether the response's headers were asked for (and so may have been set). */
+  get headerSet(): boolean {
+    return this.answerHeader !== undefined;
+  }
+
+  /** Whether the response's trailers were asked for (and so may have been set). */
+  get trailerSet(): boolean {
+    return this.answerTrailer !== undefined;
   }
 
   get signal(): AbortSignal {
@@ -804,8 +843,6 @@ class ImplementationContext implements HandlerContext {
   readonly url: string;
   readonly protocolName: string;
   readonly values: ContextValues;
-  readonly responseHeader: Headers;
-  readonly responseTrailer: Headers;
   readonly timeoutMs = noTimeout;
 
   constructor(
@@ -818,8 +855,14 @@ class ImplementationContext implements HandlerContext {
     this.url = context.url;
     this.protocolName = context.protocolName;
     this.values = req.contextValues;
-    this.responseHeader = context.responseHeader;
-    this.responseTrailer = context.responseTrailer;
+  }
+
+  get responseHeader(): Headers {
+    return this.context.responseHeader;
+  }
+
+  get responseTrailer(): Headers {
+    return this.context.responseTrailer;
   }
 
   get signal(): AbortSignal {
@@ -845,32 +888,56 @@ async function invokeUnary(
 ): Promise<object> {
   const { method, impl } = spec as UnarySpec;
   const request = new UnaryCall(method, input as UnaryRequest["message"], context);
-  const implementation: UnaryFn = async (req) => ({
-    stream: false,
-    method,
-    service: method.parent,
-    header: context.responseHeader,
-    trailer: context.responseTrailer,
-    message: create(
-      method.output,
-      await impl(req.message, new ImplementationContext(context, req)),
-    ),
-  });
+  const implementation: UnaryFn = async (req) =>
+    new UnaryAnswer(
+      method,
+      create(method.output, await impl(req.message, new ImplementationContext(context, req))),
+      context,
+    );
   const next = interceptors.reduceRight<UnaryFn>(
     (inner, interceptor) => interceptor(inner as never) as UnaryFn,
     implementation,
   );
   const res = await next(request);
-  copyHeaders(res.header, context.responseHeader);
-  copyHeaders(res.trailer, context.responseTrailer);
+  if (!(res instanceof UnaryAnswer)) {
+    // An interceptor answered with a response of its own: its headers are the call's. (A
+    // copy of the answer made by spreading it has none: the call's are already in place.)
+    copyHeaders(res.header, context.responseHeader);
+    copyHeaders(res.trailer, context.responseTrailer);
+  }
   return res.message;
 }
 
 type UnaryFn = (req: UnaryRequest) => Promise<UnaryResponse>;
 
+/**
+ * The implementation's answer as the interceptors see it: its headers and trailers are the
+ * call's, made when first asked for (see CallContext).
+ */
+class UnaryAnswer implements UnaryResponse {
+  readonly stream = false;
+  readonly service: DescService;
+
+  constructor(
+    readonly method: DescMethodUnary,
+    readonly message: UnaryResponse["message"],
+    private readonly context: CallContext,
+  ) {
+    this.service = method.parent;
+  }
+
+  get header(): Headers {
+    return this.context.responseHeader;
+  }
+
+  get trailer(): Headers {
+    return this.context.responseTrailer;
+  }
+}
+
 /** What an interceptor answered in place of the call's own headers, copied onto them. */
-function copyHeaders(from: Headers, to: Headers): void {
-  if (from === to) return;
+function copyHeaders(from: Headers | undefined, to: Headers): void {
+  if (from === undefined || from === to) return;
   for (const key of [...to.keys()]) to.delete(key);
   from.forEach((value, key) => {
     to.set(key, value);
@@ -910,13 +977,21 @@ function headersOf(raw: readonly string[]): Headers {
   return headers;
 }
 
+/** Response headers or trailers as Node takes them: lower-case names, the server's own. */
+type HeaderRecord = Record<string, string | string[]>;
+
 /** Headers as Node takes them; a repeated name keeps all its values. */
-function record(headers: Headers): Record<string, string | string[]> {
-  const out: Record<string, string | string[]> = Object.create(null);
+function record(headers: Headers): HeaderRecord {
+  const out: HeaderRecord = Object.create(null);
   headers.forEach((value, key) => {
     out[key] = key === "set-cookie" ? headers.getSetCookie() : value;
   });
   return out;
+}
+
+/** `base` with `headers` set over it, in a new record. */
+function withHeaders(base: HeaderRecord, headers: Headers): HeaderRecord {
+  return Object.assign(Object.create(null) as HeaderRecord, base, record(headers));
 }
 
 /**
