@@ -138,6 +138,8 @@ interface Route {
   readonly serialization: MethodSerializationLookup<DescMessage, DescMessage>;
   readonly path: string;
   handler: UniversalHandler | undefined;
+  /** A unary method's implementation inside the interceptors, made on its first call. */
+  unary: UnaryFn | undefined;
 }
 
 /** A plain call: which method, in which protocol and encoding. */
@@ -165,6 +167,7 @@ export function directCalls(options: DirectCallOptions): DirectCalls {
         writeMaxBytes: Number.MAX_SAFE_INTEGER,
       }),
       handler: undefined,
+      unary: undefined,
     });
   }
 
@@ -195,8 +198,22 @@ export function directCalls(options: DirectCallOptions): DirectCalls {
     }
   }
 
+  /** Not one well-formed message: the regular path answers it, as it would have. */
+  async function malformed(
+    route: Route,
+    protocol: Protocol,
+    x: Exchange,
+    chunks: readonly Uint8Array[],
+  ) {
+    // Unless the client reset the call: Node ends an HTTP/2 stream's body just before it
+    // reports the reset, and a call abandoned halfway is canceled, not malformed.
+    await new Promise(setImmediate);
+    if (x.closed) startRequest(metrics, route.method.method, protocol).finish("canceled");
+    else await regular(route, x, chunks, false);
+  }
+
   async function call({ route, protocol, binary }: Plain, x: Exchange) {
-    const read = await readBody(x.body, readMaxBytes + (protocol === "grpc" ? 5 : 0));
+    const read = await x.read(readMaxBytes + (protocol === "grpc" ? 5 : 0));
     if (read.gone) {
       // The client left before its request was complete: nothing can be answered, and the
       // call counts as canceled, as the regular path counts it.
@@ -204,31 +221,23 @@ export function directCalls(options: DirectCallOptions): DirectCalls {
       return;
     }
     if (!read.ended) return regular(route, x, read.chunks, true);
-    /** Not one well-formed message: the regular path answers it, as it would have. */
-    const irregular = async () => {
-      // Unless the client reset the call: Node ends an HTTP/2 stream's body just before it
-      // reports the reset, and a call abandoned halfway is canceled, not malformed.
-      await new Promise(setImmediate);
-      if (x.closed) startRequest(metrics, route.method.method, protocol).finish("canceled");
-      else await regular(route, x, read.chunks, false);
-    };
     const bytes =
       read.chunks.length === 1 ? (read.chunks[0] as Buffer) : Buffer.concat(read.chunks);
     let payload: Uint8Array = bytes;
     if (protocol === "grpc") {
       // One uncompressed message, exactly: anything else is the regular path's to answer.
       if (bytes.length < 5 || bytes[0] !== 0 || bytes.readUInt32BE(1) !== bytes.length - 5) {
-        return irregular();
+        return malformed(route, protocol, x, read.chunks);
       }
       payload = bytes.subarray(5);
     } else if (payload.length === 0 && !binary) {
-      return irregular();
+      return malformed(route, protocol, x, read.chunks);
     }
     let input: unknown;
     try {
       input = route.serialization.getI(binary).parse(payload);
     } catch {
-      return irregular();
+      return malformed(route, protocol, x, read.chunks);
     }
 
     const clock = startRequest(metrics, route.method.method, protocol);
@@ -278,7 +287,8 @@ export function directCalls(options: DirectCallOptions): DirectCalls {
     let frame: Promise<Buffer> | undefined;
     let error: ConnectError | undefined;
     try {
-      const output = await invokeUnary(route.method, context, input as object, interceptors);
+      route.unary ??= unaryChain(route.method, interceptors);
+      const output = await invokeUnary(route.unary, context, input as object);
       if (protocol === "grpc") frame = frames.frame(route, output, compression.response);
       else body = frames.body(route, output, binary);
     } catch (e) {
@@ -453,8 +463,8 @@ const tell = (listener: CloseListener) => {
 interface Exchange {
   readonly headers: IncomingHttpHeaders;
   readonly rawHeaders: readonly string[];
-  /** What the request's body is read from. */
-  readonly body: Readable;
+  /** Reads the request's body, up to `limit` bytes. */
+  read(limit: number): Promise<Body>;
   readonly caller: Caller;
   readonly headersSent: boolean;
   /** Whether it closed, either way. */
@@ -500,8 +510,8 @@ class Http1Exchange implements Exchange {
   get rawHeaders() {
     return this.req.rawHeaders;
   }
-  get body() {
-    return this.req;
+  read(limit: number) {
+    return readBody(this.req, limit);
   }
   get caller() {
     return this.req;
@@ -561,8 +571,8 @@ class StreamExchange implements Exchange {
     stream.on("error", ignore);
   }
 
-  get body() {
-    return this.stream;
+  read(limit: number) {
+    return readBody(this.stream, limit, this);
   }
   get caller() {
     return { headers: this.headers, socket: this.stream.session?.socket };
@@ -813,7 +823,8 @@ class UnaryCall implements UnaryRequest {
   constructor(
     readonly method: DescMethodUnary,
     readonly message: UnaryRequest["message"],
-    private readonly context: CallContext,
+    /** The call's: an own property, so a copy made by spreading this still has it. */
+    readonly context: CallContext,
   ) {
     this.service = context.service;
     this.url = context.url;
@@ -875,30 +886,38 @@ class ImplementationContext implements HandlerContext {
 }
 
 /**
- * Runs a unary implementation inside the interceptors, as connect-es's
- * invokeUnaryImplementation does (the first interceptor outermost, the output normalized
- * with `create`, the headers and trailers the interceptors answer copied to the call's),
- * without reading the call's signal and request headers (see CallContext).
+ * A unary method's implementation inside the interceptors, as connect-es's
+ * invokeUnaryImplementation puts it (the first interceptor outermost, the output normalized
+ * with `create`), made once per method: the call travels in the request (UnaryCall's
+ * `context`), so every call of the method goes through the same functions.
  */
-async function invokeUnary(
-  spec: DirectMethod,
-  context: CallContext,
-  input: object,
-  interceptors: readonly Interceptor[],
-): Promise<object> {
+function unaryChain(spec: DirectMethod, interceptors: readonly Interceptor[]): UnaryFn {
   const { method, impl } = spec as UnarySpec;
-  const request = new UnaryCall(method, input as UnaryRequest["message"], context);
-  const implementation: UnaryFn = async (req) =>
-    new UnaryAnswer(
+  const implementation: UnaryFn = async (req) => {
+    const { context } = req as Partial<UnaryCall>;
+    if (context === undefined) {
+      throw new ConnectError("an interceptor replaced the call's request", Code.Internal);
+    }
+    return new UnaryAnswer(
       method,
       create(method.output, await impl(req.message, new ImplementationContext(context, req))),
       context,
     );
-  const next = interceptors.reduceRight<UnaryFn>(
+  };
+  return interceptors.reduceRight<UnaryFn>(
     (inner, interceptor) => interceptor(inner as never) as UnaryFn,
     implementation,
   );
-  const res = await next(request);
+}
+
+/**
+ * Runs a unary call through its method's chain (unaryChain) without reading the call's
+ * signal and request headers (see CallContext); the headers and trailers an interceptor
+ * answered with are copied to the call's, as connect-es does.
+ */
+async function invokeUnary(chain: UnaryFn, context: CallContext, input: object): Promise<object> {
+  const method = context.method as DescMethodUnary;
+  const res = await chain(new UnaryCall(method, input as UnaryRequest["message"], context));
   if (!(res instanceof UnaryAnswer)) {
     // An interceptor answered with a response of its own: its headers are the call's. (A
     // copy of the answer made by spreading it has none: the call's are already in place.)
@@ -1096,15 +1115,33 @@ interface Body {
 }
 
 /** Reads the body up to `limit` bytes; past it, or on a failure, stops and says so. */
-function readBody(body: Readable, limit: number): Promise<Body> {
+/**
+ * Reads a request's body, up to `limit` bytes. `closing`: what tells when the request
+ * closes, if anything does already (an HTTP/2 stream's exchange, which also takes its
+ * errors); else the body's own close and error are listened to. Fewer listeners to add and
+ * take off is less of each call's CPU.
+ */
+function readBody(
+  body: Readable,
+  limit: number,
+  closing?: { onClose(listener: CloseListener): void },
+): Promise<Body> {
   return new Promise((resolve) => {
     const chunks: Buffer[] = [];
     let size = 0;
+    let over = false;
     const done = (read: Body) => {
-      body.off("data", onData);
-      body.off("end", onEnd);
-      body.off("error", onGone);
-      body.off("close", onGone);
+      if (over) return;
+      over = true;
+      // An ended body sends nothing more: its listeners may stay.
+      if (!read.ended) {
+        body.off("data", onData);
+        body.off("end", onEnd);
+      }
+      if (closing === undefined) {
+        body.off("error", onGone);
+        body.off("close", onGone);
+      }
       resolve(read);
     };
     const onData = (chunk: Buffer) => {
@@ -1118,8 +1155,12 @@ function readBody(body: Readable, limit: number): Promise<Body> {
     const onGone = () => done({ chunks, ended: false, gone: true });
     body.on("data", onData);
     body.once("end", onEnd);
-    body.once("error", onGone);
-    body.once("close", onGone);
+    if (closing) {
+      closing.onClose(onGone);
+    } else {
+      body.once("error", onGone);
+      body.once("close", onGone);
+    }
   });
 }
 
