@@ -547,13 +547,15 @@ class Http1Exchange implements Exchange {
 const noHeaders: IncomingHttpHeaders = Object.freeze({});
 const noRawHeaders: readonly string[] = Object.freeze([]);
 
-class StreamExchange implements Exchange {
+class StreamExchange implements Exchange, Closing {
   closed = false;
   /** Whether this side ended the answer (a reset stream counts as ended in Node). */
   private ended = false;
   private waitsForTrailers = false;
   /** Called once the stream closes: one listener on the stream for all of them. */
   private closeListeners: CloseListener[] | undefined;
+  /** The body's reader, told if the stream closes while it reads. */
+  private reading: (() => void) | undefined;
 
   constructor(
     private readonly stream: ServerHttp2Stream,
@@ -562,6 +564,7 @@ class StreamExchange implements Exchange {
   ) {
     stream.on("close", () => {
       this.closed = true;
+      this.reading?.();
       const listeners = this.closeListeners ?? [];
       this.closeListeners = undefined;
       for (const listener of listeners) tell(listener);
@@ -573,6 +576,9 @@ class StreamExchange implements Exchange {
 
   read(limit: number) {
     return readBody(this.stream, limit, this);
+  }
+  whileReading(listener: (() => void) | undefined) {
+    this.reading = listener;
   }
   get caller() {
     return { headers: this.headers, socket: this.stream.session?.socket };
@@ -1115,17 +1121,19 @@ interface Body {
 }
 
 /** Reads the body up to `limit` bytes; past it, or on a failure, stops and says so. */
+/** What tells a body's reader that its request closed, when something does already. */
+interface Closing {
+  /** Calls `listener` if the request closes until it is given undefined. */
+  whileReading(listener: (() => void) | undefined): void;
+}
+
 /**
  * Reads a request's body, up to `limit` bytes. `closing`: what tells when the request
  * closes, if anything does already (an HTTP/2 stream's exchange, which also takes its
  * errors); else the body's own close and error are listened to. Fewer listeners to add and
  * take off is less of each call's CPU.
  */
-function readBody(
-  body: Readable,
-  limit: number,
-  closing?: { onClose(listener: CloseListener): void },
-): Promise<Body> {
+function readBody(body: Readable, limit: number, closing?: Closing): Promise<Body> {
   return new Promise((resolve) => {
     const chunks: Buffer[] = [];
     let size = 0;
@@ -1133,14 +1141,15 @@ function readBody(
     const done = (read: Body) => {
       if (over) return;
       over = true;
-      // An ended body sends nothing more: its listeners may stay.
-      if (!read.ended) {
-        body.off("data", onData);
-        body.off("end", onEnd);
-      }
+      // Not held for the life of a stream that stays open (a watch), with what it read.
+      body.off("data", onData);
+      if (!read.ended) body.off("end", onEnd);
       if (closing === undefined) {
         body.off("error", onGone);
         body.off("close", onGone);
+      } else {
+        // Not held for the life of a stream that stays open (a watch).
+        closing.whileReading(undefined);
       }
       resolve(read);
     };
@@ -1156,7 +1165,7 @@ function readBody(
     body.on("data", onData);
     body.once("end", onEnd);
     if (closing) {
-      closing.onClose(onGone);
+      closing.whileReading(onGone);
     } else {
       body.once("error", onGone);
       body.once("close", onGone);
