@@ -137,6 +137,19 @@ describe("GET /metrics", () => {
     assert.equal(commits("create"), 3);
     assert.equal(commits("update"), 9);
     assert.equal(value(samples, "electd_store_commit_failures_total", { operation: "update" }), 0);
+
+    // The counts are added up as calls end and read when scraped: a second scrape counts
+    // nothing twice, and a call made since is counted once.
+    const getTerms = (scraped: Sample[]) =>
+      value(scraped, "electd_rpc_requests_total", {
+        service: ELECTION,
+        method: "GetTerm",
+        protocol: "grpc",
+        code: "ok",
+      });
+    assert.equal(getTerms(await scrape(server.url)), 1);
+    await createClient(LeaderElection, transport("grpc")).getTerm({ id: { name: "e-grpc" } });
+    assert.equal(getTerms(await scrape(server.url)), 2);
   });
 
   it("counts open watches on each protocol, and a watch the client leaves as canceled", async () => {
