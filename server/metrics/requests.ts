@@ -10,9 +10,9 @@ import type { Code, ConnectRouter } from "@connectrpc/connect";
 import type { UniversalHandler, UniversalServerRequest } from "@connectrpc/connect/protocol";
 import { codeFromHttpStatus, codeToString } from "@connectrpc/connect/protocol-connect";
 import type { Metrics } from "./metrics.js";
-import type { CallTally, Protocol } from "./tally.js";
+import type { CallTally } from "./tally.js";
 
-export type { Protocol };
+export type Protocol = "connect" | "grpc" | "grpc-web";
 
 export function protocolOf(contentType: string | null): Protocol {
   const type = contentType?.toLowerCase() ?? "";

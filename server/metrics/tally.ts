@@ -7,8 +7,7 @@
 // GetTerm's server CPU. Here a call adds one to a number its method's tally holds, found by
 // object identity; prom-client still names, formats and serves every sample.
 import type { DescMethod } from "@bufbuild/protobuf";
-
-export type Protocol = "connect" | "grpc" | "grpc-web";
+import type { Protocol } from "./requests.js";
 
 export interface CallLabels {
   readonly service: string;
