@@ -301,12 +301,16 @@ function wrkRun(
   };
 }
 
-/** h2load's arguments posting one gRPC `frame` (in `data`) to each of `urls` in turn. */
-const h2loadArgs = (urls: readonly string[], data: string, duration: number) => [
-  ...["-c16", "-m16", "-t1", "-D", String(duration)],
-  ...["-d", data, "-H", "content-type: application/grpc", "-H", "te: trailers"],
-  ...urls,
-];
+/** h2load's arguments posting one gRPC `frame` to each of `urls` in turn, for `duration` s. */
+function h2loadArgs(urls: readonly string[], frame: Buffer, duration: number): string[] {
+  const data = join(work, "request.bin");
+  writeFileSync(data, frame);
+  return [
+    ...["-c16", "-m16", "-t1", "-D", String(duration)],
+    ...["-d", data, "-H", "content-type: application/grpc", "-H", "te: trailers"],
+    ...urls,
+  ];
+}
 
 /**
  * A second of the load to come, not measured: the server's code is compiled and its caches
@@ -315,9 +319,7 @@ const h2loadArgs = (urls: readonly string[], data: string, duration: number) => 
  * the measured run is spent on exactly the requests it counts.
  */
 function h2loadWarmUp(urls: readonly string[], frame: Buffer): void {
-  const data = join(work, "request.bin");
-  writeFileSync(data, frame);
-  const args = h2loadArgs(urls, data, 1);
+  const args = h2loadArgs(urls, frame, 1);
   commands.add(`h2load ${args.join(" ")}  (warm-up, before each measured run)`);
   execFileSync("h2load", args, { encoding: "utf8" });
 }
@@ -334,10 +336,8 @@ function h2load(
 ): Result {
   if (!warmedUp) h2loadWarmUp(urls, frame);
   const pids = typeof pid === "number" ? [pid] : pid;
-  const data = join(work, "request.bin");
-  writeFileSync(data, frame);
   const log = join(work, "h2load.log");
-  const args = [...h2loadArgs(urls, data, seconds), "--log-file", log];
+  const args = [...h2loadArgs(urls, frame, seconds), "--log-file", log];
   commands.add(`h2load ${args.join(" ")}`);
   const before = cpuMs(pids);
   const out = execFileSync("h2load", args, { encoding: "utf8" });

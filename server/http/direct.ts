@@ -1120,7 +1120,6 @@ interface Body {
   readonly gone: boolean;
 }
 
-/** Reads the body up to `limit` bytes; past it, or on a failure, stops and says so. */
 /** What tells a body's reader that its request closed, when something does already. */
 interface Closing {
   /** Calls `listener` if the request closes until it is given undefined. */
@@ -1128,10 +1127,11 @@ interface Closing {
 }
 
 /**
- * Reads a request's body, up to `limit` bytes. `closing`: what tells when the request
- * closes, if anything does already (an HTTP/2 stream's exchange, which also takes its
- * errors); else the body's own close and error are listened to. Fewer listeners to add and
- * take off is less of each call's CPU.
+ * Reads a request's body, up to `limit` bytes; past it, or once the request closes or
+ * fails, stops and says so. `closing`: what tells when the request closes, if anything does
+ * already (an HTTP/2 stream's exchange, which also takes its errors); else the body's own
+ * close and error are listened to. Fewer listeners to add and take off is less of each
+ * call's CPU.
  */
 function readBody(body: Readable, limit: number, closing?: Closing): Promise<Body> {
   return new Promise((resolve) => {
@@ -1141,14 +1141,14 @@ function readBody(body: Readable, limit: number, closing?: Closing): Promise<Bod
     const done = (read: Body) => {
       if (over) return;
       over = true;
-      // Not held for the life of a stream that stays open (a watch), with what it read.
+      // Nothing of the reader (nor what it read) is held for the life of a stream that
+      // stays open (a watch).
       body.off("data", onData);
       if (!read.ended) body.off("end", onEnd);
       if (closing === undefined) {
         body.off("error", onGone);
         body.off("close", onGone);
       } else {
-        // Not held for the life of a stream that stays open (a watch).
         closing.whileReading(undefined);
       }
       resolve(read);

@@ -28,25 +28,33 @@ export class CallTally {
   }
 }
 
+/**
+ * A method's tallies by protocol: the three protocols electd serves (protocolOf), never a
+ * name a client sent.
+ */
+type ByProtocol = { [P in Protocol]?: CallTally };
+
 /** Every tally of one server, made on a method and protocol's first call. */
 export class CallTallies implements Iterable<CallTally> {
-  private readonly byMethod = new Map<DescMethod, Map<Protocol, CallTally>>();
+  private readonly byMethod = new Map<DescMethod, ByProtocol>();
 
   of(method: DescMethod, protocol: Protocol): CallTally {
     let byProtocol = this.byMethod.get(method);
     if (byProtocol === undefined) {
-      byProtocol = new Map();
+      byProtocol = {};
       this.byMethod.set(method, byProtocol);
     }
-    let tally = byProtocol.get(protocol);
-    if (tally === undefined) {
-      tally = new CallTally({ service: method.parent.typeName, method: method.name, protocol });
-      byProtocol.set(protocol, tally);
-    }
-    return tally;
+    byProtocol[protocol] ??= new CallTally({
+      service: method.parent.typeName,
+      method: method.name,
+      protocol,
+    });
+    return byProtocol[protocol];
   }
 
   *[Symbol.iterator](): Iterator<CallTally> {
-    for (const byProtocol of this.byMethod.values()) yield* byProtocol.values();
+    for (const byProtocol of this.byMethod.values()) {
+      for (const tally of Object.values(byProtocol)) if (tally) yield tally;
+    }
   }
 }
