@@ -58,6 +58,11 @@ export type CleartextHandler = (
 export class CleartextServer extends NetServer {
   readonly http1: Http1Server;
   readonly http2: Http2Server;
+  /**
+   * Takes h2c connections in place of the HTTP/2 server, with the bytes read of them (an
+   * h2c process serves them: fronts.ts).
+   */
+  h2c: ((socket: Socket, read: Buffer) => void) | undefined;
 
   constructor(
     options: { http1: ServerOptions; http2: Http2ServerOptions },
@@ -92,6 +97,10 @@ export class CleartextServer extends NetServer {
       return;
     }
     socket.off("error", ignore);
+    if (h2 && this.h2c) {
+      this.h2c(socket, data);
+      return;
+    }
     socket.unshift(data);
     (h2 ? this.http2 : this.http1).emit("connection", socket);
   }

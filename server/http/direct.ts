@@ -95,6 +95,7 @@ import { toConnectError } from "../rpc/errors.js";
 import type { MessageFeed } from "../rpc/pushed.js";
 import type { DirectMethod } from "../rpc/routes.js";
 import type { QueueReader } from "../watch/hub.js";
+import { httpDate } from "./date.js";
 
 type Request = IncomingMessage | Http2ServerRequest;
 type Response = ServerResponse | Http2ServerResponse;
@@ -123,6 +124,13 @@ export interface DirectCallOptions {
 }
 
 export interface DirectCalls {
+  /** The paths of the methods answered here (each a POST). */
+  readonly paths: readonly string[];
+  /**
+   * Answers a call handed over from an HTTP/2 stream elsewhere (an h2c process, fronts.ts)
+   * if it is a plain call; returns false for any other.
+   */
+  exchange(x: Exchange): boolean;
   /** Answers an HTTP/1.1 request that is a plain call; returns false for any other. */
   request(req: IncomingMessage, res: ServerResponse): boolean;
   /** Answers an HTTP/2 stream that is a plain call; returns false for any other. */
@@ -179,7 +187,10 @@ export function directCalls(options: DirectCallOptions): DirectCalls {
     route.handler ??= options.handlers().find((h) => h.requestPath === route.path);
     const handler = route.handler;
     if (!handler) throw new Error(`no handler for ${route.path}`);
-    const { req, res } = x.regular();
+    const taken = x.regular();
+    // Handed back: whoever relayed the call sends it the regular way itself.
+    if (taken === undefined) return;
+    const { req, res } = taken;
     try {
       const uReq = universalRequestFromNodeRequest(
         req,
@@ -431,6 +442,7 @@ export function directCalls(options: DirectCallOptions): DirectCalls {
   };
 
   return {
+    paths: [...routes.keys()],
     request(req, res) {
       // HTTP/2 requests come here only once their stream was declined.
       if (req.httpVersionMajor !== 1) return false;
@@ -444,23 +456,37 @@ export function directCalls(options: DirectCallOptions): DirectCalls {
       if (found) answer(found, new StreamExchange(stream, headers, rawHeaders));
       return found !== undefined;
     },
+    exchange(x) {
+      const { ":method": method, ":path": path } = x.headers;
+      const found = plain(
+        method as string | undefined,
+        path as string | undefined,
+        x.headers,
+        true,
+      );
+      if (found) answer(found, x);
+      return found !== undefined;
+    },
   };
 }
 
 /** Told once an exchange closes: an object that is itself the listener holds no closure. */
-interface ClosedListener {
+export interface ClosedListener {
   closed(): void;
 }
 
-type CloseListener = (() => void) | ClosedListener;
+export type CloseListener = (() => void) | ClosedListener;
 
-const tell = (listener: CloseListener) => {
+export const tell = (listener: CloseListener) => {
   if (typeof listener === "function") listener();
   else listener.closed();
 };
 
-/** One request and its answer: Node's HTTP/1.1 request and response, or an HTTP/2 stream. */
-interface Exchange {
+/**
+ * One request and its answer: Node's HTTP/1.1 request and response, an HTTP/2 stream, or a
+ * stream of an h2c process handed over (fronts.ts).
+ */
+export interface Exchange {
   readonly headers: IncomingHttpHeaders;
   readonly rawHeaders: readonly string[];
   /** Reads the request's body, up to `limit` bytes. */
@@ -483,8 +509,12 @@ interface Exchange {
   drained(): Promise<void>;
   /** Ends the answer with `chunk`, then `trailer` (when the head said so). */
   end(chunk?: Uint8Array, trailer?: HeaderRecord): void;
-  /** Node's request and response objects for it: what the regular path takes. */
-  regular(): { req: Request; res: Response };
+  /**
+   * Node's request and response objects for it: what the regular path takes. Undefined: the
+   * call is handed back to where it came from, which sends it the regular way itself with
+   * the body it read (a stream of an h2c process).
+   */
+  regular(): { req: Request; res: Response } | undefined;
   /**
    * The call is the direct path's from here on: lets go of what only the regular path
    * would read of the request (its headers), for a stream that may stay open for long.
@@ -971,15 +1001,6 @@ function copyHeaders(from: Headers | undefined, to: Headers): void {
 
 function ignore(): void {}
 
-/** The Date header's value, made once a second. */
-let dated = { second: -1, value: "" };
-function httpDate(): string {
-  const now = Date.now();
-  const second = Math.floor(now / 1000);
-  if (second !== dated.second) dated = { second, value: new Date(now).toUTCString() };
-  return dated.value;
-}
-
 /** No call answered here has a deadline: those with one go the regular way. */
 const noTimeout = () => undefined;
 
@@ -1003,7 +1024,7 @@ function headersOf(raw: readonly string[]): Headers {
 }
 
 /** Response headers or trailers as Node takes them: lower-case names, the server's own. */
-type HeaderRecord = Record<string, string | string[]>;
+export type HeaderRecord = Record<string, string | string[]>;
 
 /** Headers as Node takes them; a repeated name keeps all its values. */
 function record(headers: Headers): HeaderRecord {
@@ -1112,7 +1133,7 @@ function envelope(flags: number, message: Uint8Array): Buffer {
   return frame;
 }
 
-interface Body {
+export interface Body {
   readonly chunks: Buffer[];
   /** Whether the whole body is in `chunks`; if not and not gone, the rest waits, paused. */
   readonly ended: boolean;

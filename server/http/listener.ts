@@ -51,6 +51,8 @@ export interface Listener {
   destroy(): void;
   /** Connections counted against the cap now. */
   readonly open: number;
+  /** The cleartext server, whose h2c connections may be handed on (fronts.ts); not with TLS. */
+  readonly cleartext: CleartextServer | undefined;
 }
 
 /** One accepted TCP connection, whatever it turns out to speak. */
@@ -128,6 +130,45 @@ export function createListener(
   }
   if (streams) takeStreams(http2Server, streams);
 
+  const tracked = trackConnections(server, limits);
+  server.once("close", () => stopTracking());
+  return {
+    server,
+    cleartext: tls ? undefined : (server as CleartextServer),
+    get open() {
+      return tracked.open;
+    },
+    drain: () => tracked.drain(),
+    destroy: () => tracked.destroy(),
+  };
+}
+
+/** What keeps a server's connections in bounds: the cap, the deadlines, a polite stop. */
+export interface Connections {
+  /** Connections counted against the cap now. */
+  readonly open: number;
+  /** See Listener.drain. */
+  drain(): void;
+  /** Destroy whatever is still connected. */
+  destroy(): void;
+}
+
+/**
+ * Tracks every connection `server` emits ("connection"), and its HTTP/1.1 requests
+ * ("request") or HTTP/2 session ("session"): the cap on connections, the deadline for a
+ * first request, the idle timeout and the drain. Also what an h2c process (front.ts) runs
+ * on the connections handed to it. `http1`: whether `server` serves HTTP/1.1, whose
+ * requests are counted one by one (false for an HTTP/2 server, for which listening to
+ * "request" would have Node make a request and a response object of every stream).
+ */
+export function trackConnections(
+  server: Pick<NetServer, "on">,
+  limits: Pick<
+    ConnectionSettings,
+    "headersTimeoutMs" | "idleTimeoutMs" | "tcpKeepAliveMs" | "maxConnections"
+  >,
+  http1 = true,
+): Connections {
   /** Every accepted socket until it closes, counted or not: what destroy() ends. */
   const sockets = new Set<Socket>();
   /** Open connections, counted against the cap, by remote address (see keyOf). */
@@ -240,23 +281,21 @@ export function createListener(
     drop(victim);
   });
 
-  server.on("request", (req: IncomingMessage | Http2ServerRequest, res: ServerResponse) => {
-    if (req.httpVersionMajor !== 1) return; // HTTP/2 streams are counted on their session
-    const c = find(req.socket);
-    if (!c) return;
-    started(c);
-    res.once("close", () => ended(c));
-  });
+  if (http1)
+    server.on("request", (req: IncomingMessage | Http2ServerRequest, res: ServerResponse) => {
+      if (req.httpVersionMajor !== 1) return; // HTTP/2 streams are counted on their session
+      const c = find(req.socket);
+      if (!c) return;
+      started(c);
+      res.once("close", () => ended(c));
+    });
 
   server.on("session", (session: Http2Session) => {
     const c = find(session.socket);
     if (c) link(c, session);
   });
 
-  server.once("close", () => stopTracking());
-
   return {
-    server,
     get open() {
       return connections.size;
     },
