@@ -1,7 +1,8 @@
 // The server's bundle: esbuild bundles the electd command (cli/electd.ts and everything it
 // imports) into OUTDIR/electd.js and a chunk per subcommand in OUTDIR/chunks/, and the
 // server (server/main.ts) into one CommonJS file, OUTDIR/serve.cjs, which `electd serve`
-// loads with V8's compiled code kept between starts (cli/serve-cached.ts).
+// loads with V8's compiled code kept between starts (cli/serve-cached.ts), and what an h2c
+// process runs (server/http/front.ts) into OUTDIR/front.js.
 // usage: node scripts/bundle.mjs [OUTDIR]   (default dist; run by `npm run build`)
 // Also imported by tests that need a copy of the build elsewhere (test/support/bundle.ts).
 import { rmSync } from "node:fs";
@@ -69,6 +70,14 @@ export async function bundle(outdir) {
   await build({ ...bundleOptions, plugins: [serveFromBundle], outdir });
   const { chunkNames: _, ...server } = serverOptions;
   await build({ ...server, outfile: `${outdir}/serve.cjs` });
+  // An h2c process (`--h2c-processes`) runs this file, found next to serve.cjs.
+  const { chunkNames: __, ...front } = bundleOptions;
+  await build({
+    ...front,
+    entryPoints: [`${root}server/http/front.ts`],
+    splitting: false,
+    outfile: `${outdir}/front.js`,
+  });
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {

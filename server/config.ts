@@ -49,6 +49,8 @@ export interface Config {
   readonly connections: ConnectionSettings;
   /** On SIGTERM/SIGINT, how long requests in progress may take before connections are cut. */
   readonly shutdownGraceMs: number;
+  /** Processes that serve h2c connections for this one (http/fronts.ts); 0: none. */
+  readonly h2cProcesses: number;
 }
 
 /** Authentication, and the checks that keep a browser from being turned against electd. */
@@ -368,6 +370,12 @@ export const settings = {
     fallback: "10000",
     help: "most open connections; at the cap the longest idle one makes room",
   },
+  h2cProcesses: {
+    flag: "h2c-processes",
+    env: "H2C_PROCESSES",
+    fallback: "0",
+    help: "processes that serve HTTP/2 cleartext (h2c) connections for this one, on other cores (0: none)",
+  },
   shutdownGrace: {
     flag: "shutdown-grace",
     env: "SHUTDOWN_GRACE",
@@ -595,6 +603,17 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Con
       `--store-busy-timeout / STORE_BUSY_TIMEOUT: at most 1s, since the whole server waits with it`,
     );
   }
+  const h2cProcesses = int("h2cProcesses", 0, 64);
+  if (h2cProcesses > 0 && cert !== "") {
+    throw new ConfigError(
+      "--h2c-processes / H2C_PROCESSES: serves cleartext HTTP/2 only, and with --tls-cert every connection is TLS",
+    );
+  }
+  if (h2cProcesses > 0 && (accessLog === "on" || ["debug", "trace"].includes(raw("logLevel")))) {
+    throw new ConfigError(
+      "--h2c-processes / H2C_PROCESSES: not with --access-log on or --log-level debug or trace, where every request is served by this process to be logged",
+    );
+  }
   return {
     host,
     port: int("port", 0, 65535),
@@ -625,5 +644,6 @@ export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv): Con
     sessions,
     connections,
     shutdownGraceMs: duration("shutdownGrace"),
+    h2cProcesses,
   };
 }

@@ -133,7 +133,7 @@ export async function start(config: Config, options: StartOptions = {}): Promise
     },
     authenticator,
   });
-  const { fastify, listener } = app;
+  const { fastify, listener, fronts } = app;
   if (authenticator.enabled) {
     fastify.log.info(
       { authFile: config.auth.authFile, identities: authenticator.size },
@@ -178,7 +178,13 @@ export async function start(config: Config, options: StartOptions = {}): Promise
   const fields = { worstCaseBytes: budget.worstCase, heapLimitBytes: budget.heapLimit };
   if (budget.fits) fastify.log.info(fields, budget.message);
   else fastify.log.warn(fields, budget.message);
-  await fastify.listen({ host: config.host, port: config.port });
+  try {
+    await fastify.listen({ host: config.host, port: config.port });
+  } catch (error) {
+    // Not listening (the port is taken): the h2c processes have nothing to serve.
+    fronts?.destroy();
+    throw error;
+  }
   const address = fastify.server.address() as AddressInfo;
   const host = address.family === "IPv6" ? `[${address.address}]` : address.address;
   const url = `${config.tls ? "https" : "http"}://${host}:${address.port}`;
@@ -197,9 +203,13 @@ export async function start(config: Config, options: StartOptions = {}): Promise
     },
     stop(graceMs = config.shutdownGraceMs) {
       stopping ??= (async () => {
-        const force = setTimeout(() => listener.destroy(), graceMs);
+        const force = setTimeout(() => {
+          listener.destroy();
+          fronts?.destroy();
+        }, graceMs);
         try {
           await fastify.close();
+          await fronts?.stopped();
         } finally {
           unaudit();
           clearTimeout(force);

@@ -21,6 +21,7 @@ import type { WatchHub } from "../watch/hub.js";
 import { badUrlErrors, builtDashboard, dashboard } from "./dashboard.js";
 import { directCalls } from "./direct.js";
 import { events } from "./events.js";
+import { type Fronts, startFronts } from "./fronts.js";
 import { guard, hostAllowed, hostOf } from "./guard.js";
 import { createListener, type Handler, type Listener, type StreamHandler } from "./listener.js";
 import { loggerOptions, logUnfinishedResponses } from "./logging.js";
@@ -37,6 +38,8 @@ export interface AppOptions {
 export interface App {
   readonly fastify: FastifyInstance;
   readonly listener: Listener;
+  /** The h2c processes, with `--h2c-processes`. */
+  readonly fronts: Fronts | undefined;
 }
 
 export async function build(options: AppOptions): Promise<App> {
@@ -57,6 +60,8 @@ export async function build(options: AppOptions): Promise<App> {
     authorization(onRefused, admitStream),
   ];
   let direct: ReturnType<typeof directCalls> | undefined;
+  const admits = (headers: IncomingHttpHeaders) =>
+    headers.origin === undefined && hostAllowed(hostOf(headers), config.auth, config.host);
   const serverFactory: FastifyServerFactory = (handler) => {
     const fastifyHandler = handler as Handler;
     // The plain unary calls and gRPC server streams are answered directly (see direct.ts),
@@ -65,8 +70,6 @@ export async function build(options: AppOptions): Promise<App> {
     // access log, or debug level, where abandoned calls are logged). So does every request
     // a browser sends (it carries Origin) and every one for a host
     // name electd does not serve: the guard (guard.ts) answers those in Fastify.
-    const admits = (headers: IncomingHttpHeaders) =>
-      headers.origin === undefined && hostAllowed(hostOf(headers), config.auth, config.host);
     const handle: Handler = (req, res) => {
       const answered =
         req.httpVersionMajor === 1 &&
@@ -117,12 +120,14 @@ export async function build(options: AppOptions): Promise<App> {
     }
     return health();
   });
+  let fronts: Fronts | undefined;
+  const connections = () => (listener?.open ?? 0) + (fronts?.open ?? 0);
   const health = () => ({
     status: "serving",
     store: store.kind,
     elections: store.size(),
     watches: hub.size,
-    connections: listener?.open ?? 0,
+    connections: connections(),
     sessions: options.routes.sessions.size,
     // Ended sessions whose candidates are still being withdrawn (the store is failing).
     endingSessions: options.routes.sessions.endingSize,
@@ -133,7 +138,7 @@ export async function build(options: AppOptions): Promise<App> {
     sessionsOpen: () => options.routes.sessions.size,
     sessionsEnding: () => options.routes.sessions.endingSize,
     watches: () => hub.size,
-    connections: () => listener?.open ?? 0,
+    connections,
   });
   await fastify.register(events, {
     store,
@@ -148,8 +153,27 @@ export async function build(options: AppOptions): Promise<App> {
     options.routes.serving.stop();
     hub.close();
     listener?.drain();
+    fronts?.drain();
   });
   await fastify.ready();
   if (!listener) throw new Error("the HTTP listener was not created");
-  return { fastify, listener };
+  if (config.h2cProcesses > 0) {
+    const { cleartext } = listener;
+    const calls = direct;
+    // Config refuses the flag with TLS, and where requests are logged one by one (no
+    // direct path).
+    if (!cleartext || !calls) throw new Error("h2c processes need the cleartext direct path");
+    fronts = await startFronts({
+      count: config.h2cProcesses,
+      cleartext,
+      connections: config.connections,
+      paths: calls.paths,
+      // A gRPC call's body is one message in a 5-byte envelope.
+      readLimit: config.limits.maxRequestBytes + 5,
+      answer: (x) => admits(x.headers) && calls.exchange(x),
+      onExit: (code, signal) =>
+        fastify.log.error({ code, signal }, "an h2c process exited; starting another"),
+    });
+  }
+  return { fastify, listener, fronts };
 }

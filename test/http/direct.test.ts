@@ -2,7 +2,9 @@
 // Connect's generic pipeline (server/http/direct.ts). Whatever they are asked, the answer must be the one the regular
 // path gives: the same requests, sent as raw bytes to a server using it and to one that
 // does not (with the access log on, every request goes through Fastify), get the same
-// status, headers, body and trailers.
+// status, headers, body and trailers. So must a server whose h2c connections are served by
+// h2c processes (`--h2c-processes`, server/http/fronts.ts), which relay the plain calls to
+// the direct path and proxy every other stream to the regular one.
 import assert from "node:assert/strict";
 import { request as h1request } from "node:http";
 import { connect as h2connect } from "node:http2";
@@ -22,15 +24,17 @@ import { type Electd, start } from "../../server/electd.js";
 import { testConfig } from "../support/server.js";
 
 let direct: Electd;
+let fronted: Electd;
 let regular: Electd;
 before(async () => {
   // A low threshold, so that responses of a few elections are compressed when accepted.
   const flags = ["--compress-min-bytes", "64"];
   direct = await start(testConfig(flags));
+  fronted = await start(testConfig([...flags, "--h2c-processes", "2"]));
   regular = await start(testConfig([...flags, "--access-log", "on"]));
 });
 after(async () => {
-  await Promise.all([direct?.stop(500), regular?.stop(500)]);
+  await Promise.all([direct?.stop(500), fronted?.stop(500), regular?.stop(500)]);
 });
 
 const election = "/atomix.runtime.election.v1.LeaderElection/";
@@ -157,16 +161,18 @@ const getTerm = (name: string) =>
 const enter = (name: string, candidate: string) =>
   toBinary(EnterRequestSchema, create(EnterRequestSchema, { id: { name }, candidate }));
 
-/** Sends the same request to both servers, one after the other, and compares. */
+/** Sends the same request to each server, one after the other, and compares. */
 async function same(send: (url: string) => Promise<Answer>, what: string): Promise<Answer> {
   const a = await send(direct.url);
+  const f = await send(fronted.url);
   const b = await send(regular.url);
   assert.deepEqual(a, b, what);
+  assert.deepEqual(f, b, `${what}, through h2c processes`);
   return a;
 }
 
 async function createOnBoth(name: string): Promise<void> {
-  for (const server of [direct, regular]) {
+  for (const server of [direct, fronted, regular]) {
     const created = await connect(
       server.url,
       `${election}Create`,
@@ -246,8 +252,9 @@ describe("plain unary calls answered directly", () => {
     for (let i = 0; i < 6; i++) {
       const name = `compressible-election-${i}`;
       await createOnBoth(name);
-      await grpc(direct.url, `${election}Enter`, envelope(enter(name, "a")));
-      await grpc(regular.url, `${election}Enter`, envelope(enter(name, "a")));
+      for (const server of [direct, fronted, regular]) {
+        await grpc(server.url, `${election}Enter`, envelope(enter(name, "a")));
+      }
     }
     const list = toBinary(ListElectionsRequestSchema, create(ListElectionsRequestSchema, {}));
     const gz = await same(
@@ -322,7 +329,7 @@ describe("plain unary calls answered directly", () => {
     timeout: 20_000,
   }, async () => {
     await createOnBoth("continued");
-    for (const server of [direct, regular]) {
+    for (const server of [direct, fronted, regular]) {
       const answer = await new Promise<{ continued: boolean; status: string | undefined }>(
         (resolve, reject) => {
           const session = h2connect(server.url);
@@ -356,41 +363,45 @@ describe("plain unary calls answered directly", () => {
   });
 
   it("leaves nothing behind when a client abandons a call halfway", async () => {
-    const before = await metric(direct.url, "GetTerm", "canceled");
-    const partial = envelope(getTerm("e")).subarray(0, 8);
-    for (const how of ["reset", "disconnect"] as const) {
-      for (let i = 0; i < 5; i++) {
-        await new Promise<void>((resolve) => {
-          const session = h2connect(direct.url);
-          session.on("error", () => {});
-          const stream = session.request({
-            ":method": "POST",
-            ":path": `${election}GetTerm`,
-            "content-type": "application/grpc",
-            te: "trailers",
-          });
-          stream.on("error", () => {});
-          stream.write(partial, () => {
-            if (how === "reset") stream.close(0x8, () => session.close(() => resolve()));
-            else {
-              session.destroy();
-              resolve();
-            }
-          });
-        });
-      }
-    }
-    // Each is counted as canceled once the server has seen it go; then the server serves on.
-    const deadline = Date.now() + 10_000;
-    while ((await metric(direct.url, "GetTerm", "canceled")) < before + 10) {
-      if (Date.now() > deadline) throw new Error("the abandoned calls were not all seen");
-      await new Promise((resolve) => setTimeout(resolve, 20));
-    }
-    assert.equal(await metric(direct.url, "GetTerm", "canceled"), before + 10);
-    const ok = await grpc(direct.url, `${election}GetTerm`, envelope(getTerm("e")));
-    assert.equal(ok.trailers["grpc-status"], "0");
+    for (const server of [direct, fronted]) await abandonHalfway(server.url);
   });
 });
+
+async function abandonHalfway(url: string) {
+  const before = await metric(url, "GetTerm", "canceled");
+  const partial = envelope(getTerm("e")).subarray(0, 8);
+  for (const how of ["reset", "disconnect"] as const) {
+    for (let i = 0; i < 5; i++) {
+      await new Promise<void>((resolve) => {
+        const session = h2connect(url);
+        session.on("error", () => {});
+        const stream = session.request({
+          ":method": "POST",
+          ":path": `${election}GetTerm`,
+          "content-type": "application/grpc",
+          te: "trailers",
+        });
+        stream.on("error", () => {});
+        stream.write(partial, () => {
+          if (how === "reset") stream.close(0x8, () => session.close(() => resolve()));
+          else {
+            session.destroy();
+            resolve();
+          }
+        });
+      });
+    }
+  }
+  // Each is counted as canceled once the server has seen it go; then the server serves on.
+  const deadline = Date.now() + 10_000;
+  while ((await metric(url, "GetTerm", "canceled")) < before + 10) {
+    if (Date.now() > deadline) throw new Error("the abandoned calls were not all seen");
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  assert.equal(await metric(url, "GetTerm", "canceled"), before + 10);
+  const ok = await grpc(url, `${election}GetTerm`, envelope(getTerm("e")));
+  assert.equal(ok.trailers["grpc-status"], "0");
+}
 
 const watch = (name: string) =>
   toBinary(WatchRequestSchema, create(WatchRequestSchema, { id: { name } }));
@@ -480,20 +491,25 @@ describe("gRPC server streams answered directly", () => {
 
   it("release a watch whose client stops reading and goes, and count it as canceled", async () => {
     await createOnBoth("abandoned");
-    const before = await metric(direct.url, "Watch", "canceled");
-    const open = direct.hub.size;
-    for (let i = 0; i < 5; i++) {
-      await grpcStream(direct.url, `${election}Watch`, envelope(watch("abandoned")), 1);
-    }
-    const deadline = Date.now() + 10_000;
-    while ((await metric(direct.url, "Watch", "canceled")) < before + 5) {
-      if (Date.now() > deadline) throw new Error("the abandoned watches were not all counted");
-      await new Promise((resolve) => setTimeout(resolve, 20));
-    }
-    assert.equal(await metric(direct.url, "Watch", "canceled"), before + 5);
-    assert.equal(direct.hub.size, open, "every slot given back");
+    for (const server of [direct, fronted]) await abandonWatches(server);
   });
 });
+
+async function abandonWatches(server: Electd) {
+  const url = server.url;
+  const before = await metric(url, "Watch", "canceled");
+  const open = server.hub.size;
+  for (let i = 0; i < 5; i++) {
+    await grpcStream(url, `${election}Watch`, envelope(watch("abandoned")), 1);
+  }
+  const deadline = Date.now() + 10_000;
+  while ((await metric(url, "Watch", "canceled")) < before + 5) {
+    if (Date.now() > deadline) throw new Error("the abandoned watches were not all counted");
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  assert.equal(await metric(url, "Watch", "canceled"), before + 5);
+  assert.equal(server.hub.size, open, "every slot given back");
+}
 
 /** electd_rpc_requests_total of a LeaderElection method over gRPC with this code. */
 async function metric(url: string, method: string, code: string): Promise<number> {

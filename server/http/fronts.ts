@@ -1,0 +1,396 @@
+// The main process's side of `--h2c-processes` (front.ts is the other): starts the h2c
+// processes, hands each h2c connection to one of them in turn, answers the calls they relay
+// through the direct path as its own, and serves the streams they proxy on a Unix socket.
+//
+// Why processes and not worker threads: a connection can be handed to another process
+// (Node passes the socket itself), not to another thread, and threads sharing the listening
+// socket share one file descriptor, closed by whichever of them ends first (Node 20 has no
+// SO_REUSEPORT). The main process keeps listening and accepting as it does without them, so
+// HTTP/1.1 and the first bytes of every connection are read where they always were.
+import { type ChildProcess, fork } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import type { IncomingHttpHeaders } from "node:http";
+import { createServer, type Server as NetServer, type Socket } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { ConnectionSettings } from "../config.js";
+import type { CleartextServer } from "./cleartext.js";
+import {
+  type Body,
+  type Caller,
+  type CloseListener,
+  type Exchange,
+  type HeaderRecord,
+  tell,
+} from "./direct.js";
+import {
+  ANSWER,
+  type BodyRead,
+  CALL,
+  CLOSED,
+  type Down,
+  DRAIN,
+  DRAINED,
+  FORGET,
+  type FrontSettings,
+  FULL,
+  GONE,
+  HEADERS,
+  OPEN,
+  READY,
+  REGULAR,
+  type Up,
+  WHOLE,
+} from "./front.js";
+
+export interface FrontOptions {
+  readonly count: number;
+  readonly cleartext: CleartextServer;
+  readonly connections: ConnectionSettings;
+  /** The paths the direct path answers: the calls relayed. */
+  readonly paths: readonly string[];
+  readonly readLimit: number;
+  /** Answers a relayed call if it is plain (DirectCalls.exchange); false hands it back. */
+  readonly answer: (x: Exchange) => boolean;
+  /** Told when an h2c process ends unasked (it is started again). */
+  readonly onExit: (code: number | null, signal: string | null) => void;
+}
+
+export interface Fronts {
+  /** Connections the h2c processes have open. */
+  readonly open: number;
+  /** Each h2c process stops politely and exits once its connections have closed. */
+  drain(): void;
+  /** Resolves once every h2c process has exited. */
+  stopped(): Promise<void>;
+  /** Kills whatever is still running. */
+  destroy(): void;
+}
+
+/** The module an h2c process runs: the bundle's, or the source when run from it. */
+const entry = new URL(
+  import.meta.url.endsWith(".ts") ? "./front.ts" : "./front.js",
+  import.meta.url,
+);
+
+/** One h2c process and the calls it relayed that are not yet answered. */
+class Front {
+  readonly calls = new Map<number, RelayedExchange>();
+  /** The sets of request headers it numbered (see Up in front.ts). */
+  readonly sets = new Map<number, IncomingHttpHeaders>();
+  open = 0;
+  ready = false;
+  private out: Down[] = [];
+
+  constructor(readonly child: ChildProcess) {}
+
+  post(message: Down) {
+    if (this.out.length === 0) setImmediate(this.flush);
+    this.out.push(message);
+  }
+
+  private readonly flush = () => {
+    const batch = this.out;
+    this.out = [];
+    if (this.child.connected) this.child.send(batch);
+  };
+
+  /** Its calls in progress end as if their clients went. */
+  lost() {
+    for (const x of this.calls.values()) x.closedThere();
+    this.calls.clear();
+    this.open = 0;
+  }
+}
+
+export async function startFronts(options: FrontOptions): Promise<Fronts> {
+  const { cleartext } = options;
+  // The streams proxied arrive here, on a socket only this user may open.
+  const dir = mkdtempSync(join(tmpdir(), "electd-"));
+  const internal = join(dir, "h2c.sock");
+  const server: NetServer = createServer((socket: Socket) => {
+    cleartext.http2.emit("connection", socket);
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(internal, () => resolve());
+  });
+
+  const settings: FrontSettings = {
+    connections: {
+      ...options.connections,
+      // Each process keeps its share of the cap.
+      maxConnections: Math.max(1, Math.ceil(options.connections.maxConnections / options.count)),
+    },
+    paths: options.paths,
+    readLimit: options.readLimit,
+    internal,
+  };
+  const fronts: Front[] = [];
+  let stopping = false;
+  let next = 0;
+  let exited: () => void = () => {};
+  const allExited = new Promise<void>((resolve) => {
+    exited = resolve;
+  });
+
+  const spawn = (slot: number): Promise<void> => {
+    const child = fork(entry, [], {
+      serialization: "advanced",
+      env: { ...process.env, ELECTD_FRONT: JSON.stringify(settings) },
+      stdio: ["ignore", "inherit", "inherit", "ipc"],
+    });
+    const front = new Front(child);
+    fronts[slot] = front;
+    child.on("message", (message: unknown) => {
+      if (message === READY) {
+        front.ready = true;
+        return;
+      }
+      for (const m of message as Up[]) receive(front, m);
+    });
+    child.once("exit", (code, signal) => {
+      front.ready = false;
+      front.lost();
+      if (fronts.every((f) => f.child.exitCode !== null || f.child.signalCode !== null)) {
+        if (stopping) exited();
+      }
+      if (stopping) return;
+      options.onExit(code, signal);
+      spawn(slot).catch(() => {});
+    });
+    return new Promise((resolve, reject) => {
+      const ready = (message: unknown) => {
+        if (message !== READY) return;
+        child.off("message", ready);
+        resolve();
+      };
+      child.on("message", ready);
+      child.once("exit", () => reject(new Error("an h2c process exited as it started")));
+    });
+  };
+
+  const receive = (front: Front, m: Up) => {
+    switch (m[0]) {
+      case CALL: {
+        const [, id, set, body, read] = m;
+        const x = new RelayedExchange(front, id, front.sets.get(set) ?? noHeaders, body, read);
+        if (read === GONE) x.closedThere();
+        front.calls.set(id, x);
+        if (!options.answer(x)) x.regular();
+        return;
+      }
+      case HEADERS:
+        // Shared by every call that has them: nothing writes to a call's headers.
+        front.sets.set(m[1], Object.freeze(m[2]));
+        return;
+      case FORGET:
+        front.sets.clear();
+        return;
+      case CLOSED:
+        front.calls.get(m[1])?.closedThere();
+        front.calls.delete(m[1]);
+        return;
+      case FULL:
+        front.calls.get(m[1])?.fill();
+        return;
+      case DRAINED:
+        front.calls.get(m[1])?.drain();
+        return;
+      case OPEN:
+        front.open = m[1];
+        return;
+    }
+  };
+
+  try {
+    await Promise.all(Array.from({ length: options.count }, (_, slot) => spawn(slot)));
+  } catch (error) {
+    for (const front of fronts) front?.child.kill("SIGKILL");
+    server.close();
+    rmSync(dir, { recursive: true, force: true });
+    throw error;
+  }
+
+  // Each h2c connection goes to the next process ready for it; with none (all restarting),
+  // the main process serves it as it does without them.
+  cleartext.h2c = (socket, read) => {
+    for (let tried = 0; tried < fronts.length; tried++) {
+      const front = fronts[next++ % fronts.length];
+      if (front?.ready && front.child.connected) {
+        hand(front, socket, read);
+        return;
+      }
+    }
+    socket.unshift(read);
+    cleartext.http2.emit("connection", socket);
+  };
+  return {
+    get open() {
+      let open = 0;
+      for (const front of fronts) open += front.open;
+      return open;
+    },
+    drain() {
+      if (stopping) return;
+      stopping = true;
+      cleartext.h2c = undefined;
+      server.close();
+      rmSync(dir, { recursive: true, force: true });
+      for (const front of fronts) front.post([DRAIN]);
+      if (fronts.every((f) => f.child.exitCode !== null || f.child.signalCode !== null)) exited();
+    },
+    stopped: () => allExited,
+    destroy() {
+      for (const front of fronts) front.child.kill("SIGKILL");
+    },
+  };
+}
+
+/**
+ * Hands the connection over, with the bytes read of it. From here on, whatever the client
+ * sends is the h2c process's to read: Node stops reading a socket it sends only once the
+ * other side has it, and what it read meanwhile would be lost, so reading stops first.
+ * (`readStop` is the socket's libuv handle's own; Node has no public way to stop a socket
+ * that is being read from reading its file descriptor.)
+ */
+function hand(front: Front, socket: Socket, read: Buffer) {
+  (socket as unknown as { _handle?: { readStop?(): number } })._handle?.readStop?.();
+  const rest = socket.read() as Buffer | null;
+  const bytes = rest ? Buffer.concat([read, rest]) : read;
+  front.child.send({ socket: bytes }, socket, { keepOpen: false }, () => {
+    // Sent, the socket here has no file descriptor left: this only lets go of it (and of
+    // its place among the main process's connections). Not sent, it closes.
+    socket.destroy();
+  });
+}
+
+const noHeaders: IncomingHttpHeaders = Object.freeze({});
+
+/**
+ * A call relayed by an h2c process, answered by the direct path as a stream of its own
+ * would be: the body came with it, the answer goes back in messages.
+ */
+class RelayedExchange implements Exchange {
+  closed = false;
+  headersSent = false;
+  readonly rawHeaders: readonly string[] = [];
+  headers: IncomingHttpHeaders;
+  /** Whether this side ended the answer (or handed the call back). */
+  private ended = false;
+  private full = false;
+  private pending: [number, HeaderRecord, boolean] | null = null;
+  private room: (() => void) | undefined;
+  private listeners: CloseListener[] | undefined;
+  private readonly body: Buffer[];
+
+  constructor(
+    private readonly front: Front,
+    private readonly id: number,
+    headers: IncomingHttpHeaders,
+    body: Uint8Array[],
+    private readonly bodyRead: BodyRead,
+  ) {
+    this.headers = headers;
+    this.body = body.map((c) => Buffer.from(c.buffer, c.byteOffset, c.byteLength));
+  }
+
+  read(limit: number): Promise<Body> {
+    let size = 0;
+    for (const chunk of this.body) size += chunk.length;
+    return Promise.resolve({
+      chunks: this.body,
+      ended: this.bodyRead === WHOLE && size <= limit,
+      gone: this.bodyRead === GONE,
+    });
+  }
+  get caller(): Caller {
+    return { headers: this.headers, socket: undefined };
+  }
+  get gone() {
+    return this.closed && !this.ended;
+  }
+  onClose(listener: CloseListener) {
+    if (this.closed) {
+      tell(listener);
+      return;
+    }
+    this.listeners = this.listeners ? [...this.listeners, listener] : [listener];
+  }
+  head(status: number, header: HeaderRecord, trailers: boolean) {
+    if (this.closed) return;
+    this.headersSent = true;
+    // Sent with what follows (the direct path writes or ends right after): a unary answer
+    // is one message. Should nothing follow in this turn, it goes alone.
+    this.pending = [status, header, trailers];
+    queueMicrotask(this.sendHead);
+  }
+  write(chunk: Uint8Array) {
+    if (!this.closed) this.front.post([ANSWER, this.id, this.taken(), chunk, false, null]);
+    return !this.full;
+  }
+  drained() {
+    if (!this.full || this.closed) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      this.room = resolve;
+    });
+  }
+  end(chunk?: Uint8Array, trailer?: HeaderRecord) {
+    if (this.closed) return;
+    this.ended = true;
+    this.front.post([ANSWER, this.id, this.taken(), chunk ?? null, true, trailer ?? null]);
+    this.close();
+  }
+  regular() {
+    if (!this.closed) {
+      this.ended = true;
+      this.front.post([REGULAR, this.id]);
+      this.close();
+    }
+    return undefined;
+  }
+  settle() {
+    this.headers = noHeaders;
+  }
+
+  /** The h2c process says the stream's buffer is full; then that it has room. */
+  fill() {
+    this.full = true;
+  }
+  drain() {
+    this.full = false;
+    this.wake();
+  }
+  /** The stream closed there: the client went. */
+  closedThere() {
+    this.close();
+  }
+
+  private readonly sendHead = () => {
+    if (this.pending && !this.closed) {
+      this.front.post([ANSWER, this.id, this.taken(), null, false, null]);
+    }
+  };
+
+  /** The head not yet sent, if any: it goes with the next message. */
+  private taken() {
+    const head = this.pending;
+    this.pending = null;
+    return head;
+  }
+
+  private wake() {
+    const room = this.room;
+    this.room = undefined;
+    room?.();
+  }
+  private close() {
+    if (this.closed) return;
+    this.closed = true;
+    this.front.calls.delete(this.id);
+    this.wake();
+    const listeners = this.listeners ?? [];
+    this.listeners = undefined;
+    for (const listener of listeners) tell(listener);
+  }
+}
