@@ -145,11 +145,9 @@ export function serveFront(settings: FrontSettings, send: (message: unknown) => 
   let told = 0;
   const count = setInterval(() => {
     const open = tracked.open;
-    if (open !== told) {
-      told = open;
-      up([OPEN, open]);
-    }
-    if (draining && open === 0) process.exit(0);
+    if (open === told) return;
+    told = open;
+    up([OPEN, open]);
   }, 250);
 
   /** The sets of request headers numbered, by their names and values. */
@@ -361,8 +359,12 @@ export function serveFront(settings: FrontSettings, send: (message: unknown) => 
   function drain() {
     if (draining) return;
     draining = true;
+    clearInterval(count);
     tracked.drain();
-    count.refresh();
+    // Done once the last connection has closed.
+    setInterval(() => {
+      if (tracked.open === 0) process.exit(0);
+    }, 20);
   }
 
   process.on("message", (message: unknown, handle: unknown) => {

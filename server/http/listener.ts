@@ -162,7 +162,7 @@ export interface Connections {
  * "request" would have Node make a request and a response object of every stream).
  */
 export function trackConnections(
-  server: Pick<NetServer, "on">,
+  server: Pick<NetServer, "on" | "prependListener">,
   limits: Pick<
     ConnectionSettings,
     "headersTimeoutMs" | "idleTimeoutMs" | "tcpKeepAliveMs" | "maxConnections"
@@ -242,7 +242,9 @@ export function trackConnections(
     if (draining) retire(c);
   };
 
-  server.on("connection", (socket: Socket) => {
+  // First among the listeners: an HTTP/2 server's own makes the session (and emits
+  // "session") as it hears of the connection, which must be known here by then.
+  server.prependListener("connection", (socket: Socket) => {
     sockets.add(socket);
     socket.once("close", () => sockets.delete(socket));
     // RPCs are small request/response exchanges: without this, Nagle's algorithm and the

@@ -3,8 +3,11 @@
 // an HTTP/2 session, in cleartext and over TLS) are closed at once; open Watch streams on
 // every protocol end with OK. The grace is 10 s and each exit must take under 2 s, so a
 // client that makes the server wait out the grace fails the test. Exit times are printed.
+// With h2c processes (`--h2c-processes`), the h2c clients are served by them: they end
+// alike, and no h2c process outlives the server.
 import assert from "node:assert/strict";
 import { once } from "node:events";
+import { readdirSync, readFileSync } from "node:fs";
 import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from "node:http";
 import { connect as http2Connect } from "node:http2";
 import { Agent as HttpsAgent, request as httpsRequest } from "node:https";
@@ -129,6 +132,32 @@ const kinds: readonly { name: string; tls: boolean; connect: Connect }[] = [
   },
 ];
 
+/** The processes whose parent is `pid` (from /proc: Linux). */
+function childrenOf(pid: number): number[] {
+  const children: number[] = [];
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      // "pid (comm) state ppid ...": the name may hold spaces and parentheses.
+      const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
+      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+      if (ppid === pid) children.push(Number(entry));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return children;
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** Fails if `promise` has not settled within PATIENCE_MS. */
 function settled<T>(promise: Promise<T>, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
@@ -153,8 +182,14 @@ describe("SIGTERM with clients connected", () => {
   ];
 
   /** Starts a server, connects the clients, sends SIGTERM; returns the exit time in ms. */
-  async function exitTime(tls: boolean, connects: readonly Connect[]): Promise<number> {
-    const server = await spawnServer(flags(tls));
+  async function exitTime(
+    tls: boolean,
+    connects: readonly Connect[],
+    more: readonly string[] = [],
+    /** Told the server's process id, once the clients are connected. */
+    connected: (pid: number) => void = () => {},
+  ): Promise<number> {
+    const server = await spawnServer([...flags(tls), ...more]);
     const ca = tls ? certificate.ca : undefined;
     let clients: Connected[];
     try {
@@ -164,6 +199,7 @@ describe("SIGTERM with clients connected", () => {
       server.child.kill("SIGKILL");
       throw error;
     }
+    connected(server.child.pid ?? 0);
     const started = performance.now();
     server.child.kill("SIGTERM");
     const code = await settled(server.exited, "the server exits");
@@ -180,6 +216,24 @@ describe("SIGTERM with clients connected", () => {
       assert.ok(took < PROMPT_MS, `exited after ${took.toFixed(0)} ms, not at once`);
     });
   }
+
+  it("exits 0 promptly with every kind of cleartext client at once, through h2c processes", async (t) => {
+    let helpers: number[] = [];
+    const took = await exitTime(
+      false,
+      kinds.filter((k) => !k.tls).map((k) => k.connect),
+      ["--h2c-processes", "2"],
+      (pid) => {
+        helpers = childrenOf(pid);
+      },
+    );
+    t.diagnostic(
+      `every cleartext client, 2 h2c processes: exited ${took.toFixed(0)} ms after SIGTERM`,
+    );
+    assert.ok(took < PROMPT_MS, `exited after ${took.toFixed(0)} ms, not at once`);
+    assert.equal(helpers.length, 2, "two h2c processes ran");
+    for (const pid of helpers) assert.equal(alive(pid), false, `h2c process ${pid} is gone`);
+  });
 
   for (const tls of [false, true]) {
     it(`exits 0 promptly with every kind of ${tls ? "TLS" : "cleartext"} client at once`, async (t) => {

@@ -1,0 +1,216 @@
+// h2c processes (`--h2c-processes`, server/http/fronts.ts and front.ts), beyond the answers
+// themselves (direct.test.ts and rpc/election.test.ts compare those with a server without
+// them): an h2c process that dies is replaced, the connections they hold are counted and
+// capped, the request headers they number reach each call intact, and the flag is refused
+// where it cannot work. Shutdown with them: shutdown.test.ts.
+import assert from "node:assert/strict";
+import { once } from "node:events";
+import { readdirSync, readFileSync } from "node:fs";
+import { type ClientHttp2Session, connect as h2connect } from "node:http2";
+import { after, describe, it } from "node:test";
+import { create, toBinary } from "@bufbuild/protobuf";
+import {
+  CreateRequestSchema,
+  EnterRequestSchema,
+  GetTermRequestSchema,
+} from "../../gen/atomix/runtime/election/v1/election_pb.js";
+import { ListElectionsRequestSchema } from "../../gen/electd/v1/directory_pb.js";
+import { runMain } from "../support/process.js";
+import { startServer } from "../support/server.js";
+
+const election = "/atomix.runtime.election.v1.LeaderElection/";
+const PATIENCE_MS = 20_000;
+
+function envelope(message: Uint8Array): Buffer {
+  const frame = Buffer.alloc(5 + message.length);
+  frame.writeUInt32BE(message.length, 1);
+  frame.set(message, 5);
+  return frame;
+}
+
+const getTerm = (name: string) =>
+  envelope(toBinary(GetTermRequestSchema, create(GetTermRequestSchema, { id: { name } })));
+const createElection = (name: string) =>
+  envelope(toBinary(CreateRequestSchema, create(CreateRequestSchema, { id: { name } })));
+const enter = (name: string, candidate: string) =>
+  envelope(toBinary(EnterRequestSchema, create(EnterRequestSchema, { id: { name }, candidate })));
+
+interface Answer {
+  readonly headers: Record<string, unknown>;
+  readonly trailers: Record<string, unknown>;
+  readonly body: Buffer;
+}
+
+/** One gRPC call on `session`. */
+function call(
+  session: ClientHttp2Session,
+  path: string,
+  body: Uint8Array,
+  headers: Record<string, string> = {},
+): Promise<Answer> {
+  return new Promise((resolve, reject) => {
+    const stream = session.request({
+      ":method": "POST",
+      ":path": path,
+      "content-type": "application/grpc",
+      te: "trailers",
+      ...headers,
+    });
+    let head: Record<string, unknown> = {};
+    let trailers: Record<string, unknown> = {};
+    const chunks: Buffer[] = [];
+    stream.on("response", (h) => {
+      head = { ...h };
+    });
+    stream.on("trailers", (t) => {
+      trailers = { ...t };
+    });
+    stream.on("data", (chunk: Buffer) => chunks.push(chunk));
+    stream.on("end", () => resolve({ headers: head, trailers, body: Buffer.concat(chunks) }));
+    stream.on("error", reject);
+    stream.end(body);
+  });
+}
+
+async function connected(url: string): Promise<ClientHttp2Session> {
+  const session = h2connect(url);
+  session.on("error", () => {});
+  await once(session, "connect");
+  return session;
+}
+
+/** The processes whose parent is this one and that run an h2c process (from /proc). */
+function h2cProcesses(): number[] {
+  const found: number[] = [];
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
+      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+      const command = readFileSync(`/proc/${entry}/cmdline`, "utf8");
+      if (ppid === process.pid && /front\.(ts|js)/.test(command)) found.push(Number(entry));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return found;
+}
+
+async function until(what: string, check: () => boolean | Promise<boolean>): Promise<void> {
+  const deadline = Date.now() + PATIENCE_MS;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`not within ${PATIENCE_MS} ms: ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+describe("h2c processes", () => {
+  it("replace one that dies, and serve on", async () => {
+    const before = new Set(h2cProcesses());
+    const server = await startServer(["--h2c-processes", "1"]);
+    const started = h2cProcesses().filter((pid) => !before.has(pid));
+    assert.equal(started.length, 1, "one h2c process");
+    const [victim] = started as [number];
+    const session = await connected(server.url);
+    await call(session, `${election}Create`, createElection("k"));
+    const ok = await call(session, `${election}GetTerm`, getTerm("k"));
+    assert.equal(ok.trailers["grpc-status"], "0");
+    const closed = once(session, "close");
+    process.kill(victim, "SIGKILL");
+    // Its connections go with it; a new one is served by the process started in its place.
+    await closed;
+    await until("another h2c process runs", () =>
+      h2cProcesses().some((pid) => !before.has(pid) && pid !== victim),
+    );
+    let answered: Answer | undefined;
+    await until("a new connection is answered", async () => {
+      const again = await connected(server.url);
+      try {
+        answered = await call(again, `${election}GetTerm`, getTerm("k"));
+        return true;
+      } catch {
+        return false;
+      } finally {
+        again.close();
+      }
+    });
+    assert.equal(answered?.trailers["grpc-status"], "0");
+  });
+
+  it("count the connections they hold in /healthz, each keeping its share of the cap", async () => {
+    // Two processes, a cap of 4: each holds 2, and connections go to them in turn.
+    const server = await startServer(["--h2c-processes", "2", "--max-connections", "4"]);
+    const connections = async () =>
+      ((await (await fetch(`${server.url}/healthz`)).json()) as { connections: number })
+        .connections;
+    const sessions: ClientHttp2Session[] = [];
+    after(() => {
+      for (const s of sessions) s.destroy();
+    });
+    for (let i = 0; i < 4; i++) {
+      const session = await connected(server.url);
+      await call(session, `${election}GetTerm`, getTerm("none"));
+      sessions.push(session);
+    }
+    // fetch's own connection is the main process's (HTTP/1.1): one more than those.
+    await until("the four are counted", async () => (await connections()) === 5);
+    const [first, second] = sessions as [ClientHttp2Session, ClientHttp2Session];
+    const firstClosed = once(first, "close");
+    // The fifth goes to the first process, which is at its share: its longest idle one
+    // (the first) makes room, and the other process's are left alone.
+    const fifth = await connected(server.url);
+    sessions.push(fifth);
+    await call(fifth, `${election}GetTerm`, getTerm("none"));
+    await firstClosed;
+    assert.equal(second.closed, false, "the other process's connections stay");
+    assert.equal(
+      (await call(second, `${election}GetTerm`, getTerm("none"))).trailers["grpc-status"],
+      "5",
+    );
+  });
+
+  it("give each call its own request headers, however many different sets arrive", async () => {
+    const server = await startServer(["--h2c-processes", "1", "--compress-min-bytes", "1"]);
+    const session = await connected(server.url);
+    after(() => session.close());
+    await call(session, `${election}Create`, createElection("l"));
+    await call(session, `${election}Enter`, enter("l", "a"));
+    const list = envelope(
+      toBinary(ListElectionsRequestSchema, create(ListElectionsRequestSchema, {})),
+    );
+    // More distinct sets than an h2c process numbers at once (1,024), in batches: whether
+    // the answer is gzipped says which set the main process saw.
+    for (let from = 0; from < 1100; from += 100) {
+      const answers = await Promise.all(
+        Array.from({ length: 100 }, (_, i) => {
+          const n = from + i;
+          const accept = n % 3 === 0 ? "gzip" : "identity";
+          return call(session, "/electd.v1.ElectionDirectoryService/ListElections", list, {
+            "grpc-accept-encoding": accept,
+            "x-call": String(n),
+          }).then((answer) => ({ accept, answer }));
+        }),
+      );
+      for (const { accept, answer } of answers) {
+        assert.equal(answer.trailers["grpc-status"], "0");
+        assert.equal(answer.headers["grpc-encoding"], accept === "gzip" ? "gzip" : undefined);
+      }
+    }
+  });
+});
+
+describe("--h2c-processes is refused", () => {
+  for (const [flags, message] of [
+    [["--access-log", "on"], /not with --access-log on/],
+    [["--log-level", "debug"], /not with --access-log on or --log-level debug/],
+    [["--tls-cert", "cert.pem", "--tls-key", "key.pem"], /every connection is TLS/],
+    [[], /whole number from 0 to 64/],
+  ] as const) {
+    it(`with ${flags.join(" ") || "a count over 64"}`, async () => {
+      const count = flags.length === 0 ? "65" : "2";
+      const { code, stderr } = await runMain(["--h2c-processes", count, ...flags]);
+      assert.equal(code, 2);
+      assert.match(stderr, message);
+    });
+  }
+});
