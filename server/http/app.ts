@@ -27,6 +27,12 @@ import { createListener, type Handler, type Listener, type StreamHandler } from 
 import { loggerOptions, logUnfinishedResponses } from "./logging.js";
 import { metricsRoute } from "./metrics.js";
 
+/**
+ * How many requests of the largest size (MAX_REQUEST_BYTES) an h2c process may have relayed
+ * that the main process has not taken yet, before it refuses new calls until it has.
+ */
+const WAITING_REQUESTS = 64;
+
 export interface AppOptions {
   readonly config: Config;
   readonly store: ElectionStore;
@@ -170,9 +176,9 @@ export async function build(options: AppOptions): Promise<App> {
       paths: calls.paths,
       // A gRPC call's body is one message in a 5-byte envelope.
       readLimit: config.limits.maxRequestBytes + 5,
+      waitingLimit: WAITING_REQUESTS * config.limits.maxRequestBytes,
       answer: (x) => admits(x.headers) && calls.exchange(x),
-      onExit: (code, signal) =>
-        fastify.log.error({ code, signal }, "an h2c process exited; starting another"),
+      onError: (fields, message) => fastify.log.error(fields, message),
     });
   }
   return { fastify, listener, fronts };

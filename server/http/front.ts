@@ -36,6 +36,11 @@ export interface FrontSettings {
   readonly paths: readonly string[];
   /** Most bytes of a relayed call's body read before it is relayed as is. */
   readonly readLimit: number;
+  /**
+   * Most bytes of calls relayed that the main process has not yet taken: past it, new
+   * calls are refused (REFUSED_STREAM, which tells a client it may retry) until it has.
+   */
+  readonly waitingLimit: number;
   /** The main process's Unix socket for the streams proxied (fronts.ts). */
   readonly internal: string;
 }
@@ -44,41 +49,47 @@ export interface FrontSettings {
  * From an h2c process to the main process, in batches (one per event-loop turn):
  * - `[HEADERS, set, headers]`: a set of request headers, numbered: calls name it by number
  *   (the calls of a client mostly repeat one set, so it is sent once);
- * - `[FORGET]`: the numbered sets are forgotten (when there are too many);
- * - `[CALL, id, set, body, read]`: a call to answer, and how much of its body `body` is
- *   (WHOLE; MORE: the rest was not read, being over the limit; GONE: the client went
- *   before the rest came, and the call is to be counted as canceled);
+ * - `[FORGET]`: the numbered sets are forgotten (past MAX_HEADER_SETS or SET_BYTES);
+ * - `[CALL, id, set or headers, body, read]`: a call to answer, with its set's number (or
+ *   its headers, when too large to number), and how much of its body `body` is (WHOLE;
+ *   MORE: the rest was not read, being over the limit; GONE: the client went before the
+ *   rest came, and the call is only to be counted as canceled);
  * - `[CLOSED, id]`: the stream closed before the answer ended (the client went);
  * - `[FULL, id]`, `[DRAINED, id]`: the stream's buffer is full, or has room again;
  * - `[OPEN, n]`: how many connections this process has open.
+ * Call ids count up from 1.
  */
 export type Up =
-  | [typeof CALL, number, number, Uint8Array[], BodyRead]
-  | [typeof HEADERS, number, Record<string, string | string[]>]
+  | [typeof CALL, number, number | Headers, Uint8Array[], BodyRead]
+  | [typeof HEADERS, number, Headers]
   | [typeof FORGET]
   | [typeof CLOSED | typeof FULL | typeof DRAINED, number]
   | [typeof OPEN, number];
 
 /**
- * From the main process, in batches:
+ * From the main process, a batch: `taken`, the id of the last call it has taken from this
+ * process; `chunks`, the bytes its messages send (each once, however many streams send it:
+ * a watch's state); and its messages:
  * - `[ANSWER, id, head, chunk, end, trailers]`: some of the answer. `head` is
  *   `[status, headers, trailers follow]` when the headers are to be sent first, else null;
- *   then `chunk` if not null; `end`: the answer ends there, then `trailers` if not null;
+ *   then `chunks[chunk]` unless `chunk` is -1; `end`: the answer ends there, then
+ *   `trailers` (or empty ones) if the head said trailers follow;
  * - `[REGULAR, id]`: not a plain call after all: proxy it with the body read;
  * - `[DRAIN]`: stop politely, then exit.
  * A connection handed over is a message of its own: `{ socket: bytes read }` and the socket.
  */
+export interface DownBatch {
+  readonly taken: number;
+  readonly chunks: readonly Uint8Array[];
+  readonly messages: readonly Down[];
+}
+
 export type Down =
-  | [
-      typeof ANSWER,
-      number,
-      [number, Record<string, string | string[]>, boolean] | null,
-      Uint8Array | null,
-      boolean,
-      Record<string, string | string[]> | null,
-    ]
+  | [typeof ANSWER, number, [number, Headers, boolean] | null, number, boolean, Headers | null]
   | [typeof REGULAR, number]
   | [typeof DRAIN];
+
+type Headers = Record<string, string | string[]>;
 
 export const CALL = 0;
 export const CLOSED = 1;
@@ -86,12 +97,13 @@ export const FULL = 2;
 export const DRAINED = 3;
 export const OPEN = 4;
 export const HEADERS = 5;
+export const FORGET = 6;
 
 export const MORE = 0;
 export const WHOLE = 1;
 export const GONE = 2;
 export type BodyRead = typeof MORE | typeof WHOLE | typeof GONE;
-export const FORGET = 6;
+
 export const ANSWER = 0;
 export const REGULAR = 1;
 export const DRAIN = 2;
@@ -106,16 +118,26 @@ interface Relayed {
   headers: IncomingHttpHeaders | undefined;
   chunks: Buffer[] | undefined;
   ended: boolean;
+  /** Whether the head said trailers end the answer. */
+  trailers: boolean;
   /** Whether the main process was told the stream is full. */
   full: boolean;
 }
 
-const { NGHTTP2_CANCEL, NGHTTP2_FLAG_END_STREAM } = constants;
+const { NGHTTP2_CANCEL, NGHTTP2_FLAG_END_STREAM, NGHTTP2_REFUSED_STREAM } = constants;
 
-/** Most sets of request headers numbered at once (HEADERS), in each process. */
+/**
+ * Most sets of request headers numbered at once, and most bytes of them (each process,
+ * and the main process for each); a set larger than SET_MAX_BYTES goes with its call.
+ */
 const MAX_HEADER_SETS = 1024;
+const SET_BYTES = 1 << 20;
+const SET_MAX_BYTES = 4096;
 
 function ignore(): void {}
+
+/** Whether the answer can still be written to the stream (a client may reset it any time). */
+const open = (stream: ServerHttp2Stream) => !stream.destroyed && !stream.closed;
 
 /** Serves the connections the main process hands over, until told to drain. */
 export function serveFront(settings: FrontSettings, send: (message: unknown) => void): void {
@@ -141,6 +163,15 @@ export function serveFront(settings: FrontSettings, send: (message: unknown) => 
     batch.push(message);
   };
 
+  /** Calls relayed that the main process has not taken yet: their ids and sizes, in order. */
+  const waiting: [number, number][] = [];
+  let waitingBytes = 0;
+  const taken = (id: number) => {
+    while (waiting.length > 0 && (waiting[0] as [number, number])[0] <= id) {
+      waitingBytes -= (waiting.shift() as [number, number])[1];
+    }
+  };
+
   // The main process's gauge of open connections counts these too.
   let told = 0;
   const count = setInterval(() => {
@@ -152,20 +183,23 @@ export function serveFront(settings: FrontSettings, send: (message: unknown) => 
 
   /** The sets of request headers numbered, by their names and values. */
   const sets = new Map<string, number>();
-  const setOf = (headers: IncomingHttpHeaders, raw: readonly string[]) => {
+  let setBytes = 0;
+  const setOf = (headers: IncomingHttpHeaders, raw: readonly string[]): number | Headers => {
     // No name or value holds a NUL (RFC 9113, 8.2.1).
     const key = raw.join("\0");
-    let set = sets.get(key);
-    if (set === undefined) {
-      if (sets.size >= MAX_HEADER_SETS) {
-        sets.clear();
-        up([FORGET]);
-      }
-      set = sets.size;
-      sets.set(key, set);
-      up([HEADERS, set, plainHeaders(headers)]);
+    const set = sets.get(key);
+    if (set !== undefined) return set;
+    if (key.length > SET_MAX_BYTES) return plainHeaders(headers);
+    if (sets.size >= MAX_HEADER_SETS || setBytes + key.length > SET_BYTES) {
+      sets.clear();
+      setBytes = 0;
+      up([FORGET]);
     }
-    return set;
+    const number = sets.size;
+    sets.set(key, number);
+    setBytes += key.length;
+    up([HEADERS, number, plainHeaders(headers)]);
+    return number;
   };
 
   server.on(
@@ -181,7 +215,9 @@ export function serveFront(settings: FrontSettings, send: (message: unknown) => 
         // A client waiting for 100 Continue sends no body until it is told to go on.
         headers.expect === undefined
       ) {
-        relay(stream, headers, raw);
+        // The main process is behind: what it has yet to take stays bounded.
+        if (waitingBytes > settings.waitingLimit) stream.close(NGHTTP2_REFUSED_STREAM);
+        else relay(stream, headers, raw);
       } else {
         proxy(stream, headers, [], true);
       }
@@ -197,9 +233,20 @@ export function serveFront(settings: FrontSettings, send: (message: unknown) => 
       stream.off("end", onEnd);
       stream.off("close", onGone);
       const id = ++nextId;
-      up([CALL, id, setOf(headers, raw), chunks, read]);
+      // A call whose client went is only counted: its body is not sent.
+      up([CALL, id, setOf(headers, raw), read === GONE ? [] : chunks, read]);
+      const bytes = read === GONE ? 64 : size + 64;
+      waiting.push([id, bytes]);
+      waitingBytes += bytes;
       if (read === GONE) return;
-      calls.set(id, { stream, headers, chunks, ended: read === WHOLE, full: false });
+      calls.set(id, {
+        stream,
+        headers,
+        chunks,
+        ended: read === WHOLE,
+        trailers: false,
+        full: false,
+      });
       stream.once("close", () => {
         if (calls.delete(id)) up([CLOSED, id]);
       });
@@ -219,65 +266,78 @@ export function serveFront(settings: FrontSettings, send: (message: unknown) => 
     stream.once("close", onGone);
   }
 
-  const answer = (batch: Down[]) => {
-    for (const message of batch) {
+  const answer = ({ taken: last, chunks, messages }: DownBatch) => {
+    taken(last);
+    for (const message of messages) {
       if (message[0] === DRAIN) {
         drain();
         continue;
       }
       const call = calls.get(message[1]);
       if (!call) continue; // closed meanwhile
-      const { stream } = call;
-      switch (message[0]) {
-        case ANSWER: {
-          const [, id, head, chunk, end, trailer] = message;
-          if (end) calls.delete(id);
-          if (stream.destroyed) break;
-          if (head) {
-            call.headers = undefined;
-            call.chunks = undefined;
-            const [status, header, trailers] = head;
-            // Dated here, as Node's compatibility layer dates every response.
-            stream.respond(
-              { ":status": status, ...header, date: httpDate() },
-              { waitForTrailers: trailers },
-            );
-          }
-          if (end) {
-            if (trailer) stream.once("wantTrailers", () => stream.sendTrailers(trailer));
-            if (chunk) stream.end(asBuffer(chunk));
-            else stream.end();
-          } else if (chunk && !stream.write(asBuffer(chunk)) && !call.full) {
-            call.full = true;
-            up([FULL, id]);
-            stream.once("drain", () => {
-              call.full = false;
-              if (calls.has(id)) up([DRAINED, id]);
-            });
-          }
-          break;
-        }
-        case REGULAR:
+      try {
+        if (message[0] === ANSWER) answerPart(call, message, chunks);
+        else {
           calls.delete(message[1]);
-          if (stream.destroyed || !call.headers) break;
-          proxy(stream, call.headers, call.chunks ?? [], !call.ended);
-          break;
+          if (open(call.stream) && call.headers) {
+            proxy(call.stream, call.headers, call.chunks ?? [], !call.ended);
+          }
+        }
+      } catch {
+        // The stream went as this was written: it is over either way.
+        calls.delete(message[1]);
+        if (!call.stream.destroyed) call.stream.close(NGHTTP2_CANCEL);
       }
     }
   };
 
+  function answerPart(
+    call: Relayed,
+    [, id, head, chunk, end, trailer]: Extract<Down, [typeof ANSWER, ...unknown[]]>,
+    chunks: readonly Uint8Array[],
+  ) {
+    const { stream } = call;
+    if (end) calls.delete(id);
+    if (!open(stream)) return;
+    if (head) {
+      call.headers = undefined;
+      call.chunks = undefined;
+      const [status, header, trailers] = head;
+      call.trailers = trailers;
+      // Dated here, as Node's compatibility layer dates every response.
+      stream.respond(
+        { ":status": status, ...header, date: httpDate() },
+        { waitForTrailers: trailers },
+      );
+    }
+    const bytes = chunk >= 0 ? asBuffer(chunks[chunk] as Uint8Array) : undefined;
+    if (end) {
+      if (call.trailers) stream.once("wantTrailers", () => stream.sendTrailers(trailer ?? {}));
+      if (bytes) stream.end(bytes);
+      else stream.end();
+    } else if (bytes && !stream.write(bytes) && !call.full) {
+      call.full = true;
+      up([FULL, id]);
+      stream.once("drain", () => {
+        call.full = false;
+        if (calls.has(id)) up([DRAINED, id]);
+      });
+    }
+  }
+
   /** Each client connection's own connection to the main process, for its streams proxied. */
   const internal = new WeakMap<Http2Session, ClientHttp2Session>();
   const internalOf = (session: Http2Session) => {
-    const open = internal.get(session);
-    if (open && !open.closed && !open.destroyed) return open;
+    const known = internal.get(session);
+    if (known && !known.closed && !known.destroyed) return known;
     const made = connect("http://localhost", {
       createConnection: () => netConnect(settings.internal),
       settings: { enablePush: false },
     });
     made.on("error", ignore);
     internal.set(session, made);
-    session.once("close", () => made.close());
+    // Closed with its client's connection (one listener, whichever connection is current).
+    if (!known) session.once("close", () => internal.get(session)?.close());
     return made;
   };
 
@@ -297,7 +357,7 @@ export function serveFront(settings: FrontSettings, send: (message: unknown) => 
     try {
       upstream = internalOf(session).request(forwarded(headers), { endStream: false });
     } catch {
-      stream.close(constants.NGHTTP2_REFUSED_STREAM);
+      stream.close(NGHTTP2_REFUSED_STREAM);
       return;
     }
     upstream.on("error", ignore);
@@ -310,27 +370,43 @@ export function serveFront(settings: FrontSettings, send: (message: unknown) => 
     }
     let trailers: IncomingHttpHeaders | undefined;
     let finished = false;
-    upstream.once("response", (header: IncomingHttpHeaders, flags: number) => {
-      if (stream.destroyed) return;
-      const type = header["content-type"];
-      // Only gRPC answers end with trailers here.
-      const grpc =
-        typeof type === "string" &&
-        type.startsWith("application/grpc") &&
-        !type.startsWith("application/grpc-web");
-      if (flags & NGHTTP2_FLAG_END_STREAM) {
-        finished = true;
-        stream.respond(header as OutgoingHttpHeaders, { endStream: true });
-        return;
-      }
-      stream.respond(header as OutgoingHttpHeaders, { waitForTrailers: grpc });
-      if (grpc) stream.once("wantTrailers", () => stream.sendTrailers(trailers ?? {}));
-      upstream.pipe(stream);
-    });
+    // Each of these may find the client's stream reset meanwhile: the upstream one goes too.
+    const guarded =
+      <A extends unknown[]>(f: (...args: A) => void) =>
+      (...args: A) => {
+        if (!open(stream)) return;
+        try {
+          f(...args);
+        } catch {
+          if (!upstream.destroyed) upstream.close(NGHTTP2_CANCEL);
+        }
+      };
+    upstream.once(
+      "response",
+      guarded((header: IncomingHttpHeaders, flags: number) => {
+        const type = header["content-type"];
+        // Only gRPC answers end with trailers here.
+        const grpc =
+          typeof type === "string" &&
+          type.startsWith("application/grpc") &&
+          !type.startsWith("application/grpc-web");
+        if (flags & NGHTTP2_FLAG_END_STREAM) {
+          finished = true;
+          stream.respond(header as OutgoingHttpHeaders, { endStream: true });
+          return;
+        }
+        stream.respond(header as OutgoingHttpHeaders, { waitForTrailers: grpc });
+        if (grpc) stream.once("wantTrailers", () => stream.sendTrailers(trailers ?? {}));
+        upstream.pipe(stream);
+      }),
+    );
     // A client that asked to be told to go on (Expect: 100-continue) is told so.
-    upstream.once("continue", () => {
-      if (!stream.destroyed && !stream.headersSent) stream.additionalHeaders({ ":status": 100 });
-    });
+    upstream.once(
+      "continue",
+      guarded(() => {
+        if (!stream.headersSent) stream.additionalHeaders({ ":status": 100 });
+      }),
+    );
     upstream.once("trailers", (header: IncomingHttpHeaders) => {
       trailers = header;
     });
@@ -342,7 +418,7 @@ export function serveFront(settings: FrontSettings, send: (message: unknown) => 
       if (!finished && !upstream.destroyed) upstream.close(NGHTTP2_CANCEL);
     });
     upstream.once("close", () => {
-      if (!stream.destroyed && !finished) stream.close(upstream.rstCode || NGHTTP2_CANCEL);
+      if (open(stream) && !finished) stream.close(upstream.rstCode || NGHTTP2_CANCEL);
     });
   }
 
@@ -352,7 +428,7 @@ export function serveFront(settings: FrontSettings, send: (message: unknown) => 
       socket.destroy();
       return;
     }
-    socket.unshift(Buffer.from(read.buffer, read.byteOffset, read.byteLength));
+    socket.unshift(asBuffer(read));
     server.emit("connection", socket);
   }
 
@@ -368,8 +444,9 @@ export function serveFront(settings: FrontSettings, send: (message: unknown) => 
   }
 
   process.on("message", (message: unknown, handle: unknown) => {
-    if (Array.isArray(message)) answer(message as Down[]);
-    else if (handle && typeof message === "object" && message !== null && "socket" in message) {
+    if (typeof message !== "object" || message === null) return;
+    if ("messages" in message) answer(message as DownBatch);
+    else if (handle && "socket" in message) {
       take(handle as Socket, (message as { socket: Uint8Array }).socket);
     }
   });

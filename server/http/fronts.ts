@@ -29,6 +29,7 @@ import {
   CALL,
   CLOSED,
   type Down,
+  type DownBatch,
   DRAIN,
   DRAINED,
   FORGET,
@@ -50,10 +51,12 @@ export interface FrontOptions {
   /** The paths the direct path answers: the calls relayed. */
   readonly paths: readonly string[];
   readonly readLimit: number;
+  /** See FrontSettings. */
+  readonly waitingLimit: number;
   /** Answers a relayed call if it is plain (DirectCalls.exchange); false hands it back. */
   readonly answer: (x: Exchange) => boolean;
-  /** Told when an h2c process ends unasked (it is started again). */
-  readonly onExit: (code: number | null, signal: string | null) => void;
+  /** Told when an h2c process fails or ends unasked (it is started again). */
+  readonly onError: (fields: Record<string, unknown>, message: string) => void;
 }
 
 export interface Fronts {
@@ -73,6 +76,10 @@ const entry = new URL(
   import.meta.url,
 );
 
+/** An h2c process that fails within this long of its start is started again later. */
+const QUICK_EXIT_MS = 10_000;
+const MAX_RESTART_DELAY_MS = 10_000;
+
 /** One h2c process and the calls it relayed that are not yet answered. */
 class Front {
   readonly calls = new Map<number, RelayedExchange>();
@@ -80,7 +87,17 @@ class Front {
   readonly sets = new Map<number, IncomingHttpHeaders>();
   open = 0;
   ready = false;
+  /** Exited: what it still says is not listened to. */
+  dead = false;
+  /** The id of the last call taken from it. */
+  taken = 0;
+  /** Whether batches wait to be written to it; exchanges that wait for room, if so. */
+  backlogged = false;
+  readonly waiting = new Set<RelayedExchange>();
+  private unsent = 0;
   private out: Down[] = [];
+  private chunks: Uint8Array[] = [];
+  private chunkIndex = new Map<Uint8Array, number>();
 
   constructor(readonly child: ChildProcess) {}
 
@@ -89,16 +106,46 @@ class Front {
     this.out.push(message);
   }
 
+  /** The index of `chunk` among the bytes of the batch being made: each is sent once. */
+  chunk(chunk: Uint8Array | undefined): number {
+    if (chunk === undefined) return -1;
+    let index = this.chunkIndex.get(chunk);
+    if (index === undefined) {
+      index = this.chunks.length;
+      this.chunks.push(chunk);
+      this.chunkIndex.set(chunk, index);
+    }
+    return index;
+  }
+
   private readonly flush = () => {
-    const batch = this.out;
+    const batch: DownBatch = { taken: this.taken, chunks: this.chunks, messages: this.out };
     this.out = [];
-    if (this.child.connected) this.child.send(batch);
+    this.chunks = [];
+    this.chunkIndex = new Map();
+    if (!this.child.connected) return;
+    this.unsent += 1;
+    const written = this.child.send(batch, undefined, undefined, this.sent);
+    if (!written) this.backlogged = true;
+  };
+
+  private readonly sent = () => {
+    this.unsent -= 1;
+    if (this.unsent > 0 || !this.backlogged) return;
+    this.backlogged = false;
+    const waiting = [...this.waiting];
+    this.waiting.clear();
+    for (const x of waiting) x.unblocked();
   };
 
   /** Its calls in progress end as if their clients went. */
   lost() {
+    this.dead = true;
+    this.ready = false;
     for (const x of this.calls.values()) x.closedThere();
     this.calls.clear();
+    this.sets.clear();
+    this.waiting.clear();
     this.open = 0;
   }
 }
@@ -124,6 +171,7 @@ export async function startFronts(options: FrontOptions): Promise<Fronts> {
     },
     paths: options.paths,
     readLimit: options.readLimit,
+    waitingLimit: options.waitingLimit,
     internal,
   };
   const fronts: Front[] = [];
@@ -133,7 +181,21 @@ export async function startFronts(options: FrontOptions): Promise<Fronts> {
   const allExited = new Promise<void>((resolve) => {
     exited = resolve;
   });
+  const running = () => fronts.some((f) => !f.dead);
+  /** Once stopping and every process has exited: the socket and its directory go. */
+  const finish = () => {
+    if (!stopping || running()) return;
+    server.close();
+    rmSync(dir, { recursive: true, force: true });
+    exited();
+  };
+  const stop = () => {
+    stopping = true;
+    cleartext.h2c = undefined;
+  };
 
+  /** Quick failures in a row of each slot: the next start waits longer. */
+  const failures: number[] = [];
   const spawn = (slot: number): Promise<void> => {
     const child = fork(entry, [], {
       serialization: "advanced",
@@ -142,22 +204,33 @@ export async function startFronts(options: FrontOptions): Promise<Fronts> {
     });
     const front = new Front(child);
     fronts[slot] = front;
+    const born = Date.now();
     child.on("message", (message: unknown) => {
+      if (front.dead) return;
       if (message === READY) {
         front.ready = true;
         return;
       }
       for (const m of message as Up[]) receive(front, m);
     });
+    // Failing to start, or to be written to: its exit (if it ran) says the rest.
+    child.on("error", (error) => {
+      options.onError({ err: error }, "an h2c process failed");
+    });
     child.once("exit", (code, signal) => {
-      front.ready = false;
       front.lost();
-      if (fronts.every((f) => f.child.exitCode !== null || f.child.signalCode !== null)) {
-        if (stopping) exited();
-      }
-      if (stopping) return;
-      options.onExit(code, signal);
-      spawn(slot).catch(() => {});
+      if (stopping) return finish();
+      options.onError({ code, signal }, "an h2c process exited; starting another");
+      failures[slot] = Date.now() - born < QUICK_EXIT_MS ? (failures[slot] ?? 0) + 1 : 0;
+      const delay = Math.min(MAX_RESTART_DELAY_MS, 100 * 2 ** ((failures[slot] ?? 1) - 1));
+      setTimeout(() => {
+        if (stopping) return;
+        try {
+          spawn(slot).catch(() => {});
+        } catch (error) {
+          options.onError({ err: error }, "an h2c process could not be started");
+        }
+      }, delay).unref();
     });
     return new Promise((resolve, reject) => {
       const ready = (message: unknown) => {
@@ -174,9 +247,12 @@ export async function startFronts(options: FrontOptions): Promise<Fronts> {
     switch (m[0]) {
       case CALL: {
         const [, id, set, body, read] = m;
-        const x = new RelayedExchange(front, id, front.sets.get(set) ?? noHeaders, body, read);
-        if (read === GONE) x.closedThere();
-        front.calls.set(id, x);
+        front.taken = id;
+        const headers = typeof set === "number" ? (front.sets.get(set) ?? noHeaders) : set;
+        const x = new RelayedExchange(front, id, headers, body, read);
+        // A call whose client went is only counted (by the direct path, as canceled).
+        if (read !== GONE) front.calls.set(id, x);
+        else x.closedThere();
         if (!options.answer(x)) x.regular();
         return;
       }
@@ -189,7 +265,6 @@ export async function startFronts(options: FrontOptions): Promise<Fronts> {
         return;
       case CLOSED:
         front.calls.get(m[1])?.closedThere();
-        front.calls.delete(m[1]);
         return;
       case FULL:
         front.calls.get(m[1])?.fill();
@@ -206,6 +281,7 @@ export async function startFronts(options: FrontOptions): Promise<Fronts> {
   try {
     await Promise.all(Array.from({ length: options.count }, (_, slot) => spawn(slot)));
   } catch (error) {
+    stop();
     for (const front of fronts) front?.child.kill("SIGKILL");
     server.close();
     rmSync(dir, { recursive: true, force: true });
@@ -225,6 +301,7 @@ export async function startFronts(options: FrontOptions): Promise<Fronts> {
     socket.unshift(read);
     cleartext.http2.emit("connection", socket);
   };
+
   return {
     get open() {
       let open = 0;
@@ -233,16 +310,15 @@ export async function startFronts(options: FrontOptions): Promise<Fronts> {
     },
     drain() {
       if (stopping) return;
-      stopping = true;
-      cleartext.h2c = undefined;
-      server.close();
-      rmSync(dir, { recursive: true, force: true });
+      stop();
       for (const front of fronts) front.post([DRAIN]);
-      if (fronts.every((f) => f.child.exitCode !== null || f.child.signalCode !== null)) exited();
+      finish();
     },
     stopped: () => allExited,
     destroy() {
+      stop();
       for (const front of fronts) front.child.kill("SIGKILL");
+      finish();
     },
   };
 }
@@ -258,6 +334,11 @@ function hand(front: Front, socket: Socket, read: Buffer) {
   (socket as unknown as { _handle?: { readStop?(): number } })._handle?.readStop?.();
   const rest = socket.read() as Buffer | null;
   const bytes = rest ? Buffer.concat([read, rest]) : read;
+  // Node would have the listening server ask the h2c process about this socket when it
+  // closes, and count it out of the server's connections twice (once here, once as it is
+  // destroyed below): as far as the server knows, this is an ordinary connection that
+  // closes once sent, so closing the server waits for its own connections only.
+  (socket as unknown as { server: unknown }).server = null;
   front.child.send({ socket: bytes }, socket, { keepOpen: false }, () => {
     // Sent, the socket here has no file descriptor left: this only lets go of it (and of
     // its place among the main process's connections). Not sent, it closes.
@@ -326,11 +407,14 @@ class RelayedExchange implements Exchange {
     queueMicrotask(this.sendHead);
   }
   write(chunk: Uint8Array) {
-    if (!this.closed) this.front.post([ANSWER, this.id, this.taken(), chunk, false, null]);
-    return !this.full;
+    if (!this.closed) {
+      this.front.post([ANSWER, this.id, this.taken(), this.front.chunk(chunk), false, null]);
+    }
+    return !this.full && !this.front.backlogged;
   }
   drained() {
-    if (!this.full || this.closed) return Promise.resolve();
+    if (this.closed || (!this.full && !this.front.backlogged)) return Promise.resolve();
+    if (this.front.backlogged) this.front.waiting.add(this);
     return new Promise<void>((resolve) => {
       this.room = resolve;
     });
@@ -338,7 +422,8 @@ class RelayedExchange implements Exchange {
   end(chunk?: Uint8Array, trailer?: HeaderRecord) {
     if (this.closed) return;
     this.ended = true;
-    this.front.post([ANSWER, this.id, this.taken(), chunk ?? null, true, trailer ?? null]);
+    const bytes = this.front.chunk(chunk);
+    this.front.post([ANSWER, this.id, this.taken(), bytes, true, trailer ?? null]);
     this.close();
   }
   regular() {
@@ -359,7 +444,11 @@ class RelayedExchange implements Exchange {
   }
   drain() {
     this.full = false;
-    this.wake();
+    if (!this.front.backlogged) this.wake();
+  }
+  /** The h2c process has taken every batch written to it: a writer may go on. */
+  unblocked() {
+    if (!this.full) this.wake();
   }
   /** The stream closed there: the client went. */
   closedThere() {
@@ -368,7 +457,7 @@ class RelayedExchange implements Exchange {
 
   private readonly sendHead = () => {
     if (this.pending && !this.closed) {
-      this.front.post([ANSWER, this.id, this.taken(), null, false, null]);
+      this.front.post([ANSWER, this.id, this.taken(), -1, false, null]);
     }
   };
 
@@ -388,6 +477,7 @@ class RelayedExchange implements Exchange {
     if (this.closed) return;
     this.closed = true;
     this.front.calls.delete(this.id);
+    this.front.waiting.delete(this);
     this.wake();
     const listeners = this.listeners ?? [];
     this.listeners = undefined;
