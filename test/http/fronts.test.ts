@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import { once } from "node:events";
 import { readdirSync, readFileSync } from "node:fs";
 import { type ClientHttp2Session, connect as h2connect } from "node:http2";
+import { connect as netConnect } from "node:net";
 import { after, describe, it } from "node:test";
 import { create, toBinary } from "@bufbuild/protobuf";
 import {
@@ -15,8 +16,9 @@ import {
   GetTermRequestSchema,
 } from "../../gen/atomix/runtime/election/v1/election_pb.js";
 import { ListElectionsRequestSchema } from "../../gen/electd/v1/directory_pb.js";
+import { start } from "../../server/electd.js";
 import { runMain } from "../support/process.js";
-import { startServer } from "../support/server.js";
+import { startServer, testConfig } from "../support/server.js";
 
 const election = "/atomix.runtime.election.v1.LeaderElection/";
 const PATIENCE_MS = 20_000;
@@ -196,6 +198,60 @@ describe("h2c processes", () => {
         assert.equal(answer.headers["grpc-encoding"], accept === "gzip" ? "gzip" : undefined);
       }
     }
+  });
+});
+
+describe("h2c processes, with clients that misbehave", () => {
+  it("stay up when a client resets a proxied stream while its body waits", async () => {
+    const before = new Set(h2cProcesses());
+    const server = await startServer(["--h2c-processes", "1"]);
+    const [pid] = h2cProcesses().filter((p) => !before.has(p)) as [number];
+    // A POST the main process answers 404 without reading its body: the client's stream is
+    // reset (NO_ERROR) with data still buffered, as the answer comes back.
+    for (let i = 0; i < 5; i++) {
+      const session = await connected(server.url);
+      const stream = session.request({ ":method": "POST", ":path": "/nope" }, { endStream: false });
+      stream.on("error", () => {});
+      await new Promise<void>((resolve) => {
+        stream.write(Buffer.alloc(120_000, 1), () => resolve());
+        setTimeout(resolve, 100);
+      });
+      stream.close(0);
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      session.destroy();
+    }
+    assert.ok(h2cProcesses().includes(pid), "the same h2c process serves on");
+    const session = await connected(server.url);
+    after(() => session.close());
+    assert.equal(
+      (await call(session, `${election}GetTerm`, getTerm("none"))).trailers["grpc-status"],
+      "5",
+    );
+  });
+
+  it("do not let the main process stop under its own requests in progress", async () => {
+    const server = await start(testConfig(["--h2c-processes", "1"]));
+    // One connection handed to the h2c process, then an HTTP/1.1 request half sent to the
+    // main process: stopping waits for it (here, until the grace cuts it).
+    const session = await connected(server.url);
+    await call(session, `${election}GetTerm`, getTerm("none"));
+    session.close();
+    const { hostname, port } = new URL(server.url);
+    const socket = netConnect(Number(port), hostname);
+    socket.on("error", () => {});
+    await once(socket, "connect");
+    let closed = false;
+    socket.once("close", () => {
+      closed = true;
+    });
+    socket.write(
+      `POST ${election}GetTerm HTTP/1.1\r\nHost: ${hostname}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"id":`,
+    );
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    // Stopped, the server has cut it at the end of the grace (one that stopped without
+    // waiting for it would leave it open, its request in progress).
+    await server.stop(1000);
+    await until("the connection in progress was cut as the server stopped", () => closed);
   });
 });
 
