@@ -3,7 +3,8 @@
 // (h2load), and Watch fan-out of one change to many watchers. Next to each: the ceiling, a
 // bare server answering a constant reply on the same protocol, so the table says how much
 // of the cost is electd's own; for gRPC reads also that server in two processes, for what a
-// Node server gets out of both cores.
+// Node server gets out of both cores, and electd with two h2c processes (`--h2c-processes
+// 2`, README "More cores for HTTP/2"), its CPU counted over all three processes.
 //
 //   npm run build && npm run bench:vs-etcd -- [--rounds 3] [--seconds 10]
 //                                              [--watchers 1000,10000] [--fan-out-only]
@@ -484,13 +485,14 @@ const enter = grpcFrame(EnterRequestSchema, { id: { name: NAME }, candidate: "a"
 
 async function readsAndWrites(round: number): Promise<void> {
   const electd = await startElectd("memory");
+  const fronted = await startElectd("memory", ["--h2c-processes", "2"]);
   const durable = await startElectd("durable");
   const fastify = await startBare(bareFastify);
   const http2 = await startBare(bareHttp2);
   const http2Cluster = await startBareFile("bare-http2-cluster.mjs", bareHttp2Cluster);
   const etcd = tools.etcd ? await startEtcd({ members: 1 }) : undefined;
   try {
-    for (const server of [electd, durable]) {
+    for (const server of [electd, fronted, durable]) {
       await postJson(election(server.url, "Create"), { id: { name: NAME } });
       await postJson(election(server.url, "Enter"), { id: { name: NAME }, candidate: "a" });
     }
@@ -529,6 +531,7 @@ async function readsAndWrites(round: number): Promise<void> {
     if (tools.h2load) {
       const checks = [
         grpcStatus(election(electd.url, "GetTerm"), getTerm),
+        grpcStatus(election(fronted.url, "GetTerm"), getTerm),
         grpcStatus(election(durable.url, "Enter"), enter),
         grpcStatus(election(durable.url, "Withdraw"), enter),
         ...(etcd && leader
@@ -550,6 +553,12 @@ async function readsAndWrites(round: number): Promise<void> {
             "gRPC GetTerm, h2c",
             "electd",
             h2load([election(electd.url, "GetTerm")], getTerm, electd.pid),
+          ),
+        () =>
+          record(
+            "gRPC GetTerm, h2c",
+            "electd, 2 h2c processes",
+            h2load([election(fronted.url, "GetTerm")], getTerm, processTree(fronted.pid)),
           ),
         () =>
           etcd &&
@@ -635,7 +644,9 @@ async function readsAndWrites(round: number): Promise<void> {
     }
   } finally {
     await Promise.all(
-      [electd, durable, fastify, http2, http2Cluster, etcd].map((server) => server?.stop()),
+      [electd, fronted, durable, fastify, http2, http2Cluster, etcd].map((server) =>
+        server?.stop(),
+      ),
     );
   }
 }
@@ -736,7 +747,13 @@ try {
   for (const row of rows) {
     const m = (system: string, key: keyof Result) =>
       median((row.results.get(system) ?? []).map((r) => r[key]));
-    for (const system of ["electd", "etcd", "ceiling", "ceiling, 2 processes"]) {
+    for (const system of [
+      "electd",
+      "electd, 2 h2c processes",
+      "etcd",
+      "ceiling",
+      "ceiling, 2 processes",
+    ]) {
       if (!row.results.has(system)) continue;
       // The ceilings' too: how far a Node server gets on one core, and on two.
       const ratio =
