@@ -28,6 +28,36 @@ import { connect as netConnect, type Socket } from "node:net";
 import type { ConnectionSettings } from "../config.js";
 import { httpDate } from "./date.js";
 import { trackConnections } from "./listener.js";
+import {
+  ANSWER,
+  type BodyRead,
+  CALL,
+  CLOSED,
+  type DownBatch,
+  DRAIN,
+  DRAINED,
+  END,
+  FORGET,
+  FULL,
+  GONE,
+  HAS_CHUNK,
+  HAS_HEAD,
+  HAS_TRAILER,
+  HEADERS,
+  type Headers,
+  INLINE,
+  INLINE_SET,
+  MORE,
+  OPEN,
+  type Rare,
+  READY,
+  REGULAR,
+  Reader,
+  TRAILERS_FOLLOW,
+  type UpBatch,
+  WHOLE,
+  Writer,
+} from "./relay.js";
 
 /** What the main process tells an h2c process at its start (in ELECTD_FRONT, as JSON). */
 export interface FrontSettings {
@@ -44,72 +74,6 @@ export interface FrontSettings {
   /** The main process's Unix socket for the streams proxied (fronts.ts). */
   readonly internal: string;
 }
-
-/**
- * From an h2c process to the main process, in batches (one per event-loop turn):
- * - `[HEADERS, set, headers]`: a set of request headers, numbered: calls name it by number
- *   (the calls of a client mostly repeat one set, so it is sent once);
- * - `[FORGET]`: the numbered sets are forgotten (past MAX_HEADER_SETS or SET_BYTES);
- * - `[CALL, id, set or headers, body, read]`: a call to answer, with its set's number (or
- *   its headers, when too large to number), and how much of its body `body` is (WHOLE;
- *   MORE: the rest was not read, being over the limit; GONE: the client went before the
- *   rest came, and the call is only to be counted as canceled);
- * - `[CLOSED, id]`: the stream closed before the answer ended (the client went);
- * - `[FULL, id]`, `[DRAINED, id]`: the stream's buffer is full, or has room again;
- * - `[OPEN, n]`: how many connections this process has open.
- * Call ids count up from 1.
- */
-export type Up =
-  | [typeof CALL, number, number | Headers, Uint8Array[], BodyRead]
-  | [typeof HEADERS, number, Headers]
-  | [typeof FORGET]
-  | [typeof CLOSED | typeof FULL | typeof DRAINED, number]
-  | [typeof OPEN, number];
-
-/**
- * From the main process, a batch: `taken`, the id of the last call it has taken from this
- * process; `chunks`, the bytes its messages send (each once, however many streams send it:
- * a watch's state); and its messages:
- * - `[ANSWER, id, head, chunk, end, trailers]`: some of the answer. `head` is
- *   `[status, headers, trailers follow]` when the headers are to be sent first, else null;
- *   then `chunks[chunk]` unless `chunk` is -1; `end`: the answer ends there, then
- *   `trailers` (or empty ones) if the head said trailers follow;
- * - `[REGULAR, id]`: not a plain call after all: proxy it with the body read;
- * - `[DRAIN]`: stop politely, then exit.
- * A connection handed over is a message of its own: `{ socket: bytes read }` and the socket.
- */
-export interface DownBatch {
-  readonly taken: number;
-  readonly chunks: readonly Uint8Array[];
-  readonly messages: readonly Down[];
-}
-
-export type Down =
-  | [typeof ANSWER, number, [number, Headers, boolean] | null, number, boolean, Headers | null]
-  | [typeof REGULAR, number]
-  | [typeof DRAIN];
-
-type Headers = Record<string, string | string[]>;
-
-export const CALL = 0;
-export const CLOSED = 1;
-export const FULL = 2;
-export const DRAINED = 3;
-export const OPEN = 4;
-export const HEADERS = 5;
-export const FORGET = 6;
-
-export const MORE = 0;
-export const WHOLE = 1;
-export const GONE = 2;
-export type BodyRead = typeof MORE | typeof WHOLE | typeof GONE;
-
-export const ANSWER = 0;
-export const REGULAR = 1;
-export const DRAIN = 2;
-
-/** The message that says an h2c process is ready for connections. */
-export const READY = "ready";
 
 /** A relayed call, until its answer ends. */
 interface Relayed {
@@ -152,15 +116,33 @@ export function serveFront(settings: FrontSettings, send: (message: unknown) => 
   let nextId = 0;
   let draining = false;
 
-  let batch: Up[] = [];
+  // The batch being made: its calls written as they come, its rare messages.
+  let written = new Writer();
+  let rare: Rare[] = [];
+  let pending = false;
   const flush = () => {
-    const out = batch;
-    batch = [];
-    send(out);
+    pending = false;
+    const batch: UpBatch = { calls: written.done(), rare };
+    written = new Writer();
+    rare = [];
+    send(batch);
   };
-  const up = (message: Up) => {
-    if (batch.length === 0) setImmediate(flush);
-    batch.push(message);
+  /** The batch to write to, sent at the end of this turn. */
+  const batch = () => {
+    if (!pending) {
+      pending = true;
+      setImmediate(flush);
+    }
+    return written;
+  };
+  const up = (type: typeof CLOSED | typeof FULL | typeof DRAINED, id: number) => {
+    const w = batch();
+    w.u8(type);
+    w.u32(id);
+  };
+  const upRare = (message: Rare) => {
+    batch();
+    rare.push(message);
   };
 
   /** Calls relayed that the main process has not taken yet: their ids and sizes, in order. */
@@ -178,27 +160,32 @@ export function serveFront(settings: FrontSettings, send: (message: unknown) => 
     const open = tracked.open;
     if (open === told) return;
     told = open;
-    up([OPEN, open]);
+    upRare([OPEN, open]);
   }, 250);
 
   /** The sets of request headers numbered, by their names and values. */
   const sets = new Map<string, number>();
   let setBytes = 0;
-  const setOf = (headers: IncomingHttpHeaders, raw: readonly string[]): number | Headers => {
+  const setOf = (id: number, headers: IncomingHttpHeaders, raw: readonly string[]): number => {
     // No name or value holds a NUL (RFC 9113, 8.2.1).
     const key = raw.join("\0");
     const set = sets.get(key);
     if (set !== undefined) return set;
-    if (key.length > SET_MAX_BYTES) return plainHeaders(headers);
+    if (key.length > SET_MAX_BYTES) {
+      upRare([INLINE, id, plainHeaders(headers)]);
+      return INLINE_SET;
+    }
     if (sets.size >= MAX_HEADER_SETS || setBytes + key.length > SET_BYTES) {
       sets.clear();
       setBytes = 0;
-      up([FORGET]);
+      // First in a batch of its own: every call before it was numbered the old way.
+      if (pending) flush();
+      upRare([FORGET]);
     }
     const number = sets.size;
     sets.set(key, number);
     setBytes += key.length;
-    up([HEADERS, number, plainHeaders(headers)]);
+    upRare([HEADERS, number, plainHeaders(headers)]);
     return number;
   };
 
@@ -233,8 +220,18 @@ export function serveFront(settings: FrontSettings, send: (message: unknown) => 
       stream.off("end", onEnd);
       stream.off("close", onGone);
       const id = ++nextId;
+      const set = setOf(id, headers, raw);
+      const w = batch();
+      w.u8(CALL);
+      w.u32(id);
+      w.u32(set);
+      w.u8(read);
       // A call whose client went is only counted: its body is not sent.
-      up([CALL, id, setOf(headers, raw), read === GONE ? [] : chunks, read]);
+      if (read === GONE) w.u32(0);
+      else {
+        w.u32(size);
+        for (const chunk of chunks) w.bytes(chunk);
+      }
       const bytes = read === GONE ? 64 : size + 64;
       waiting.push([id, bytes]);
       waitingBytes += bytes;
@@ -248,7 +245,7 @@ export function serveFront(settings: FrontSettings, send: (message: unknown) => 
         full: false,
       });
       stream.once("close", () => {
-        if (calls.delete(id)) up([CLOSED, id]);
+        if (calls.delete(id)) up(CLOSED, id);
       });
     };
     const onData = (chunk: Buffer) => {
@@ -266,26 +263,40 @@ export function serveFront(settings: FrontSettings, send: (message: unknown) => 
     stream.once("close", onGone);
   }
 
-  const answer = ({ taken: last, chunks, messages }: DownBatch) => {
-    taken(last);
-    for (const message of messages) {
-      if (message[0] === DRAIN) {
+  const answer = ({ answers }: DownBatch) => {
+    const r = new Reader(answers);
+    taken(r.u32());
+    const chunks: Buffer[] = [];
+    for (let count = r.u32(); count > 0; count--) chunks.push(r.bytes(r.u32()));
+    while (r.more) {
+      const type = r.u8();
+      if (type === DRAIN) {
         drain();
         continue;
       }
-      const call = calls.get(message[1]);
+      const id = r.u32();
+      if (type === REGULAR) {
+        const call = calls.get(id);
+        calls.delete(id);
+        if (call && open(call.stream) && call.headers) {
+          proxy(call.stream, call.headers, call.chunks ?? [], !call.ended);
+        }
+        continue;
+      }
+      if (type !== ANSWER) throw new Error(`an answer batch with a message of type ${type}`);
+      // Read whole, whether or not its stream is still there.
+      const flags = r.u8();
+      let head: [number, Headers] | undefined;
+      if (flags & HAS_HEAD) head = [r.u16(), r.headers()];
+      const chunk = flags & HAS_CHUNK ? chunks[r.u32()] : undefined;
+      const trailer = flags & HAS_TRAILER ? r.headers() : undefined;
+      const call = calls.get(id);
       if (!call) continue; // closed meanwhile
       try {
-        if (message[0] === ANSWER) answerPart(call, message, chunks);
-        else {
-          calls.delete(message[1]);
-          if (open(call.stream) && call.headers) {
-            proxy(call.stream, call.headers, call.chunks ?? [], !call.ended);
-          }
-        }
+        answerPart(call, id, flags, head, chunk, trailer);
       } catch {
         // The stream went as this was written: it is over either way.
-        calls.delete(message[1]);
+        calls.delete(id);
         if (!call.stream.destroyed) call.stream.close(NGHTTP2_CANCEL);
       }
     }
@@ -293,34 +304,36 @@ export function serveFront(settings: FrontSettings, send: (message: unknown) => 
 
   function answerPart(
     call: Relayed,
-    [, id, head, chunk, end, trailer]: Extract<Down, [typeof ANSWER, ...unknown[]]>,
-    chunks: readonly Uint8Array[],
+    id: number,
+    flags: number,
+    head: [number, Headers] | undefined,
+    chunk: Buffer | undefined,
+    trailer: Headers | undefined,
   ) {
     const { stream } = call;
+    const end = (flags & END) !== 0;
     if (end) calls.delete(id);
     if (!open(stream)) return;
     if (head) {
       call.headers = undefined;
       call.chunks = undefined;
-      const [status, header, trailers] = head;
-      call.trailers = trailers;
+      call.trailers = (flags & TRAILERS_FOLLOW) !== 0;
       // Dated here, as Node's compatibility layer dates every response.
       stream.respond(
-        { ":status": status, ...header, date: httpDate() },
-        { waitForTrailers: trailers },
+        { ":status": head[0], ...head[1], date: httpDate() },
+        { waitForTrailers: call.trailers },
       );
     }
-    const bytes = chunk >= 0 ? asBuffer(chunks[chunk] as Uint8Array) : undefined;
     if (end) {
       if (call.trailers) stream.once("wantTrailers", () => stream.sendTrailers(trailer ?? {}));
-      if (bytes) stream.end(bytes);
+      if (chunk) stream.end(chunk);
       else stream.end();
-    } else if (bytes && !stream.write(bytes) && !call.full) {
+    } else if (chunk && !stream.write(chunk) && !call.full) {
       call.full = true;
-      up([FULL, id]);
+      up(FULL, id);
       stream.once("drain", () => {
         call.full = false;
-        if (calls.has(id)) up([DRAINED, id]);
+        if (calls.has(id)) up(DRAINED, id);
       });
     }
   }
@@ -445,7 +458,7 @@ export function serveFront(settings: FrontSettings, send: (message: unknown) => 
 
   process.on("message", (message: unknown, handle: unknown) => {
     if (typeof message !== "object" || message === null) return;
-    if ("messages" in message) answer(message as DownBatch);
+    if ("answers" in message) answer(message as DownBatch);
     else if (handle && "socket" in message) {
       take(handle as Socket, (message as { socket: Uint8Array }).socket);
     }

@@ -23,26 +23,34 @@ import {
   type HeaderRecord,
   tell,
 } from "./direct.js";
+import type { FrontSettings } from "./front.js";
 import {
   ANSWER,
   type BodyRead,
   CALL,
   CLOSED,
-  type Down,
   type DownBatch,
   DRAIN,
   DRAINED,
+  END,
   FORGET,
-  type FrontSettings,
   FULL,
   GONE,
+  HAS_CHUNK,
+  HAS_HEAD,
+  HAS_TRAILER,
   HEADERS,
+  INLINE,
+  INLINE_SET,
   OPEN,
   READY,
   REGULAR,
-  type Up,
+  Reader,
+  TRAILERS_FOLLOW,
+  type UpBatch,
   WHOLE,
-} from "./front.js";
+  Writer,
+} from "./relay.js";
 
 export interface FrontOptions {
   readonly count: number;
@@ -83,7 +91,7 @@ const MAX_RESTART_DELAY_MS = 10_000;
 /** One h2c process and the calls it relayed that are not yet answered. */
 class Front {
   readonly calls = new Map<number, RelayedExchange>();
-  /** The sets of request headers it numbered (see Up in front.ts). */
+  /** The sets of request headers it numbered (see UpBatch in relay.ts). */
   readonly sets = new Map<number, IncomingHttpHeaders>();
   open = 0;
   ready = false;
@@ -95,20 +103,57 @@ class Front {
   backlogged = false;
   readonly waiting = new Set<RelayedExchange>();
   private unsent = 0;
-  private out: Down[] = [];
+  /** The batch being made: its answers, and the bytes they send. */
+  private out: Writer | undefined;
   private chunks: Uint8Array[] = [];
   private chunkIndex = new Map<Uint8Array, number>();
 
   constructor(readonly child: ChildProcess) {}
 
-  post(message: Down) {
-    if (this.out.length === 0) setImmediate(this.flush);
-    this.out.push(message);
+  private batch(): Writer {
+    if (this.out) return this.out;
+    setImmediate(this.flush);
+    this.out = new Writer();
+    return this.out;
+  }
+
+  /** Some of an answer: its head (status, headers, trailers follow), bytes, end, trailers. */
+  answer(
+    id: number,
+    head: [number, HeaderRecord, boolean] | null,
+    chunk: Uint8Array | undefined,
+    end: boolean,
+    trailer: HeaderRecord | undefined,
+  ) {
+    const w = this.batch();
+    w.u8(ANSWER);
+    w.u32(id);
+    w.u8(
+      (head ? HAS_HEAD | (head[2] ? TRAILERS_FOLLOW : 0) : 0) |
+        (end ? END : 0) |
+        (chunk ? HAS_CHUNK : 0) |
+        (trailer ? HAS_TRAILER : 0),
+    );
+    if (head) {
+      w.u16(head[0]);
+      w.headers(head[1]);
+    }
+    if (chunk) w.u32(this.chunk(chunk));
+    if (trailer) w.headers(trailer);
+  }
+
+  regular(id: number) {
+    const w = this.batch();
+    w.u8(REGULAR);
+    w.u32(id);
+  }
+
+  drain() {
+    this.batch().u8(DRAIN);
   }
 
   /** The index of `chunk` among the bytes of the batch being made: each is sent once. */
-  chunk(chunk: Uint8Array | undefined): number {
-    if (chunk === undefined) return -1;
+  private chunk(chunk: Uint8Array): number {
     let index = this.chunkIndex.get(chunk);
     if (index === undefined) {
       index = this.chunks.length;
@@ -119,11 +164,20 @@ class Front {
   }
 
   private readonly flush = () => {
-    const batch: DownBatch = { taken: this.taken, chunks: this.chunks, messages: this.out };
-    this.out = [];
+    const answers = this.out?.done();
+    this.out = undefined;
+    const w = new Writer(8 + (answers?.length ?? 0) + this.chunks.length * 64);
+    w.u32(this.taken);
+    w.u32(this.chunks.length);
+    for (const chunk of this.chunks) {
+      w.u32(chunk.length);
+      w.bytes(chunk);
+    }
+    if (answers) w.bytes(answers);
     this.chunks = [];
     this.chunkIndex = new Map();
     if (!this.child.connected) return;
+    const batch: DownBatch = { answers: w.done() };
     this.unsent += 1;
     const written = this.child.send(batch, undefined, undefined, this.sent);
     if (!written) this.backlogged = true;
@@ -211,7 +265,7 @@ export async function startFronts(options: FrontOptions): Promise<Fronts> {
         front.ready = true;
         return;
       }
-      for (const m of message as Up[]) receive(front, m);
+      receive(front, message as UpBatch);
     });
     // Failing to start, or to be written to: its exit (if it ran) says the rest.
     child.on("error", (error) => {
@@ -243,38 +297,57 @@ export async function startFronts(options: FrontOptions): Promise<Fronts> {
     });
   };
 
-  const receive = (front: Front, m: Up) => {
-    switch (m[0]) {
-      case CALL: {
-        const [, id, set, body, read] = m;
-        front.taken = id;
-        const headers = typeof set === "number" ? (front.sets.get(set) ?? noHeaders) : set;
-        const x = new RelayedExchange(front, id, headers, body, read);
-        // A call whose client went is only counted (by the direct path, as canceled).
-        if (read !== GONE) front.calls.set(id, x);
-        else x.closedThere();
-        if (!options.answer(x)) x.regular();
-        return;
+  const receive = (front: Front, { calls, rare }: UpBatch) => {
+    /** Headers of this batch's calls too large to number, by call id. */
+    let inline: Map<number, IncomingHttpHeaders> | undefined;
+    for (const m of rare) {
+      switch (m[0]) {
+        case FORGET:
+          front.sets.clear();
+          break;
+        case HEADERS:
+          // Shared by every call that has them: nothing writes to a call's headers.
+          front.sets.set(m[1], Object.freeze(m[2]));
+          break;
+        case INLINE:
+          inline ??= new Map();
+          inline.set(m[1], m[2]);
+          break;
+        case OPEN:
+          front.open = m[1];
+          break;
       }
-      case HEADERS:
-        // Shared by every call that has them: nothing writes to a call's headers.
-        front.sets.set(m[1], Object.freeze(m[2]));
-        return;
-      case FORGET:
-        front.sets.clear();
-        return;
-      case CLOSED:
-        front.calls.get(m[1])?.closedThere();
-        return;
-      case FULL:
-        front.calls.get(m[1])?.fill();
-        return;
-      case DRAINED:
-        front.calls.get(m[1])?.drain();
-        return;
-      case OPEN:
-        front.open = m[1];
-        return;
+    }
+    const r = new Reader(calls);
+    while (r.more) {
+      const type = r.u8();
+      const id = r.u32();
+      switch (type) {
+        case CALL: {
+          const set = r.u32();
+          const read = r.u8() as BodyRead;
+          const body = r.bytes(r.u32());
+          front.taken = id;
+          const headers = (set === INLINE_SET ? inline?.get(id) : front.sets.get(set)) ?? noHeaders;
+          const x = new RelayedExchange(front, id, headers, body, read);
+          // A call whose client went is only counted (by the direct path, as canceled).
+          if (read !== GONE) front.calls.set(id, x);
+          else x.closedThere();
+          if (!options.answer(x)) x.regular();
+          break;
+        }
+        case CLOSED:
+          front.calls.get(id)?.closedThere();
+          break;
+        case FULL:
+          front.calls.get(id)?.fill();
+          break;
+        case DRAINED:
+          front.calls.get(id)?.drain();
+          break;
+        default:
+          throw new Error(`a call batch with a message of type ${type}`);
+      }
     }
   };
 
@@ -311,7 +384,7 @@ export async function startFronts(options: FrontOptions): Promise<Fronts> {
     drain() {
       if (stopping) return;
       stop();
-      for (const front of fronts) front.post([DRAIN]);
+      for (const front of fronts) front.drain();
       finish();
     },
     stopped: () => allExited,
@@ -363,24 +436,27 @@ class RelayedExchange implements Exchange {
   private pending: [number, HeaderRecord, boolean] | null = null;
   private room: (() => void) | undefined;
   private listeners: CloseListener[] | undefined;
-  private readonly body: Buffer[];
+  /** A view into the batch it came in: let go of once read. */
+  private body: Buffer | undefined;
 
   constructor(
     private readonly front: Front,
     private readonly id: number,
     headers: IncomingHttpHeaders,
-    body: Uint8Array[],
+    body: Buffer,
     private readonly bodyRead: BodyRead,
   ) {
     this.headers = headers;
-    this.body = body.map((c) => Buffer.from(c.buffer, c.byteOffset, c.byteLength));
+    this.body = body;
   }
 
   read(limit: number): Promise<Body> {
-    let size = 0;
-    for (const chunk of this.body) size += chunk.length;
+    // Read once (the direct path does): a watch does not keep its batch's bytes.
+    const body = this.body ?? Buffer.alloc(0);
+    this.body = undefined;
+    const size = body.length;
     return Promise.resolve({
-      chunks: this.body,
+      chunks: [body],
       ended: this.bodyRead === WHOLE && size <= limit,
       gone: this.bodyRead === GONE,
     });
@@ -407,9 +483,7 @@ class RelayedExchange implements Exchange {
     queueMicrotask(this.sendHead);
   }
   write(chunk: Uint8Array) {
-    if (!this.closed) {
-      this.front.post([ANSWER, this.id, this.taken(), this.front.chunk(chunk), false, null]);
-    }
+    if (!this.closed) this.front.answer(this.id, this.taken(), chunk, false, undefined);
     return !this.full && !this.front.backlogged;
   }
   drained() {
@@ -422,14 +496,13 @@ class RelayedExchange implements Exchange {
   end(chunk?: Uint8Array, trailer?: HeaderRecord) {
     if (this.closed) return;
     this.ended = true;
-    const bytes = this.front.chunk(chunk);
-    this.front.post([ANSWER, this.id, this.taken(), bytes, true, trailer ?? null]);
+    this.front.answer(this.id, this.taken(), chunk, true, trailer);
     this.close();
   }
   regular() {
     if (!this.closed) {
       this.ended = true;
-      this.front.post([REGULAR, this.id]);
+      this.front.regular(this.id);
       this.close();
     }
     return undefined;
@@ -457,7 +530,7 @@ class RelayedExchange implements Exchange {
 
   private readonly sendHead = () => {
     if (this.pending && !this.closed) {
-      this.front.post([ANSWER, this.id, this.taken(), -1, false, null]);
+      this.front.answer(this.id, this.taken(), undefined, false, undefined);
     }
   };
 
