@@ -5,7 +5,6 @@
 // where it cannot work. Shutdown with them: shutdown.test.ts.
 import assert from "node:assert/strict";
 import { once } from "node:events";
-import { readdirSync, readFileSync } from "node:fs";
 import { type ClientHttp2Session, connect as h2connect } from "node:http2";
 import { connect as netConnect } from "node:net";
 import { after, describe, it } from "node:test";
@@ -17,7 +16,7 @@ import {
 } from "../../gen/atomix/runtime/election/v1/election_pb.js";
 import { ListElectionsRequestSchema } from "../../gen/electd/v1/directory_pb.js";
 import { start } from "../../server/electd.js";
-import { runMain } from "../support/process.js";
+import { childrenOf, runMain } from "../support/process.js";
 import { startServer, testConfig } from "../support/server.js";
 
 const election = "/atomix.runtime.election.v1.LeaderElection/";
@@ -83,19 +82,9 @@ async function connected(url: string): Promise<ClientHttp2Session> {
 
 /** The processes whose parent is this one and that run an h2c process (from /proc). */
 function h2cProcesses(): number[] {
-  const found: number[] = [];
-  for (const entry of readdirSync("/proc")) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
-      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
-      const command = readFileSync(`/proc/${entry}/cmdline`, "utf8");
-      if (ppid === process.pid && /front\.(ts|js)/.test(command)) found.push(Number(entry));
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return found;
+  return childrenOf(process.pid)
+    .filter((child) => /front\.(ts|js)/.test(child.command))
+    .map((child) => child.pid);
 }
 
 async function until(what: string, check: () => boolean | Promise<boolean>): Promise<void> {

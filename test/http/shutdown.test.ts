@@ -7,7 +7,6 @@
 // alike, and no h2c process outlives the server.
 import assert from "node:assert/strict";
 import { once } from "node:events";
-import { readdirSync, readFileSync } from "node:fs";
 import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from "node:http";
 import { connect as http2Connect } from "node:http2";
 import { Agent as HttpsAgent, request as httpsRequest } from "node:https";
@@ -20,7 +19,7 @@ import {
   createGrpcWebTransport,
 } from "@connectrpc/connect-node";
 import { LeaderElection } from "../../gen/atomix/runtime/election/v1/election_pb.js";
-import { spawnServer } from "../support/process.js";
+import { childrenOf, spawnServer } from "../support/process.js";
 import { tempDir } from "../support/tempdir.js";
 import { type Certificate, selfSignedCertificate } from "../support/tls.js";
 
@@ -132,23 +131,6 @@ const kinds: readonly { name: string; tls: boolean; connect: Connect }[] = [
   },
 ];
 
-/** The processes whose parent is `pid` (from /proc: Linux). */
-function childrenOf(pid: number): number[] {
-  const children: number[] = [];
-  for (const entry of readdirSync("/proc")) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      // "pid (comm) state ppid ...": the name may hold spaces and parentheses.
-      const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
-      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
-      if (ppid === pid) children.push(Number(entry));
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return children;
-}
-
 function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
@@ -224,7 +206,7 @@ describe("SIGTERM with clients connected", () => {
       kinds.filter((k) => !k.tls).map((k) => k.connect),
       ["--h2c-processes", "2"],
       (pid) => {
-        helpers = childrenOf(pid);
+        helpers = childrenOf(pid).map((child) => child.pid);
       },
     );
     t.diagnostic(

@@ -1,6 +1,7 @@
 // Runs the server as its own process, as `npm start` does (`electd serve`, from the sources
 // through tsx), and reads its URL; and the electd command's other subcommands.
 import { type ChildProcess, spawn } from "node:child_process";
+import { readdirSync, readFileSync } from "node:fs";
 import { constants as osConstants } from "node:os";
 import { dirname } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -132,4 +133,23 @@ export async function runCommand(
   const command = spawnCommand(args, { env });
   const code = await command.exited;
   return { code, stdout: command.stdout(), stderr: command.stderr() };
+}
+
+/** The processes whose parent is `pid`, with their command lines (from /proc: Linux). */
+export function childrenOf(pid: number): { pid: number; command: string }[] {
+  const children: { pid: number; command: string }[] = [];
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      // "pid (comm) state ppid ...": the name may hold spaces and parentheses.
+      const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
+      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+      if (ppid !== pid) continue;
+      const command = readFileSync(`/proc/${entry}/cmdline`, "utf8").split("\0").join(" ");
+      children.push({ pid: Number(entry), command });
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return children;
 }
