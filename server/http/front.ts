@@ -3,8 +3,8 @@
 // with the HTTP/2 preface are handed here, socket and all (fronts.ts). This process keeps
 // them in the same bounds as the main process keeps its own (listener.ts: the cap, the
 // deadlines, the drain), and for each stream:
-// - a POST to one of the paths the direct path answers, without Origin, is read (up to the
-//   size limit) and relayed to the main process, which answers it as its own (direct.ts,
+// - a POST to one of the paths the direct path answers, without Origin or Expect, is read
+//   (up to the size limit) and relayed to the main process, which answers it as its own (direct.ts,
 //   through fronts.ts's RelayedExchange); the answer comes back to be written here. Most
 //   calls are these.
 // - any other stream, and any relayed call the main process hands back (not plain after
@@ -12,7 +12,8 @@
 //   Unix socket, one per client connection, and answered the regular way there.
 // The elections, sessions and watches stay in the main process, in one thread: nothing
 // about their consistency changes. What moves here is HTTP/2 itself: framing, streams and
-// flow control, about two thirds of a unary call's CPU (README, "Performance").
+// flow control, most of a unary call's CPU (README, "More cores for HTTP/2"). What the two
+// processes say to each other: relay.ts.
 import {
   type ClientHttp2Session,
   type ClientHttp2Stream,
