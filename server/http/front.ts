@@ -91,6 +91,9 @@ interface Relayed {
 
 const { NGHTTP2_CANCEL, NGHTTP2_FLAG_END_STREAM, NGHTTP2_REFUSED_STREAM } = constants;
 
+/** What a call counts as waiting besides its body: its message, and its share of a batch. */
+const CALL_BYTES = 64;
+
 /**
  * Most sets of request headers numbered at once, and most bytes of them (each process,
  * and the main process for each); a set larger than SET_MAX_BYTES goes with its call.
@@ -212,14 +215,23 @@ export function serveFront(settings: FrontSettings, send: (message: unknown) => 
     },
   );
 
-  /** Reads the body (up to the limit), then relays the call. */
+  /**
+   * Reads the body (up to the limit), then relays the call. What it reads counts as waiting
+   * for the main process from the first byte: a burst of streams is bounded as a whole.
+   */
   function relay(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, raw: string[]) {
     const chunks: Buffer[] = [];
     let size = 0;
-    const send = (read: BodyRead) => {
+    /** What this call counts in waitingBytes: its body read so far, and its message. */
+    let counted = CALL_BYTES;
+    waitingBytes += counted;
+    const unlisten = () => {
       stream.off("data", onData);
       stream.off("end", onEnd);
       stream.off("close", onGone);
+    };
+    const send = (read: BodyRead) => {
+      unlisten();
       const id = ++nextId;
       const set = setOf(id, headers, raw);
       const w = batch();
@@ -227,15 +239,16 @@ export function serveFront(settings: FrontSettings, send: (message: unknown) => 
       w.u32(id);
       w.u32(set);
       w.u8(read);
-      // A call whose client went is only counted: its body is not sent.
-      if (read === GONE) w.u32(0);
-      else {
+      if (read === GONE) {
+        // A call whose client went is only counted: its body is not sent.
+        w.u32(0);
+        waitingBytes -= size;
+        counted -= size;
+      } else {
         w.u32(size);
         for (const chunk of chunks) w.bytes(chunk);
       }
-      const bytes = read === GONE ? 64 : size + 64;
-      waiting.push([id, bytes]);
-      waitingBytes += bytes;
+      waiting.push([id, counted]);
       if (read === GONE) return;
       calls.set(id, {
         stream,
@@ -252,6 +265,15 @@ export function serveFront(settings: FrontSettings, send: (message: unknown) => 
     const onData = (chunk: Buffer) => {
       chunks.push(chunk);
       size += chunk.length;
+      counted += chunk.length;
+      waitingBytes += chunk.length;
+      if (waitingBytes > settings.waitingLimit) {
+        // Not relayed, and nothing of it kept: the client may send it again.
+        unlisten();
+        waitingBytes -= counted;
+        stream.close(NGHTTP2_REFUSED_STREAM);
+        return;
+      }
       if (size <= settings.readLimit) return;
       stream.pause();
       send(MORE);

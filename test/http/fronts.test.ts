@@ -4,9 +4,12 @@
 // capped, the request headers they number reach each call intact, and the flag is refused
 // where it cannot work. Shutdown with them: shutdown.test.ts.
 import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
 import { once } from "node:events";
+import { existsSync } from "node:fs";
 import { type ClientHttp2Session, connect as h2connect } from "node:http2";
 import { connect as netConnect } from "node:net";
+import { join } from "node:path";
 import { after, describe, it } from "node:test";
 import { create, toBinary } from "@bufbuild/protobuf";
 import {
@@ -18,6 +21,7 @@ import { ListElectionsRequestSchema } from "../../gen/electd/v1/directory_pb.js"
 import { start } from "../../server/electd.js";
 import { childrenOf, runMain } from "../support/process.js";
 import { startServer, testConfig } from "../support/server.js";
+import { tempDir } from "../support/tempdir.js";
 
 const election = "/atomix.runtime.election.v1.LeaderElection/";
 const PATIENCE_MS = 20_000;
@@ -241,6 +245,74 @@ describe("h2c processes, with clients that misbehave", () => {
     // waiting for it would leave it open, its request in progress).
     await server.stop(1000);
     await until("the connection in progress was cut as the server stopped", () => closed);
+  });
+});
+
+/**
+ * A client in a process of its own: one call, then "ready" on stdout, then `count` calls of
+ * about 1 KB at once; writes `marker` at the first refused (REFUSED_STREAM), and prints how
+ * many were refused, answered (with a gRPC status) and neither.
+ */
+const floodClient = `
+const http2 = require("node:http2");
+const fs = require("node:fs");
+const [url, marker, count] = process.argv.slice(1);
+const session = http2.connect(url);
+const body = Buffer.alloc(1000);
+body.writeUInt32BE(995, 1);
+const call = (done) => {
+  const stream = session.request({ ":method": "POST", ":path": "${election}GetTerm",
+    "content-type": "application/grpc", te: "trailers" });
+  let status;
+  stream.on("error", () => {});
+  stream.on("trailers", (t) => { status = t["grpc-status"]; });
+  stream.on("close", () => done(stream.rstCode, status));
+  stream.resume();
+  stream.end(body);
+};
+call(() => {
+  console.log("ready");
+  const tally = { refused: 0, answered: 0, neither: 0 };
+  let left = Number(count);
+  for (let i = 0; i < Number(count); i++) {
+    call((rstCode, status) => {
+      if (rstCode === http2.constants.NGHTTP2_REFUSED_STREAM) {
+        if (++tally.refused === 1) fs.writeFileSync(marker, "");
+      } else if (status !== undefined) tally.answered++;
+      else tally.neither++;
+      if (--left === 0) {
+        console.log(JSON.stringify(tally));
+        session.close();
+      }
+    });
+  }
+});
+`;
+
+describe("h2c processes, with a main process that falls behind", () => {
+  it("refuse new calls past what it has yet to take, and answer the rest", async () => {
+    // 64 requests of the largest size (1 KiB here) may wait: 300 calls of 1 KB are more.
+    const server = await startServer(["--h2c-processes", "1", "--max-request-bytes", "1024"]);
+    const marker = join(tempDir("flood"), "refused");
+    const client = spawn(process.execPath, ["-e", floodClient, server.url, marker, "300"], {
+      stdio: ["ignore", "pipe", "inherit"],
+    });
+    let out = "";
+    client.stdout.on("data", (chunk: Buffer) => {
+      out += chunk.toString();
+    });
+    await until("the client is connected", () => out.includes("ready"));
+    // The main process stops taking calls (its event loop held) until the h2c process has
+    // refused one, or for at most 10 s.
+    const deadline = Date.now() + 10_000;
+    while (!existsSync(marker) && Date.now() < deadline) {
+      // held
+    }
+    await once(client, "exit");
+    const tally = JSON.parse(out.split("\n").find((l) => l.startsWith("{")) ?? "{}");
+    assert.ok(tally.refused > 0, `some calls refused: ${out}`);
+    assert.equal(tally.refused + tally.answered, 300, `every other call answered: ${out}`);
+    assert.equal(tally.neither, 0);
   });
 });
 
