@@ -30,6 +30,7 @@ import {
 import { directCalls } from "../../server/http/direct.js";
 import { Metrics } from "../../server/metrics/metrics.js";
 import type { DirectMethod } from "../../server/rpc/routes.js";
+import { grpcEnvelope } from "../support/grpc.js";
 
 const PATH = "/atomix.runtime.election.v1.LeaderElection/GetTerm";
 
@@ -140,16 +141,8 @@ function comparable(headers: IncomingHttpHeaders | IncomingMessage["headers"]) {
   return out;
 }
 
-const getTerm = () => {
-  const message = toBinary(
-    GetTermRequestSchema,
-    create(GetTermRequestSchema, { id: { name: "e" } }),
-  );
-  const frame = Buffer.alloc(5 + message.length);
-  frame.writeUInt32BE(message.length, 1);
-  frame.set(message, 5);
-  return frame;
-};
+const getTerm = () =>
+  grpcEnvelope(toBinary(GetTermRequestSchema, create(GetTermRequestSchema, { id: { name: "e" } })));
 
 function grpc(url: string): Promise<Answer> {
   return new Promise((resolve, reject) => {

@@ -21,6 +21,7 @@ import {
   WatchElectionsRequestSchema,
 } from "../../gen/electd/v1/directory_pb.js";
 import { type Electd, start } from "../../server/electd.js";
+import { grpcEnvelope as envelope } from "../support/grpc.js";
 import { testConfig } from "../support/server.js";
 
 let direct: Electd;
@@ -146,14 +147,6 @@ function connect(url: string, path: string, body: Uint8Array | string, headers =
     req.on("error", reject);
     req.end(body);
   });
-}
-
-function envelope(message: Uint8Array, flags = 0): Buffer {
-  const frame = Buffer.alloc(5 + message.length);
-  frame[0] = flags;
-  frame.writeUInt32BE(message.length, 1);
-  frame.set(message, 5);
-  return frame;
 }
 
 const getTerm = (name: string) =>

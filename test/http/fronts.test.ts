@@ -19,19 +19,13 @@ import {
 } from "../../gen/atomix/runtime/election/v1/election_pb.js";
 import { ListElectionsRequestSchema } from "../../gen/electd/v1/directory_pb.js";
 import { start } from "../../server/electd.js";
+import { grpcEnvelope as envelope } from "../support/grpc.js";
 import { childrenOf, runMain } from "../support/process.js";
 import { startServer, testConfig } from "../support/server.js";
 import { tempDir } from "../support/tempdir.js";
 
 const election = "/atomix.runtime.election.v1.LeaderElection/";
 const PATIENCE_MS = 20_000;
-
-function envelope(message: Uint8Array): Buffer {
-  const frame = Buffer.alloc(5 + message.length);
-  frame.writeUInt32BE(message.length, 1);
-  frame.set(message, 5);
-  return frame;
-}
 
 const getTerm = (name: string) =>
   envelope(toBinary(GetTermRequestSchema, create(GetTermRequestSchema, { id: { name } })));

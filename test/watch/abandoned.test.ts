@@ -14,6 +14,7 @@ import {
   WatchRequestSchema,
 } from "../../gen/atomix/runtime/election/v1/election_pb.js";
 import { WatchElectionsRequestSchema } from "../../gen/electd/v1/directory_pb.js";
+import { grpcEnvelope as envelope } from "../support/grpc.js";
 import { startServer } from "../support/server.js";
 
 const server = await startServer(["--max-candidates", "2000"]);
@@ -40,13 +41,6 @@ async function waitFor(what: string, condition: () => boolean, ms = 20_000): Pro
     if (Date.now() > deadline) throw new Error(`${what}: not within ${ms} ms`);
     await new Promise((r) => setTimeout(r, 20));
   }
-}
-
-function envelope(message: Uint8Array): Buffer {
-  const frame = Buffer.alloc(5 + message.length);
-  frame.writeUInt32BE(message.length, 1);
-  frame.set(message, 5);
-  return frame;
 }
 
 const watchBody = (name: string) =>
